@@ -1,0 +1,37 @@
+//! `tocsin`: the launcher (`tocsin run`, a PMI-1 server) and the benchmarks (`tocsin bench`).
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod launcher;
+
+/// tocsin: interrupt-driven message passing for HPC.
+#[derive(Parser, Debug)]
+#[command(name = "tocsin", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start N local ranks of PROGRAM (PMI-1 server, output forwarding, binding).
+    Run(launcher::RunArgs),
+    /// Benchmarks: pingpong, overlap, idle.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOCSIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run(a) => launcher::main(a),
+        Cmd::Bench(a) => bench::main(a),
+    }
+}

@@ -1,0 +1,417 @@
+//! The public communicator API: [`Comm`], [`Scope`], [`Request`], [`Status`].
+//!
+//! Owns argument checking and the borrow rules that keep buffers alive while in flight.
+//! It must not know about rings, headers or drivers: everything goes through the
+//! progress engine (`crate::progress::Engine`).
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::progress::{Engine, ReqHandle};
+use crate::{Rank, Tag, ANY_SOURCE, ANY_TAG};
+
+/// Context id of the world communicator's user traffic.
+pub(crate) const CTX_USER: u16 = 0;
+/// Context id of tocsin's internal collectives (barrier), never matched by user receives.
+pub(crate) const CTX_COLL: u16 = 1;
+
+/// What a completed receive (or a probe) found: who sent it, with which tag, how many bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Status {
+    /// Rank of the sender.
+    pub source: Rank,
+    /// Tag of the message.
+    pub tag: Tag,
+    /// Length of the message, bytes (for a send: the bytes sent).
+    pub len: usize,
+}
+
+impl Status {
+    /// The number of whole `T` elements in the message.
+    pub fn count<T>(&self) -> usize {
+        self.len / std::mem::size_of::<T>().max(1)
+    }
+}
+
+/// A communicator: the world of ranks started together. Cheap to clone (shared handle);
+/// `Send + Sync`, so several threads of a rank may communicate at once.
+#[derive(Clone)]
+pub struct Comm {
+    pub(crate) eng: Arc<Engine>,
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Comm")
+            .field("rank", &self.rank())
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+fn bytes_of<T: Pod>(buf: &[T]) -> &[u8] {
+    bytemuck::cast_slice(buf)
+}
+fn bytes_of_mut<T: Pod>(buf: &mut [T]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(buf)
+}
+
+impl Comm {
+    pub(crate) fn init(cfg: Config) -> Result<Comm> {
+        Ok(Comm {
+            eng: Engine::init(cfg)?,
+        })
+    }
+
+    /// This process's rank, `0..size()`.
+    pub fn rank(&self) -> Rank {
+        self.eng.rank()
+    }
+
+    /// Number of ranks in the communicator.
+    pub fn size(&self) -> u32 {
+        self.eng.size()
+    }
+
+    /// The configuration this communicator runs with.
+    pub fn config(&self) -> &Config {
+        self.eng.config()
+    }
+
+    pub(crate) fn check_dest(&self, dest: Rank, tag: Tag) -> Result<()> {
+        if dest == ANY_SOURCE {
+            return Err(Error::AnySourceOnSend);
+        }
+        if dest >= self.size() {
+            return Err(Error::InvalidRank {
+                rank: dest,
+                size: self.size(),
+            });
+        }
+        if tag < 0 {
+            return Err(Error::InvalidTag { tag });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_source(&self, source: Rank, tag: Tag) -> Result<()> {
+        if source != ANY_SOURCE && source >= self.size() {
+            return Err(Error::InvalidRank {
+                rank: source,
+                size: self.size(),
+            });
+        }
+        if tag < 0 && tag != ANY_TAG {
+            return Err(Error::InvalidTag { tag });
+        }
+        Ok(())
+    }
+
+    /// Sends `buf` to rank `dest` with `tag` and returns once `buf` may be reused
+    /// (eager: copied out; rendezvous: delivered).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRank`], [`Error::InvalidTag`], [`Error::AnySourceOnSend`],
+    /// [`Error::PeerDied`] if `dest` dies before the message is delivered.
+    pub fn send<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
+        self.check_dest(dest, tag)?;
+        let b = bytes_of(buf);
+        let h = self
+            .eng
+            .post_send(b.as_ptr(), b.len(), dest, tag, CTX_USER)?;
+        self.eng.wait(&h).map(|_| ())
+    }
+
+    /// Receives into `buf` a message from `source` (or [`ANY_SOURCE`]) with `tag` (or
+    /// [`ANY_TAG`]). Returns the [`Status`]; `status.len` bytes of `buf` were written.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if the message is longer than `buf` (the first `buf.len()` bytes
+    /// are delivered), [`Error::InvalidRank`], [`Error::InvalidTag`], [`Error::PeerDied`].
+    pub fn recv<T: Pod>(&self, buf: &mut [T], source: Rank, tag: Tag) -> Result<Status> {
+        self.check_source(source, tag)?;
+        let b = bytes_of_mut(buf);
+        let h = self
+            .eng
+            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER)?;
+        self.eng.wait(&h)
+    }
+
+    /// Sends `sbuf` to `dest` and receives into `rbuf` from `source` at the same time, so
+    /// that pairs of ranks exchanging with each other cannot deadlock.
+    ///
+    /// # Errors
+    /// Those of [`Comm::send`] and [`Comm::recv`]; the receive's status is returned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sendrecv<S: Pod, R: Pod>(
+        &self,
+        sbuf: &[S],
+        dest: Rank,
+        stag: Tag,
+        rbuf: &mut [R],
+        source: Rank,
+        rtag: Tag,
+    ) -> Result<Status> {
+        self.scope(|s| {
+            let r = s.irecv(rbuf, source, rtag)?;
+            let q = s.isend(sbuf, dest, stag)?;
+            let st = r.wait();
+            q.wait()?;
+            st
+        })
+    }
+
+    /// Blocks until a message matching (`source`, `tag`) can be received, and returns its
+    /// status without receiving it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRank`], [`Error::InvalidTag`], [`Error::PeerDied`].
+    pub fn probe(&self, source: Rank, tag: Tag) -> Result<Status> {
+        self.check_source(source, tag)?;
+        self.eng.probe(source, tag, CTX_USER)
+    }
+
+    /// Like [`Comm::probe`] but returns `None` at once if no such message has arrived.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRank`], [`Error::InvalidTag`].
+    pub fn iprobe(&self, source: Rank, tag: Tag) -> Result<Option<Status>> {
+        self.check_source(source, tag)?;
+        self.eng.iprobe(source, tag, CTX_USER)
+    }
+
+    /// Returns once every rank has entered the barrier (dissemination algorithm,
+    /// ⌈log2 size⌉ rounds of zero-byte messages on an internal context).
+    ///
+    /// # Errors
+    /// [`Error::PeerDied`] if a rank dies before reaching it.
+    pub fn barrier(&self) -> Result<()> {
+        let n = self.size();
+        let me = self.rank();
+        let mut dist = 1;
+        let mut round: Tag = 0;
+        while dist < n {
+            let to = (me + dist) % n;
+            let from = (me + n - dist) % n;
+            let r = self
+                .eng
+                .post_recv(std::ptr::NonNull::<u8>::dangling().as_ptr(), 0, from, round, CTX_COLL)?;
+            let s = self
+                .eng
+                .post_send(std::ptr::NonNull::<u8>::dangling().as_ptr(), 0, to, round, CTX_COLL)?;
+            self.eng.wait(&s)?;
+            self.eng.wait(&r)?;
+            dist *= 2;
+            round += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with a [`Scope`] in which non-blocking requests can be posted. Every request
+    /// still pending when `f` returns is waited for before `scope` returns (its error, if any,
+    /// is dropped: wait explicitly to see it).
+    pub fn scope<'env, F, R>(&'env self, f: F) -> R
+    where
+        F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
+    {
+        let scope = Scope {
+            comm: self,
+            pending: RefCell::new(Vec::new()),
+            _scope: PhantomData,
+        };
+        let r = f(&scope);
+        for h in scope.pending.borrow_mut().drain(..) {
+            let _ = self.eng.wait(&h);
+        }
+        r
+    }
+}
+
+/// Where non-blocking requests live; see [`Comm::scope`]. A buffer lent to a request stays
+/// borrowed until the scope ends, so it cannot be read or written while in flight.
+pub struct Scope<'s, 'env: 's> {
+    comm: &'env Comm,
+    pending: RefCell<Vec<ReqHandle>>,
+    _scope: PhantomData<&'s mut &'env ()>,
+}
+
+impl<'s, 'env> Scope<'s, 'env> {
+    /// The communicator of this scope.
+    pub fn comm(&self) -> &'env Comm {
+        self.comm
+    }
+
+    /// Starts sending `buf` to `dest` with `tag`; see [`Comm::send`].
+    ///
+    /// # Errors
+    /// As [`Comm::send`], for the arguments; delivery errors come from [`Request::wait`].
+    pub fn isend<T: Pod>(&'s self, buf: &'s [T], dest: Rank, tag: Tag) -> Result<Request<'s>> {
+        self.comm.check_dest(dest, tag)?;
+        let b = bytes_of(buf);
+        let h = self
+            .comm
+            .eng
+            .post_send(b.as_ptr(), b.len(), dest, tag, CTX_USER)?;
+        Ok(self.track(h))
+    }
+
+    /// Starts receiving into `buf`; see [`Comm::recv`].
+    ///
+    /// # Errors
+    /// As [`Comm::recv`], for the arguments; delivery errors come from [`Request::wait`].
+    pub fn irecv<T: Pod>(
+        &'s self,
+        buf: &'s mut [T],
+        source: Rank,
+        tag: Tag,
+    ) -> Result<Request<'s>> {
+        self.comm.check_source(source, tag)?;
+        let b = bytes_of_mut(buf);
+        let h = self
+            .comm
+            .eng
+            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER)?;
+        Ok(self.track(h))
+    }
+
+    fn track(&'s self, h: ReqHandle) -> Request<'s> {
+        self.pending.borrow_mut().push(h.clone());
+        Request {
+            eng: &self.comm.eng,
+            handle: Some(h),
+            done: None,
+            _buf: PhantomData,
+        }
+    }
+}
+
+/// A pending non-blocking operation, created by [`Scope::isend`] or [`Scope::irecv`].
+///
+/// Dropping a request that has not completed waits for it (an unmatched receive is not
+/// cancelled: a later matching message must still find a buffer), so a dropped request
+/// never leaves the library writing into freed memory.
+pub struct Request<'s> {
+    eng: &'s Arc<Engine>,
+    handle: Option<ReqHandle>,
+    done: Option<std::result::Result<Status, ()>>,
+    _buf: PhantomData<&'s mut [u8]>,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("complete", &self.handle.is_none())
+            .finish()
+    }
+}
+
+impl Request<'_> {
+    /// Blocks until the request completes, according to the progress mode, and returns its
+    /// status.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] (receives), [`Error::PeerDied`], or the error the request
+    /// completed with.
+    pub fn wait(mut self) -> Result<Status> {
+        self.wait_mut()
+    }
+
+    fn wait_mut(&mut self) -> Result<Status> {
+        match self.handle.take() {
+            Some(h) => {
+                let r = self.eng.wait(&h);
+                self.done = Some(r.as_ref().map(|s| *s).map_err(|_| ()));
+                r
+            }
+            None => match self.done {
+                Some(Ok(s)) => Ok(s),
+                _ => Err(Error::Unsupported(
+                    "request already completed with an error that was returned before".into(),
+                )),
+            },
+        }
+    }
+
+    /// Makes progress and returns `Some(status)` if the request has completed, `None` if it
+    /// is still pending. Once it returned `Some`, the request is inactive.
+    ///
+    /// # Errors
+    /// As [`Request::wait`], when the request completed with an error.
+    pub fn test(&mut self) -> Result<Option<Status>> {
+        match &self.handle {
+            None => self.wait_mut().map(Some),
+            Some(h) => match self.eng.test(h) {
+                None => Ok(None),
+                Some(_) => self.wait_mut().map(Some),
+            },
+        }
+    }
+
+    /// `true` once the request has completed (without making progress).
+    pub fn is_complete(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_complete())
+    }
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.eng.wait(&h);
+        }
+    }
+}
+
+/// Waits for every request and returns their statuses in order.
+///
+/// # Errors
+/// The first error among the requests (all are still waited for).
+pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
+    let mut out = Vec::with_capacity(reqs.len());
+    let mut first_err = None;
+    for r in reqs {
+        match r.wait() {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e)
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Waits until one of the still-active requests completes; returns its index and status
+/// and leaves it inactive. Returns `Ok(None)` if no request is active.
+///
+/// # Errors
+/// The error of the request that completed (its index is then lost with it).
+pub fn wait_any(reqs: &mut [Request<'_>]) -> Result<Option<(usize, Status)>> {
+    loop {
+        let mut any_active = false;
+        let eng = match reqs.iter().find(|r| r.handle.is_some()) {
+            Some(r) => r.eng.clone(),
+            None => return Ok(None),
+        };
+        for (i, r) in reqs.iter_mut().enumerate() {
+            if let Some(h) = &r.handle {
+                any_active = true;
+                if h.is_complete() {
+                    return r.wait_mut().map(|s| Some((i, s)));
+                }
+            }
+        }
+        if !any_active {
+            return Ok(None);
+        }
+        eng.progress_once()?;
+    }
+}

@@ -1,0 +1,215 @@
+//! Start-up configuration: progress mode, protocol thresholds, driver options.
+//!
+//! Owns [`Config`] and its parsing from `TOCSIN_*` environment variables. It must not
+//! touch the network or shared memory: [`Config::init`] hands over to the communicator.
+
+use crate::error::{Error, Result};
+
+/// How requests progress while the application waits. Chosen at start-up with
+/// `TOCSIN_PROGRESS` or [`Config::progress`]; the API is the same in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProgressMode {
+    /// `wait` spins on progress forever: lowest latency, burns the core.
+    Poll,
+    /// `wait` spins for [`Config::spin_us`] then sleeps on a futex doorbell in the shared
+    /// segment; a sender rings it only when the receiver declared itself asleep.
+    Block,
+}
+
+impl ProgressMode {
+    /// The name used by `TOCSIN_PROGRESS` (`"poll"`, `"block"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProgressMode::Poll => "poll",
+            ProgressMode::Block => "block",
+        }
+    }
+}
+
+impl std::str::FromStr for ProgressMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "poll" => Ok(ProgressMode::Poll),
+            "block" => Ok(ProgressMode::Block),
+            "thread" | "signal" | "uintr" => Err(Error::Config {
+                name: "TOCSIN_PROGRESS",
+                value: s.into(),
+                reason: "this mode is not implemented yet (accepted: poll, block)".into(),
+            }),
+            _ => Err(Error::Config {
+                name: "TOCSIN_PROGRESS",
+                value: s.into(),
+                reason: "expected one of poll, block".into(),
+            }),
+        }
+    }
+}
+
+/// Default eager/rendezvous threshold, bytes. Chosen from `tocsin bench pingpong` on the
+/// development machine (see BENCHMARKS.md): above it, the single-copy rendezvous wins.
+pub const DEFAULT_EAGER_THRESHOLD: usize = 16 * 1024;
+
+/// Start-up settings. Build with [`Config::default`] or [`Config::from_env`], adjust with
+/// the builder methods, then call [`Config::init`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) progress: ProgressMode,
+    pub(crate) eager_threshold: usize,
+    pub(crate) cma: bool,
+    pub(crate) ring_bytes: Option<usize>,
+    pub(crate) spin_us: u64,
+    pub(crate) chunk_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            progress: ProgressMode::Poll,
+            eager_threshold: DEFAULT_EAGER_THRESHOLD,
+            cma: true,
+            ring_bytes: None,
+            spin_us: 20,
+            chunk_bytes: 64 * 1024,
+        }
+    }
+}
+
+fn env_parse<T: std::str::FromStr>(name: &'static str, what: &str) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
+            name,
+            value: v.clone(),
+            reason: format!("expected {what}"),
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::Config {
+            name,
+            value: v.to_string_lossy().into_owned(),
+            reason: "not valid UTF-8".into(),
+        }),
+    }
+}
+
+impl Config {
+    /// Defaults overridden by the environment:
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `TOCSIN_PROGRESS` | `poll` or `block` | `poll` |
+    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes | 16384 |
+    /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
+    /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring (power of two, ≥ 4096) | by rank count |
+    /// | `TOCSIN_SPIN_US` | `block` mode: µs spent spinning before sleeping | 20 |
+    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes | 65536 |
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable and the value it could not use.
+    pub fn from_env() -> Result<Config> {
+        let mut c = Config::default();
+        if let Some(p) = env_parse::<String>("TOCSIN_PROGRESS", "poll or block")? {
+            c.progress = p.parse()?;
+        }
+        if let Some(v) = env_parse("TOCSIN_EAGER_THRESHOLD", "a byte count")? {
+            c.eager_threshold = v;
+        }
+        if let Some(v) = env_parse::<String>("TOCSIN_CMA", "0 or 1")? {
+            c.cma = match v.as_str() {
+                "0" | "false" | "no" | "off" => false,
+                "1" | "true" | "yes" | "on" => true,
+                _ => {
+                    return Err(Error::Config {
+                        name: "TOCSIN_CMA",
+                        value: v,
+                        reason: "expected 0 or 1".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = env_parse("TOCSIN_RING_BYTES", "a byte count")? {
+            c.ring_bytes = Some(v);
+        }
+        if let Some(v) = env_parse("TOCSIN_SPIN_US", "microseconds")? {
+            c.spin_us = v;
+        }
+        if let Some(v) = env_parse("TOCSIN_CHUNK_BYTES", "a byte count")? {
+            c.chunk_bytes = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Sets the progress mode.
+    pub fn progress(mut self, mode: ProgressMode) -> Self {
+        self.progress = mode;
+        self
+    }
+    /// Sets the largest message sent eagerly, bytes; larger ones use the rendezvous.
+    pub fn eager_threshold(mut self, bytes: usize) -> Self {
+        self.eager_threshold = bytes;
+        self
+    }
+    /// Enables or disables the single-copy rendezvous through Linux CMA
+    /// (`process_vm_readv`/`process_vm_writev`); when off, large messages are pipelined
+    /// through shared-memory chunks.
+    pub fn cma(mut self, enabled: bool) -> Self {
+        self.cma = enabled;
+        self
+    }
+    /// Sets the size of each per-pair ring, bytes (a power of two, at least 4096).
+    pub fn ring_bytes(mut self, bytes: usize) -> Self {
+        self.ring_bytes = Some(bytes);
+        self
+    }
+    /// `block` mode: how long `wait` spins before it sleeps, µs.
+    pub fn spin_us(mut self, us: u64) -> Self {
+        self.spin_us = us;
+        self
+    }
+    /// Chunk size of the pipelined (non-CMA) rendezvous, bytes.
+    pub fn chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes;
+        self
+    }
+
+    /// The progress mode chosen.
+    pub fn progress_mode(&self) -> ProgressMode {
+        self.progress
+    }
+    /// The eager threshold, bytes.
+    pub fn eager_threshold_bytes(&self) -> usize {
+        self.eager_threshold
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(r) = self.ring_bytes {
+            if !r.is_power_of_two() || r < 4096 {
+                return Err(Error::Config {
+                    name: "TOCSIN_RING_BYTES",
+                    value: r.to_string(),
+                    reason: "must be a power of two of at least 4096".into(),
+                });
+            }
+        }
+        if self.chunk_bytes < 64 {
+            return Err(Error::Config {
+                name: "TOCSIN_CHUNK_BYTES",
+                value: self.chunk_bytes.to_string(),
+                reason: "must be at least 64".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Bootstraps through PMI (or as a singleton) and returns the world communicator.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for inconsistent settings, [`Error::Pmi`] if the launcher cannot
+    /// be reached, [`Error::Io`] if the shared segment cannot be created or mapped,
+    /// [`Error::AlreadyInitialized`] on a second call in one process.
+    pub fn init(self) -> Result<crate::Comm> {
+        self.validate()?;
+        crate::comm::Comm::init(self)
+    }
+}

@@ -1,0 +1,71 @@
+//! # tocsin — message passing whose communications progress when the other side rings
+//!
+//! MPI-style point-to-point messaging between the ranks of a job: ranks, tags, wildcards,
+//! non-overtaking order, eager and rendezvous (RTS/CTS/FIN) protocols, unexpected messages.
+//! Ranks on one host talk through a shared-memory segment of per-pair lock-free rings;
+//! large messages move with a single copy through Linux CMA.
+//!
+//! ```no_run
+//! let comm = tocsin::init()?;
+//! if comm.rank() == 0 {
+//!     comm.send(b"hello", 1, 7)?;
+//! } else if comm.rank() == 1 {
+//!     let mut buf = [0u8; 16];
+//!     let st = comm.recv(&mut buf, 0, 7)?;
+//!     assert_eq!(&buf[..st.len], b"hello");
+//! }
+//! # Ok::<(), tocsin::Error>(())
+//! ```
+//!
+//! Non-blocking operations live in a [`Scope`] (as `std::thread::scope`): a request borrows
+//! its buffer until the scope ends, so the compiler forbids touching a buffer in flight and
+//! the scope waits for every request still pending when it closes.
+//!
+//! ## Layout (one concept per module)
+//! - [`wire`]: header encoding on the wire (sans-I/O).
+//! - [`matching`]: posted-receive and unexpected queues (sans-I/O).
+//! - [`protocol`]: eager / rendezvous request state machines (sans-I/O, driven by tests).
+//! - [`ring`]: the lock-free single-producer/single-consumer byte ring.
+//! - `shm`: the shared segment and the shared-memory driver (rings, CMA, doorbells).
+//! - `progress`: the progress engine and the wait policies of each [`ProgressMode`].
+//! - [`pmi`]: the PMI-1 client used to bootstrap.
+//! - `sys`: the few system calls wrapped in `unsafe` (futex, CMA, memfd, pidfd).
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod matching;
+pub mod pmi;
+pub mod protocol;
+pub mod ring;
+pub mod wire;
+
+mod comm;
+mod progress;
+mod shm;
+mod sys;
+
+pub use comm::{wait_all, wait_any, Comm, Request, Scope, Status};
+pub use config::{Config, ProgressMode};
+pub use error::{Error, Result};
+
+/// A rank: the index of a process in a communicator, `0..size`.
+pub type Rank = u32;
+/// A message tag: `0..=i32::MAX`; [`ANY_TAG`] on receives matches any.
+pub type Tag = i32;
+
+/// Receive or probe from any rank.
+pub const ANY_SOURCE: Rank = u32::MAX;
+/// Receive or probe with any tag.
+pub const ANY_TAG: Tag = -1;
+
+/// Initializes tocsin from the environment ([`Config::from_env`]) and returns the world
+/// communicator. Started by `tocsin run`, `mpiexec.hydra` or any PMI-1 launcher, it joins the
+/// job; started alone, it is rank 0 of a world of size 1.
+///
+/// # Errors
+/// See [`Config::from_env`] and [`Config::init`].
+pub fn init() -> Result<Comm> {
+    Config::from_env()?.init()
+}
