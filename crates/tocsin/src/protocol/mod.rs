@@ -1,1 +1,939 @@
-//! protocol (being written)
+//! The protocol core: request state machines for eager and rendezvous (RTS/CTS/FIN) transfers,
+//! matching, unexpected messages and per-peer send queues.
+//!
+//! Sans I/O, in the spirit of quinn-proto: [`Core`] consumes records that a driver received
+//! ([`Core::on_record`]) and pushes records through the [`Driver`] trait, which owns the
+//! actual rings and single-copy (CMA) transfers. Tests drive two cores through an in-memory
+//! driver. This module never blocks, sleeps or makes a system call itself; it touches user
+//! buffers only through the raw pointers the API layer lent it for the life of a request.
+//!
+//! ## Protocols
+//! - **Eager** (`len ≤ eager threshold`): one EAGER record; the send completes when it is in
+//!   the ring. An unmatched one is copied to the unexpected queue.
+//! - **Rendezvous**: the sender posts an RTS (envelope, length, its buffer address). The
+//!   receiver, once matched, either
+//!   - *reads* the data itself with CMA and answers FIN (when it is waiting: the rank that
+//!     waits does the copy), or
+//!   - answers CTS with its buffer address and the bytes it accepts; the sender then
+//!     *writes* with CMA and sends FIN to the receiver, or, if CMA is off or fails, streams
+//!     DATA chunks through the ring (two copies, pipelined).
+//! - A truncating receive accepts only its buffer's length; the rest is never transferred and
+//!   the receive completes with [`Fail::Truncated`]; the sender completes normally.
+//!
+//! Non-overtaking: each pair's ring is FIFO, EAGER and RTS records to a peer leave in post
+//! order through one queue, and matching takes the oldest candidates ([`crate::matching`]).
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::matching::{Envelope, Pattern, PostedQueue, UnexpectedQueue};
+use crate::wire::{Header, Kind, FLAG_CMA, FLAG_TO_RECEIVER, FULL_HDR_LEN};
+use crate::{Rank, Tag, ANY_SOURCE};
+
+/// What a completed receive (or a probe) found: who sent it, with which tag, how many bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Status {
+    /// Rank of the sender (for a send: this rank).
+    pub source: Rank,
+    /// Tag of the message.
+    pub tag: Tag,
+    /// Length of the message, bytes (for a send: the bytes sent).
+    pub len: usize,
+}
+
+impl Status {
+    /// The number of whole `T` elements in the message.
+    pub fn count<T>(&self) -> usize {
+        self.len / std::mem::size_of::<T>().max(1)
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fail {
+    /// The message was longer than the receive buffer (the status still tells the source
+    /// and tag; `buffer_len` bytes were delivered).
+    Truncated {
+        /// Message length, bytes.
+        message_len: usize,
+        /// Buffer length, bytes.
+        buffer_len: usize,
+    },
+    /// The peer died before the request could complete.
+    PeerDied {
+        /// The dead rank.
+        rank: Rank,
+    },
+    /// The peer sent something invalid for this request.
+    Malformed {
+        /// The peer.
+        rank: Rank,
+        /// What was wrong.
+        detail: &'static str,
+    },
+}
+
+const PENDING: u32 = 0;
+const DONE: u32 = 1;
+
+/// The completion cell of one request, shared between its owner (the API handle) and the
+/// core. The core writes the outcome then publishes `DONE` with `Release`; the owner reads
+/// it after an `Acquire` load of `DONE`. A request may thus complete "behind the back" of
+/// the thread that owns it (in another thread, or later in a handler).
+#[derive(Debug)]
+pub struct ReqShared {
+    state: AtomicU32,
+    out: UnsafeCell<(Status, Option<Fail>)>,
+}
+
+// SAFETY: `out` is written only by the core before the `Release` store of DONE, and read
+// only after an `Acquire` load of DONE; it is never written again after DONE.
+unsafe impl Sync for ReqShared {}
+// SAFETY: the contents are plain data.
+unsafe impl Send for ReqShared {}
+
+impl ReqShared {
+    fn new() -> Arc<ReqShared> {
+        Arc::new(ReqShared {
+            state: AtomicU32::new(PENDING),
+            out: UnsafeCell::new((
+                Status {
+                    source: 0,
+                    tag: 0,
+                    len: 0,
+                },
+                None,
+            )),
+        })
+    }
+    /// `true` once the request has completed.
+    pub fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+    /// The outcome, once complete.
+    pub fn outcome(&self) -> Option<(Status, Option<Fail>)> {
+        if self.is_complete() {
+            // SAFETY: DONE was observed with Acquire; `out` is immutable from then on.
+            Some(unsafe { (*self.out.get()).clone() })
+        } else {
+            None
+        }
+    }
+    fn complete(&self, st: Status, fail: Option<Fail>) {
+        debug_assert!(!self.is_complete());
+        // SAFETY: only the core (one thread at a time, under the engine lock) writes, and
+        // only before publishing DONE; the owner does not read before DONE.
+        unsafe { *self.out.get() = (st, fail) };
+        self.state.store(DONE, Ordering::Release);
+    }
+}
+
+/// The I/O a [`Core`] needs from a transport. Implemented by the shared-memory driver and
+/// by the in-memory test driver.
+pub trait Driver {
+    /// Appends one record `[header | payload]` to the ring toward `peer`; `false` if the
+    /// ring is full (nothing written, the core retries later).
+    fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool;
+    /// Largest record body (header + payload) accepted toward any peer, bytes.
+    fn max_record(&self) -> usize;
+    /// Copies `local.len()` bytes from address `remote` in `peer`'s memory (CMA read).
+    ///
+    /// # Errors
+    /// The OS error (EPERM when ptrace rules forbid it, ESRCH if the peer is gone…).
+    fn cma_read(&mut self, peer: Rank, remote: u64, local: &mut [u8]) -> std::io::Result<()>;
+    /// Copies `local` to address `remote` in `peer`'s memory (CMA write).
+    ///
+    /// # Errors
+    /// As [`Driver::cma_read`].
+    fn cma_write(&mut self, peer: Rank, remote: u64, local: &[u8]) -> std::io::Result<()>;
+}
+
+/// Start-up parameters of a [`Core`].
+#[derive(Debug, Clone, Copy)]
+pub struct CoreConfig {
+    /// This rank.
+    pub me: Rank,
+    /// Number of ranks.
+    pub size: u32,
+    /// Largest eager message, bytes.
+    pub eager_threshold: usize,
+    /// Pipelined rendezvous chunk, bytes.
+    pub chunk: usize,
+    /// Whether CMA may be used at all.
+    pub cma: bool,
+    /// Capacity reserved for each queue (posted, unexpected, per-peer), items.
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    /// Send queued for its EAGER/RTS record; recv posted, unmatched.
+    Queued,
+    WaitCts,
+    Streaming,
+    WaitFin,
+    WaitData,
+}
+
+#[derive(Debug)]
+struct Req {
+    shared: Arc<ReqShared>,
+    send: bool,
+    peer: Rank,
+    tag: Tag,
+    ctx: u16,
+    buf: *mut u8,
+    len: usize,
+    st: St,
+    msg_len: usize,
+    accept: usize,
+    done_bytes: usize,
+    remote: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    gen: u32,
+    req: Option<Req>,
+}
+
+#[derive(Debug)]
+enum Ctrl {
+    Cts {
+        sreq: u64,
+        rreq: u64,
+        addr: u64,
+        len: usize,
+        cma: bool,
+    },
+    Fin {
+        to_receiver: bool,
+        token: u64,
+    },
+}
+
+#[derive(Debug)]
+enum Unexp {
+    Eager(Vec<u8>),
+    Rts {
+        sreq: u64,
+        addr: u64,
+        len: usize,
+        cma: bool,
+    },
+    /// A rendezvous-size send to self, waiting for its receive.
+    SelfSend(u64),
+}
+
+#[derive(Debug)]
+struct PeerQ {
+    ctrl: VecDeque<Ctrl>,
+    msgs: VecDeque<u64>,
+    streams: VecDeque<u64>,
+    cma_ok: bool,
+    dead: bool,
+    touched: bool,
+}
+
+/// The protocol state of one rank. See the module documentation.
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    posted: PostedQueue<u64>,
+    unexpected: UnexpectedQueue<Unexp>,
+    peers: Vec<PeerQ>,
+    pool: Vec<Vec<u8>>,
+    /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
+    /// answered with a CTS). Set by the progress engine.
+    pub receiver_waiting: bool,
+}
+
+// SAFETY: the raw buffer pointers in `Req` are lent by the API layer for the request's whole
+// life and are only dereferenced by whichever thread holds the engine lock.
+unsafe impl Send for Core {}
+
+fn tok_index(t: u64) -> usize {
+    ((t & 0xFFFF_FFFF) as usize).wrapping_sub(1)
+}
+
+impl Core {
+    /// A core with empty queues.
+    pub fn new(cfg: CoreConfig) -> Core {
+        let q = cfg.queue_capacity;
+        Core {
+            cfg,
+            slots: Vec::with_capacity(q),
+            free: Vec::with_capacity(q),
+            posted: PostedQueue::with_capacity(q),
+            unexpected: UnexpectedQueue::with_capacity(q),
+            peers: (0..cfg.size)
+                .map(|_| PeerQ {
+                    ctrl: VecDeque::with_capacity(q),
+                    msgs: VecDeque::with_capacity(q),
+                    streams: VecDeque::with_capacity(16),
+                    cma_ok: cfg.cma,
+                    dead: false,
+                    touched: false,
+                })
+                .collect(),
+            pool: Vec::new(),
+            receiver_waiting: false,
+        }
+    }
+
+    /// This rank.
+    pub fn me(&self) -> Rank {
+        self.cfg.me
+    }
+
+    fn alloc(&mut self, req: Req) -> u64 {
+        let idx = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.slots.push(Slot { gen: 0, req: None });
+                self.slots.len() - 1
+            }
+        };
+        let s = &mut self.slots[idx];
+        s.gen = s.gen.wrapping_add(1);
+        s.req = Some(req);
+        (s.gen as u64) << 32 | (idx as u64 + 1)
+    }
+
+    fn get(&mut self, tok: u64) -> Option<&mut Req> {
+        let s = self.slots.get_mut(tok_index(tok))?;
+        if s.gen as u64 != tok >> 32 {
+            return None;
+        }
+        s.req.as_mut()
+    }
+
+    fn finish(&mut self, tok: u64, st: Status, fail: Option<Fail>) {
+        let idx = tok_index(tok);
+        if let Some(req) = self.slots[idx].req.take() {
+            self.free.push(idx as u32);
+            req.shared.complete(st, fail);
+        }
+    }
+
+    fn finish_recv(&mut self, tok: u64) {
+        let r = self.get(tok).expect("live request");
+        let st = Status {
+            source: r.peer,
+            tag: r.tag,
+            len: r.msg_len.min(r.len),
+        };
+        let fail = (r.msg_len > r.len).then_some(Fail::Truncated {
+            message_len: r.msg_len,
+            buffer_len: r.len,
+        });
+        self.finish(tok, st, fail);
+    }
+
+    fn finish_send(&mut self, tok: u64) {
+        let me = self.cfg.me;
+        let r = self.get(tok).expect("live request");
+        let st = Status {
+            source: me,
+            tag: r.tag,
+            len: r.len,
+        };
+        self.finish(tok, st, None);
+    }
+
+    /// Peers with records pushed since the last call (to ring their doorbells), cleared.
+    pub fn take_touched(&mut self, mut f: impl FnMut(Rank)) {
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            if std::mem::take(&mut p.touched) {
+                f(i as Rank);
+            }
+        }
+    }
+
+    /// `true` if some record is waiting for ring space.
+    pub fn has_backlog(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|p| !p.ctrl.is_empty() || !p.msgs.is_empty() || !p.streams.is_empty())
+    }
+
+    /// Posts a send of `len` bytes at `buf` to `dest`. The buffer must stay valid and
+    /// unmodified until the returned cell completes.
+    pub fn post_send(
+        &mut self,
+        drv: &mut dyn Driver,
+        buf: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Arc<ReqShared> {
+        let shared = ReqShared::new();
+        let me = self.cfg.me;
+        if self.peers[dest as usize].dead {
+            shared.complete(
+                Status {
+                    source: me,
+                    tag,
+                    len,
+                },
+                Some(Fail::PeerDied { rank: dest }),
+            );
+            return shared;
+        }
+        let tok = self.alloc(Req {
+            shared: shared.clone(),
+            send: true,
+            peer: dest,
+            tag,
+            ctx,
+            buf: buf as *mut u8,
+            len,
+            st: St::Queued,
+            msg_len: len,
+            accept: 0,
+            done_bytes: 0,
+            remote: 0,
+        });
+        if dest == me {
+            self.send_to_self(tok);
+        } else {
+            self.peers[dest as usize].msgs.push_back(tok);
+            self.flush(drv, dest);
+        }
+        shared
+    }
+
+    fn send_to_self(&mut self, tok: u64) {
+        let me = self.cfg.me;
+        let (tag, ctx, buf, len) = {
+            let r = self.get(tok).unwrap();
+            (r.tag, r.ctx, r.buf, r.len)
+        };
+        let env = Envelope {
+            source: me,
+            tag,
+            ctx,
+        };
+        if let Some((_, rtok)) = self.posted.take_match(&env) {
+            self.copy_local(tok, rtok, me, tag);
+            return;
+        }
+        if len <= self.cfg.eager_threshold {
+            let mut v = self.pool.pop().unwrap_or_default();
+            v.clear();
+            // SAFETY: `buf` is the sender's live buffer of `len` bytes.
+            v.extend_from_slice(unsafe { std::slice::from_raw_parts(buf, len) });
+            self.unexpected.push(env, Unexp::Eager(v));
+            self.finish_send(tok);
+        } else {
+            self.unexpected.push(env, Unexp::SelfSend(tok));
+        }
+    }
+
+    fn copy_local(&mut self, stok: u64, rtok: u64, source: Rank, tag: Tag) {
+        let (sbuf, slen) = {
+            let s = self.get(stok).unwrap();
+            (s.buf as *const u8, s.len)
+        };
+        let r = self.get(rtok).unwrap();
+        r.peer = source;
+        r.tag = tag;
+        r.msg_len = slen;
+        let n = slen.min(r.len);
+        // SAFETY: both buffers are live request buffers of at least `n` bytes; a send and a
+        // receive buffer cannot overlap (one is borrowed shared, the other exclusively).
+        unsafe { std::ptr::copy_nonoverlapping(sbuf, r.buf, n) };
+        self.finish_send(stok);
+        self.finish_recv(rtok);
+    }
+
+    /// Posts a receive into `len` bytes at `buf` from `source` (or [`ANY_SOURCE`]). The
+    /// buffer must stay valid and unaliased until the returned cell completes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_recv(
+        &mut self,
+        drv: &mut dyn Driver,
+        buf: *mut u8,
+        len: usize,
+        source: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Arc<ReqShared> {
+        let shared = ReqShared::new();
+        if source != ANY_SOURCE && self.peers[source as usize].dead {
+            shared.complete(
+                Status {
+                    source,
+                    tag,
+                    len: 0,
+                },
+                Some(Fail::PeerDied { rank: source }),
+            );
+            return shared;
+        }
+        let tok = self.alloc(Req {
+            shared: shared.clone(),
+            send: false,
+            peer: source,
+            tag,
+            ctx,
+            buf,
+            len,
+            st: St::Queued,
+            msg_len: 0,
+            accept: 0,
+            done_bytes: 0,
+            remote: 0,
+        });
+        let pat = Pattern { source, tag, ctx };
+        match self.unexpected.take_match(&pat) {
+            None => self.posted.push(pat, tok),
+            Some((env, u)) => {
+                {
+                    let r = self.get(tok).unwrap();
+                    r.peer = env.source;
+                    r.tag = env.tag;
+                }
+                match u {
+                    Unexp::Eager(data) => {
+                        self.deliver_eager(tok, &data);
+                        self.recycle(data);
+                    }
+                    Unexp::Rts {
+                        sreq,
+                        addr,
+                        len,
+                        cma,
+                    } => self.start_rndv_recv(drv, tok, env.source, sreq, addr, len, cma),
+                    Unexp::SelfSend(stok) => self.copy_local(stok, tok, env.source, env.tag),
+                }
+            }
+        }
+        shared
+    }
+
+    fn recycle(&mut self, v: Vec<u8>) {
+        if self.pool.len() < 64 && v.capacity() <= 2 * self.cfg.eager_threshold.max(64) {
+            self.pool.push(v);
+        }
+    }
+
+    fn deliver_eager(&mut self, tok: u64, data: &[u8]) {
+        let r = self.get(tok).unwrap();
+        r.msg_len = data.len();
+        let n = data.len().min(r.len);
+        // SAFETY: `r.buf` is the live receive buffer of `r.len ≥ n` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), r.buf, n) };
+        self.finish_recv(tok);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_rndv_recv(
+        &mut self,
+        drv: &mut dyn Driver,
+        tok: u64,
+        peer: Rank,
+        sreq: u64,
+        addr: u64,
+        msg_len: usize,
+        sender_cma: bool,
+    ) {
+        let waiting = self.receiver_waiting;
+        let cma_ok = self.peers[peer as usize].cma_ok;
+        let (buf, accept) = {
+            let r = self.get(tok).unwrap();
+            r.peer = peer;
+            r.msg_len = msg_len;
+            r.accept = msg_len.min(r.len);
+            r.remote = sreq;
+            (r.buf, r.accept)
+        };
+        if sender_cma && cma_ok && waiting {
+            // SAFETY: `buf` is the live receive buffer, at least `accept` bytes.
+            let local = unsafe { std::slice::from_raw_parts_mut(buf, accept) };
+            match drv.cma_read(peer, addr, local) {
+                Ok(()) => {
+                    self.queue_ctrl(
+                        drv,
+                        peer,
+                        Ctrl::Fin {
+                            to_receiver: false,
+                            token: sreq,
+                        },
+                    );
+                    self.finish_recv(tok);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(peer, error = %e, "CMA read failed; pipelining through shared memory");
+                    self.peers[peer as usize].cma_ok = false;
+                }
+            }
+        }
+        let cma = self.peers[peer as usize].cma_ok;
+        self.get(tok).unwrap().st = if cma { St::WaitFin } else { St::WaitData };
+        self.queue_ctrl(
+            drv,
+            peer,
+            Ctrl::Cts {
+                sreq,
+                rreq: tok,
+                addr: buf as u64,
+                len: accept,
+                cma,
+            },
+        );
+        if !cma && accept == 0 {
+            self.finish_recv(tok);
+        }
+    }
+
+    fn queue_ctrl(&mut self, drv: &mut dyn Driver, peer: Rank, c: Ctrl) {
+        self.peers[peer as usize].ctrl.push_back(c);
+        self.flush(drv, peer);
+    }
+
+    /// Pushes as many queued records toward `peer` as its ring accepts, in order: control
+    /// records first, then EAGER/RTS in post order, then DATA chunks.
+    pub fn flush(&mut self, drv: &mut dyn Driver, peer: Rank) {
+        let p = peer as usize;
+        while let Some(c) = self.peers[p].ctrl.front() {
+            let h = match *c {
+                Ctrl::Cts {
+                    sreq,
+                    rreq,
+                    addr,
+                    len,
+                    cma,
+                } => {
+                    let mut h = Header::new(Kind::Cts);
+                    h.sreq = sreq;
+                    h.rreq = rreq;
+                    h.addr = addr;
+                    h.len = len as u64;
+                    h.flags = if cma { FLAG_CMA } else { 0 };
+                    h
+                }
+                Ctrl::Fin { to_receiver, token } => {
+                    let mut h = Header::new(Kind::Fin);
+                    if to_receiver {
+                        h.flags = FLAG_TO_RECEIVER;
+                        h.rreq = token;
+                    } else {
+                        h.sreq = token;
+                    }
+                    h
+                }
+            };
+            if !drv.try_push(peer, &h, &[]) {
+                return;
+            }
+            self.peers[p].touched = true;
+            self.peers[p].ctrl.pop_front();
+        }
+        while let Some(&tok) = self.peers[p].msgs.front() {
+            let eager = self.cfg.eager_threshold;
+            let cma_ok = self.peers[p].cma_ok;
+            let r = self.get(tok).expect("queued send is live");
+            let mut h;
+            let payload: &[u8];
+            if r.len <= eager {
+                h = Header::new(Kind::Eager);
+                h.len = r.len as u64;
+                // SAFETY: the send buffer is live and unmodified until completion.
+                payload = unsafe { std::slice::from_raw_parts(r.buf, r.len) };
+            } else {
+                h = Header::new(Kind::Rts);
+                h.len = r.len as u64;
+                h.sreq = tok;
+                h.addr = r.buf as u64;
+                h.flags = if cma_ok { FLAG_CMA } else { 0 };
+                payload = &[];
+            }
+            h.ctx = r.ctx;
+            h.tag = r.tag;
+            if !drv.try_push(peer, &h, payload) {
+                return;
+            }
+            self.peers[p].touched = true;
+            self.peers[p].msgs.pop_front();
+            if h.kind == Kind::Eager {
+                self.finish_send(tok);
+            } else {
+                self.get(tok).unwrap().st = St::WaitCts;
+            }
+        }
+        let max_chunk = drv.max_record() - FULL_HDR_LEN;
+        while let Some(&tok) = self.peers[p].streams.front() {
+            let chunk = self.cfg.chunk.min(max_chunk);
+            loop {
+                let r = self.get(tok).expect("streaming send is live");
+                if r.done_bytes == r.accept {
+                    break;
+                }
+                let n = chunk.min(r.accept - r.done_bytes);
+                let mut h = Header::new(Kind::Data);
+                h.len = n as u64;
+                h.rreq = r.remote;
+                h.offset = r.done_bytes as u64;
+                // SAFETY: the send buffer is live; `done_bytes + n ≤ accept ≤ len`.
+                let payload = unsafe { std::slice::from_raw_parts(r.buf.add(r.done_bytes), n) };
+                if !drv.try_push(peer, &h, payload) {
+                    self.peers[p].touched = true;
+                    return;
+                }
+                self.peers[p].touched = true;
+                self.get(tok).unwrap().done_bytes += n;
+            }
+            self.peers[p].streams.pop_front();
+            self.finish_send(tok);
+        }
+    }
+
+    /// Retries every peer's queued records.
+    pub fn flush_all(&mut self, drv: &mut dyn Driver) {
+        for p in 0..self.cfg.size {
+            if p != self.cfg.me {
+                self.flush(drv, p);
+            }
+        }
+    }
+
+    /// `true` if an EAGER record from `peer` could be accepted without allocating (there is
+    /// room in the unexpected queue and a pooled buffer). Lets a handler leave it in the ring.
+    pub fn can_take_unexpected(&self) -> bool {
+        self.unexpected.has_room() && !self.pool.is_empty()
+    }
+
+    /// Handles one record received from `peer`.
+    ///
+    /// # Errors
+    /// [`Fail::Malformed`] if the record cannot be decoded or names a request that does not
+    /// exist or is not in a state to receive it. The caller should then treat `peer` as
+    /// failed ([`Core::fail_peer`]).
+    pub fn on_record(
+        &mut self,
+        drv: &mut dyn Driver,
+        peer: Rank,
+        rec: &[u8],
+    ) -> Result<(), Fail> {
+        let malformed = |detail| Fail::Malformed { rank: peer, detail };
+        let (h, payload) = Header::decode(rec).map_err(|_| malformed("undecodable header"))?;
+        match h.kind {
+            Kind::Eager | Kind::Rts => {
+                let env = Envelope {
+                    source: peer,
+                    tag: h.tag,
+                    ctx: h.ctx,
+                };
+                if h.tag < 0 {
+                    return Err(malformed("negative tag"));
+                }
+                match self.posted.take_match(&env) {
+                    Some((_, tok)) => {
+                        {
+                            let r = self.get(tok).unwrap();
+                            r.peer = peer;
+                            r.tag = h.tag;
+                        }
+                        if h.kind == Kind::Eager {
+                            self.deliver_eager(tok, payload);
+                        } else {
+                            self.start_rndv_recv(
+                                drv,
+                                tok,
+                                peer,
+                                h.sreq,
+                                h.addr,
+                                h.len as usize,
+                                h.flags & FLAG_CMA != 0,
+                            );
+                        }
+                    }
+                    None => {
+                        let u = if h.kind == Kind::Eager {
+                            let mut v = self.pool.pop().unwrap_or_default();
+                            v.clear();
+                            v.extend_from_slice(payload);
+                            Unexp::Eager(v)
+                        } else {
+                            Unexp::Rts {
+                                sreq: h.sreq,
+                                addr: h.addr,
+                                len: h.len as usize,
+                                cma: h.flags & FLAG_CMA != 0,
+                            }
+                        };
+                        self.unexpected.push(env, u);
+                    }
+                }
+            }
+            Kind::Cts => {
+                let tok = h.sreq;
+                let ok = matches!(self.get(tok), Some(r) if r.send && r.peer == peer && r.st == St::WaitCts && h.len as usize <= r.len);
+                if !ok {
+                    return Err(malformed("CTS for no send awaiting one"));
+                }
+                let cma = h.flags & FLAG_CMA != 0 && self.peers[peer as usize].cma_ok;
+                let accept = h.len as usize;
+                let buf = {
+                    let r = self.get(tok).unwrap();
+                    r.accept = accept;
+                    r.remote = h.rreq;
+                    r.buf
+                };
+                if cma {
+                    let res = if accept == 0 {
+                        Ok(())
+                    } else {
+                        // SAFETY: the send buffer is live and `accept ≤ len`.
+                        drv.cma_write(peer, h.addr, unsafe {
+                            std::slice::from_raw_parts(buf, accept)
+                        })
+                    };
+                    match res {
+                        Ok(()) => {
+                            self.queue_ctrl(
+                                drv,
+                                peer,
+                                Ctrl::Fin {
+                                    to_receiver: true,
+                                    token: h.rreq,
+                                },
+                            );
+                            self.finish_send(tok);
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            tracing::debug!(peer, error = %e, "CMA write failed; pipelining through shared memory");
+                            self.peers[peer as usize].cma_ok = false;
+                        }
+                    }
+                }
+                if accept == 0 {
+                    self.finish_send(tok);
+                    return Ok(());
+                }
+                self.get(tok).unwrap().st = St::Streaming;
+                self.peers[peer as usize].streams.push_back(tok);
+                self.flush(drv, peer);
+            }
+            Kind::Data => {
+                let tok = h.rreq;
+                let n = payload.len();
+                let off = h.offset as usize;
+                let r = match self.get(tok) {
+                    Some(r)
+                        if !r.send
+                            && r.peer == peer
+                            && matches!(r.st, St::WaitData | St::WaitFin)
+                            && off == r.done_bytes
+                            && off + n <= r.accept =>
+                    {
+                        r
+                    }
+                    _ => return Err(malformed("DATA for no receive expecting it")),
+                };
+                // SAFETY: `off + n ≤ accept ≤ len` of the live receive buffer.
+                unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), r.buf.add(off), n) };
+                r.done_bytes += n;
+                if r.done_bytes == r.accept {
+                    self.finish_recv(tok);
+                }
+            }
+            Kind::Fin => {
+                if h.flags & FLAG_TO_RECEIVER != 0 {
+                    let tok = h.rreq;
+                    let ok = matches!(self.get(tok), Some(r) if !r.send && r.peer == peer && r.st == St::WaitFin);
+                    if !ok {
+                        return Err(malformed("FIN for no receive awaiting one"));
+                    }
+                    self.finish_recv(tok);
+                } else {
+                    let tok = h.sreq;
+                    let ok = matches!(self.get(tok), Some(r) if r.send && r.peer == peer && r.st == St::WaitCts);
+                    if !ok {
+                        return Err(malformed("FIN for no send awaiting one"));
+                    }
+                    self.finish_send(tok);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The status of the oldest unexpected message matching (`source`, `tag`, `ctx`).
+    pub fn iprobe(&self, source: Rank, tag: Tag, ctx: u16) -> Option<Status> {
+        let (env, u) = self.unexpected.peek_match(&Pattern { source, tag, ctx })?;
+        let len = match u {
+            Unexp::Eager(v) => v.len(),
+            Unexp::Rts { len, .. } => *len,
+            Unexp::SelfSend(t) => {
+                let s = &self.slots[tok_index(*t)];
+                s.req.as_ref().map_or(0, |r| r.len)
+            }
+        };
+        Some(Status {
+            source: env.source,
+            tag: env.tag,
+            len,
+        })
+    }
+
+    /// Marks `peer` dead: completes with [`Fail::PeerDied`] every request that involves it,
+    /// and every `ANY_SOURCE` receive still unmatched (it might have been meant for `peer`;
+    /// as in MPI's fault-tolerance proposal), and drops its queued records.
+    pub fn fail_peer(&mut self, peer: Rank) {
+        let p = &mut self.peers[peer as usize];
+        if p.dead {
+            return;
+        }
+        p.dead = true;
+        p.ctrl.clear();
+        p.msgs.clear();
+        p.streams.clear();
+        let mut toks = Vec::new();
+        self.posted.drain_where(
+            |pat, _| pat.source == peer || pat.source == ANY_SOURCE,
+            |_, t| toks.push(t),
+        );
+        self.unexpected.drain_where(|e, _| e.source == peer, |_, _| {});
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(r) = &s.req {
+                if r.peer == peer && !toks.contains(&((s.gen as u64) << 32 | (i as u64 + 1))) {
+                    toks.push((s.gen as u64) << 32 | (i as u64 + 1));
+                }
+            }
+        }
+        for t in toks {
+            let (tag, send) = match self.get(t) {
+                Some(r) => (r.tag, r.send),
+                None => continue,
+            };
+            let st = Status {
+                source: if send { self.cfg.me } else { peer },
+                tag,
+                len: 0,
+            };
+            self.finish(t, st, Some(Fail::PeerDied { rank: peer }));
+        }
+    }
+
+    /// `true` if `peer` has been marked dead.
+    pub fn is_dead(&self, peer: Rank) -> bool {
+        self.peers[peer as usize].dead
+    }
+
+    /// Number of requests in flight (for diagnostics and tests).
+    pub fn live_requests(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

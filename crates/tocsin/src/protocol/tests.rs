@@ -1,0 +1,332 @@
+//! Sans-I/O tests: two cores joined by an in-memory driver; CMA is a plain memcpy since both
+//! "ranks" live in this process.
+
+use super::*;
+use std::collections::VecDeque;
+
+struct Mock {
+    outbox: VecDeque<Vec<u8>>,
+    cap: usize,
+    cma: bool,
+    cma_calls: usize,
+}
+
+impl Driver for Mock {
+    fn try_push(&mut self, _peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
+        if self.outbox.len() >= self.cap {
+            return false;
+        }
+        let mut v = vec![0u8; hdr.encoded_len() + payload.len()];
+        let n = hdr.encode(&mut v);
+        v[n..].copy_from_slice(payload);
+        self.outbox.push_back(v);
+        true
+    }
+    fn max_record(&self) -> usize {
+        4096
+    }
+    fn cma_read(&mut self, _p: Rank, remote: u64, local: &mut [u8]) -> std::io::Result<()> {
+        if !self.cma {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
+        self.cma_calls += 1;
+        // SAFETY: in these tests `remote` is a live buffer of this process of that length.
+        unsafe { std::ptr::copy_nonoverlapping(remote as *const u8, local.as_mut_ptr(), local.len()) };
+        Ok(())
+    }
+    fn cma_write(&mut self, _p: Rank, remote: u64, local: &[u8]) -> std::io::Result<()> {
+        if !self.cma {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
+        self.cma_calls += 1;
+        // SAFETY: as in `cma_read`.
+        unsafe { std::ptr::copy_nonoverlapping(local.as_ptr(), remote as *mut u8, local.len()) };
+        Ok(())
+    }
+}
+
+struct Pair {
+    c: [Core; 2],
+    d: [Mock; 2],
+}
+
+impl Pair {
+    fn new(eager: usize, cma_cfg: bool, cma_works: bool, ring_records: usize) -> Pair {
+        let mk = |me| {
+            Core::new(CoreConfig {
+                me,
+                size: 2,
+                eager_threshold: eager,
+                chunk: 1000,
+                cma: cma_cfg,
+                queue_capacity: 8,
+            })
+        };
+        let md = || Mock {
+            outbox: VecDeque::new(),
+            cap: ring_records,
+            cma: cma_works,
+            cma_calls: 0,
+        };
+        Pair {
+            c: [mk(0), mk(1)],
+            d: [md(), md()],
+        }
+    }
+    /// Delivers queued records both ways until quiet; returns records delivered.
+    fn pump(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            let mut moved = false;
+            for from in 0..2 {
+                let to = 1 - from;
+                // deliver at most one record per direction per pass, then let senders refill
+                if let Some(rec) = self.d[from].outbox.pop_front() {
+                    let (cs, ds) = (&mut self.c, &mut self.d);
+                    cs[to].on_record(&mut ds[to], from as Rank, &rec).unwrap();
+                    moved = true;
+                    n += 1;
+                }
+                let (cs, ds) = (&mut self.c, &mut self.d);
+                cs[from].flush_all(&mut ds[from]);
+            }
+            if !moved {
+                return n;
+            }
+        }
+    }
+    fn send(&mut self, from: usize, buf: &[u8], tag: Tag) -> Arc<ReqShared> {
+        let (cs, ds) = (&mut self.c, &mut self.d);
+        cs[from].post_send(&mut ds[from], buf.as_ptr(), buf.len(), (1 - from) as Rank, tag, 0)
+    }
+    fn recv(&mut self, to: usize, buf: &mut [u8], src: Rank, tag: Tag) -> Arc<ReqShared> {
+        let (cs, ds) = (&mut self.c, &mut self.d);
+        cs[to].post_recv(&mut ds[to], buf.as_mut_ptr(), buf.len(), src, tag, 0)
+    }
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[test]
+fn eager_expected_and_unexpected() {
+    let mut p = Pair::new(64, true, true, 16);
+    let a = pattern(10, 1);
+    let mut b = vec![0u8; 10];
+    let r = p.recv(1, &mut b, 0, 5);
+    let s = p.send(0, &a, 5);
+    assert!(s.is_complete(), "eager send completes once in the ring");
+    p.pump();
+    let (st, fail) = r.outcome().unwrap();
+    assert_eq!((st, fail), (Status { source: 0, tag: 5, len: 10 }, None));
+    assert_eq!(a, b);
+
+    // unexpected: send first, then receive
+    let a2 = pattern(7, 2);
+    p.send(0, &a2, 6);
+    p.pump();
+    assert_eq!(p.c[1].iprobe(0, 6, 0).unwrap().len, 7);
+    let mut b2 = vec![0u8; 7];
+    let r2 = p.recv(1, &mut b2, ANY_SOURCE, -1);
+    assert_eq!(r2.outcome().unwrap().0.tag, 6);
+    assert_eq!(a2, b2);
+    assert_eq!(p.c[0].live_requests() + p.c[1].live_requests(), 0);
+}
+
+fn rendezvous(cma_cfg: bool, cma_works: bool, receiver_waiting: bool, recv_first: bool) {
+    let mut p = Pair::new(64, cma_cfg, cma_works, 4);
+    p.c[1].receiver_waiting = receiver_waiting;
+    let a = pattern(10_003, 3);
+    let mut b = vec![0u8; 10_003];
+    let (s, r);
+    if recv_first {
+        r = p.recv(1, &mut b, 0, 9);
+        s = p.send(0, &a, 9);
+    } else {
+        s = p.send(0, &a, 9);
+        p.pump();
+        r = p.recv(1, &mut b, 0, 9);
+    }
+    assert!(!s.is_complete());
+    p.pump();
+    assert!(s.is_complete() && r.is_complete());
+    assert_eq!(s.outcome().unwrap(), (Status { source: 0, tag: 9, len: 10_003 }, None));
+    assert_eq!(r.outcome().unwrap(), (Status { source: 0, tag: 9, len: 10_003 }, None));
+    assert!(a == b, "payload differs");
+    let cma_used = p.d[0].cma_calls + p.d[1].cma_calls;
+    assert_eq!(cma_used, usize::from(cma_cfg && cma_works));
+    if cma_cfg && cma_works {
+        // the waiting receiver reads; otherwise the sender writes
+        assert_eq!(p.d[1].cma_calls, usize::from(receiver_waiting));
+    }
+    assert_eq!(p.c[0].live_requests() + p.c[1].live_requests(), 0);
+}
+
+#[test]
+fn rendezvous_receiver_reads_with_cma() {
+    rendezvous(true, true, true, true);
+    rendezvous(true, true, true, false);
+}
+#[test]
+fn rendezvous_sender_writes_with_cma() {
+    rendezvous(true, true, false, true);
+    rendezvous(true, true, false, false);
+}
+#[test]
+fn rendezvous_pipelined_without_cma() {
+    rendezvous(false, false, true, true);
+    rendezvous(false, false, false, false);
+}
+#[test]
+fn rendezvous_falls_back_when_cma_is_refused() {
+    // CMA enabled but EPERM: both the read and the write path must fall back to DATA chunks
+    rendezvous(true, false, true, true);
+    rendezvous(true, false, false, true);
+}
+
+#[test]
+fn truncation_on_every_path_and_later_messages_arrive() {
+    for (eager, cma, waiting) in [(1 << 20, true, true), (64, true, true), (64, true, false), (64, false, false)] {
+        let mut p = Pair::new(eager, cma, cma, 4);
+        p.c[1].receiver_waiting = waiting;
+        let a = pattern(5000, 4);
+        let mut b = vec![0u8; 3000];
+        let r = p.recv(1, &mut b, 0, 1);
+        let s = p.send(0, &a, 1);
+        p.pump();
+        let (st, fail) = r.outcome().unwrap();
+        assert_eq!(st.len, 3000);
+        assert_eq!(fail, Some(Fail::Truncated { message_len: 5000, buffer_len: 3000 }));
+        assert_eq!(&a[..3000], &b[..]);
+        assert_eq!(s.outcome().unwrap().1, None, "the sender is not at fault");
+        // a later message still arrives
+        let a2 = pattern(100, 5);
+        let mut b2 = vec![0u8; 100];
+        let r2 = p.recv(1, &mut b2, 0, 2);
+        p.send(0, &a2, 2);
+        p.pump();
+        assert_eq!(r2.outcome().unwrap().1, None);
+        assert_eq!(a2, b2);
+    }
+}
+
+#[test]
+fn full_ring_queues_in_order_and_wildcards_keep_order() {
+    let mut p = Pair::new(64, true, true, 2);
+    let msgs: Vec<Vec<u8>> = (0..20).map(|i| pattern(i * 3, i as u8)).collect();
+    let reqs: Vec<_> = msgs.iter().map(|m| p.send(0, m, 3)).collect();
+    assert!(!reqs[10].is_complete(), "ring of 2 records: the rest waits in the send queue");
+    p.pump();
+    assert!(reqs.iter().all(|r| r.is_complete()));
+    for m in &msgs {
+        let mut b = vec![0u8; 64];
+        let r = p.recv(1, &mut b, ANY_SOURCE, -1);
+        let (st, _) = r.outcome().unwrap();
+        assert_eq!(&b[..st.len], &m[..], "non-overtaking order");
+    }
+}
+
+#[test]
+fn self_send_eager_and_large() {
+    let mut p = Pair::new(64, true, true, 4);
+    let a = pattern(40, 6);
+    let (cs, ds) = (&mut p.c, &mut p.d);
+    let s = cs[0].post_send(&mut ds[0], a.as_ptr(), a.len(), 0, 1, 0);
+    assert!(s.is_complete(), "eager self-send completes before the receive");
+    let big = pattern(1000, 7);
+    let s2 = cs[0].post_send(&mut ds[0], big.as_ptr(), big.len(), 0, 2, 0);
+    assert!(!s2.is_complete(), "large self-send waits for its receive");
+    let mut b2 = vec![0u8; 1000];
+    let r2 = cs[0].post_recv(&mut ds[0], b2.as_mut_ptr(), 1000, 0, 2, 0);
+    assert!(s2.is_complete() && r2.is_complete());
+    let mut b = vec![0u8; 40];
+    let r = cs[0].post_recv(&mut ds[0], b.as_mut_ptr(), 40, 0, 1, 0);
+    assert_eq!(r.outcome().unwrap().0, Status { source: 0, tag: 1, len: 40 });
+    assert_eq!(a, b);
+    assert_eq!(big, b2);
+}
+
+#[test]
+fn dead_peer_fails_pending_requests() {
+    let mut p = Pair::new(64, true, true, 4);
+    let a = pattern(1000, 8);
+    let s = p.send(0, &a, 1); // RTS, waits for CTS
+    let mut b = vec![0u8; 8];
+    let r = p.recv(0, &mut b, 1, 1);
+    let mut b3 = vec![0u8; 8];
+    let r3 = p.recv(0, &mut b3, ANY_SOURCE, 1);
+    p.c[0].fail_peer(1);
+    for q in [&s, &r, &r3] {
+        assert_eq!(q.outcome().unwrap().1, Some(Fail::PeerDied { rank: 1 }));
+    }
+    let s2 = p.send(0, &a, 1);
+    assert_eq!(s2.outcome().unwrap().1, Some(Fail::PeerDied { rank: 1 }));
+}
+
+#[test]
+fn malformed_records_are_rejected() {
+    let mut p = Pair::new(64, true, true, 4);
+    let mut h = Header::new(Kind::Cts);
+    h.sreq = 12345;
+    let mut rec = vec![0u8; 48];
+    h.encode(&mut rec);
+    let (cs, ds) = (&mut p.c, &mut p.d);
+    assert!(matches!(cs[0].on_record(&mut ds[0], 1, &rec), Err(Fail::Malformed { rank: 1, .. })));
+    assert!(cs[0].on_record(&mut ds[0], 1, &[7u8; 3]).is_err());
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Random sizes (eager and rendezvous), tags and post orders: every receive gets the
+        /// bytes of the oldest matching send, whatever the interleaving.
+        #[test]
+        fn random_traffic_is_delivered_in_order(
+            msgs in proptest::collection::vec((0usize..3000, 0i32..3), 1..25),
+            recv_early in proptest::collection::vec(any::<bool>(), 25),
+            cma in any::<bool>(), waiting in any::<bool>(), ring in 1usize..6,
+        ) {
+            let mut p = Pair::new(256, cma, cma, ring);
+            p.c[1].receiver_waiting = waiting;
+            let data: Vec<Vec<u8>> = msgs.iter().enumerate().map(|(i, (n, _))| pattern(*n, i as u8)).collect();
+            let mut bufs: Vec<Vec<u8>> = msgs.iter().map(|_| vec![0u8; 3000]).collect();
+            let mut rreqs = Vec::new();
+            let mut sreqs = Vec::new();
+            // receives for each tag in order; some posted before the sends
+            let order: Vec<usize> = (0..msgs.len()).collect();
+            let (early, late): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| recv_early[i]);
+            let bufs_ptr: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr()).collect();
+            for &i in &early {
+                let (cs, ds) = (&mut p.c, &mut p.d);
+                rreqs.push((i, cs[1].post_recv(&mut ds[1], bufs_ptr[i], 3000, 0, msgs[i].1, 0)));
+            }
+            for (i, d) in data.iter().enumerate() {
+                sreqs.push(p.send(0, d, msgs[i].1));
+                if i % 3 == 0 { p.pump(); }
+            }
+            for &i in &late {
+                let (cs, ds) = (&mut p.c, &mut p.d);
+                rreqs.push((i, cs[1].post_recv(&mut ds[1], bufs_ptr[i], 3000, 0, msgs[i].1, 0)));
+            }
+            p.pump();
+            prop_assert!(sreqs.iter().all(|s| s.is_complete()));
+            // per tag, the k-th posted receive gets the k-th sent message of that tag
+            for tag in 0..3 {
+                let sent: Vec<usize> = (0..msgs.len()).filter(|&i| msgs[i].1 == tag).collect();
+                let recvd: Vec<usize> = rreqs.iter().filter(|(i, _)| msgs[*i].1 == tag).map(|(i, _)| *i).collect();
+                prop_assert_eq!(sent.len(), recvd.len());
+                for (s, r) in sent.iter().zip(&recvd) {
+                    let rq = &rreqs.iter().find(|(i, _)| i == r).unwrap().1;
+                    let (st, fail) = rq.outcome().unwrap();
+                    prop_assert_eq!(fail, None);
+                    prop_assert_eq!(st.len, data[*s].len());
+                    prop_assert_eq!(&bufs[*r][..st.len], &data[*s][..]);
+                }
+            }
+        }
+    }
+}
