@@ -20,23 +20,7 @@ pub(crate) const CTX_USER: u16 = 0;
 /// Context id of tocsin's internal collectives (barrier), never matched by user receives.
 pub(crate) const CTX_COLL: u16 = 1;
 
-/// What a completed receive (or a probe) found: who sent it, with which tag, how many bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Status {
-    /// Rank of the sender.
-    pub source: Rank,
-    /// Tag of the message.
-    pub tag: Tag,
-    /// Length of the message, bytes (for a send: the bytes sent).
-    pub len: usize,
-}
-
-impl Status {
-    /// The number of whole `T` elements in the message.
-    pub fn count<T>(&self) -> usize {
-        self.len / std::mem::size_of::<T>().max(1)
-    }
-}
+pub use crate::protocol::Status;
 
 /// A communicator: the world of ranks started together. Cheap to clone (shared handle);
 /// `Send + Sync`, so several threads of a rank may communicate at once.
@@ -138,7 +122,7 @@ impl Comm {
         let b = bytes_of_mut(buf);
         let h = self
             .eng
-            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER)?;
+            .post_recv_hint(b.as_mut_ptr(), b.len(), source, tag, CTX_USER, true)?;
         self.eng.wait(&h)
     }
 

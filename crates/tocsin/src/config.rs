@@ -60,6 +60,7 @@ pub struct Config {
     pub(crate) ring_bytes: Option<usize>,
     pub(crate) spin_us: u64,
     pub(crate) chunk_bytes: usize,
+    pub(crate) posix_shm: bool,
 }
 
 impl Default for Config {
@@ -71,6 +72,7 @@ impl Default for Config {
             ring_bytes: None,
             spin_us: 20,
             chunk_bytes: 64 * 1024,
+            posix_shm: false,
         }
     }
 }
@@ -103,6 +105,7 @@ impl Config {
     /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring (power of two, ≥ 4096) | by rank count |
     /// | `TOCSIN_SPIN_US` | `block` mode: µs spent spinning before sleeping | 20 |
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes | 65536 |
+    /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable and the value it could not use.
@@ -135,6 +138,19 @@ impl Config {
         }
         if let Some(v) = env_parse("TOCSIN_CHUNK_BYTES", "a byte count")? {
             c.chunk_bytes = v;
+        }
+        if let Some(v) = env_parse::<String>("TOCSIN_SHM", "memfd or posix")? {
+            c.posix_shm = match v.as_str() {
+                "memfd" => false,
+                "posix" => true,
+                _ => {
+                    return Err(Error::Config {
+                        name: "TOCSIN_SHM",
+                        value: v,
+                        reason: "expected memfd or posix".into(),
+                    })
+                }
+            };
         }
         c.validate()?;
         Ok(c)
@@ -170,6 +186,13 @@ impl Config {
     /// Chunk size of the pipelined (non-CMA) rendezvous, bytes.
     pub fn chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = bytes;
+        self
+    }
+
+    /// Uses a POSIX shared-memory object (unlinked once every rank mapped it) instead of a
+    /// memfd for the job segment.
+    pub fn posix_shm(mut self, yes: bool) -> Self {
+        self.posix_shm = yes;
         self
     }
 

@@ -1,1 +1,319 @@
-//! shm (being written)
+//! The shared-memory driver: one segment per job and host, per-pair rings, per-rank control
+//! blocks (pid, doorbell), and single-copy transfers through Linux CMA.
+//!
+//! Owns the segment's layout, its creation and attachment during bootstrap, and the
+//! [`Driver`](crate::protocol::Driver) implementation over its rings. It must not know about
+//! requests or matching (that is [`crate::protocol`]) nor decide when to wait or sleep (that
+//! is `crate::progress`).
+//!
+//! ## Segment
+//! Rank 0 creates it as an anonymous `memfd` (no name in `/dev/shm` at all); the others open
+//! it through `/proc/<pid of rank 0>/fd/<fd>`, published through PMI. With `TOCSIN_SHM=posix`
+//! it is instead a POSIX object `/tocsin-<128 random bits>`, mode 0600, created exclusively,
+//! and unlinked by rank 0 as soon as every rank has mapped it (the launcher also unlinks it
+//! if the job dies before that).
+//!
+//! | offset | content |
+//! |---|---|
+//! | 0 | header line: magic, layout version, rank count, ring bytes, progress mode |
+//! | 64 + 128·r | control block of rank r: line A (pid, sleepers), line B (doorbell futex) |
+//! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d (control line + data) |
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::pmi::Pmi;
+use crate::protocol::Driver;
+use crate::ring::{self, Consumer, Producer, ShmRing, LINE};
+use crate::sys::{self, Mapping};
+use crate::wire::Header;
+use crate::Rank;
+
+const MAGIC: u64 = 0x7463_6f73_696e_0001; // "tcosin" + layout 1
+const CTRL_BYTES: usize = 2 * LINE;
+
+/// Per-rank control block in the segment.
+#[repr(C, align(64))]
+pub(crate) struct Control {
+    /// Process id of the rank (written at attach).
+    pub pid: AtomicI32,
+    /// Threads of this rank asleep on `bell` ("armed"): senders ring only if non-zero.
+    pub sleepers: AtomicU32,
+    _pad: [u8; LINE - 8],
+    /// The doorbell: a futex word bumped by senders that found `sleepers > 0`.
+    pub bell: AtomicU32,
+}
+
+#[repr(C)]
+struct SegHeader {
+    magic: AtomicU64,
+    nranks: AtomicU32,
+    mode: AtomicU32,
+    ring_cap: AtomicU64,
+}
+
+/// A mapped job segment.
+pub(crate) struct Segment {
+    map: Mapping,
+    n: u32,
+    cap: usize,
+    posix_name: Option<String>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("n", &self.n).field("cap", &self.cap).finish()
+    }
+}
+
+fn rings_base(n: u32) -> usize {
+    LINE + CTRL_BYTES * n as usize
+}
+
+/// Bytes of a segment for `n` ranks with `cap`-byte rings.
+pub(crate) fn segment_len(n: u32, cap: usize) -> usize {
+    rings_base(n) + (n as usize * n as usize) * ring::footprint(cap)
+}
+
+/// Default ring size for `n` ranks: about 64 MiB in all, each ring between 64 KiB and
+/// 1 MiB, and large enough that `eager` bytes plus a header fit in a quarter of it.
+pub(crate) fn default_ring_bytes(n: u32, eager: usize) -> usize {
+    let pairs = (n as usize * n as usize).max(1);
+    let mut cap = ((64usize << 20) / pairs).next_power_of_two() / 2;
+    cap = cap.clamp(64 << 10, 1 << 20);
+    let need = (4 * (eager + 64 + ring::WORD)).next_power_of_two();
+    cap.max(need)
+}
+
+fn pmi_err(what: &str, e: std::io::Error) -> Error {
+    Error::io(what.to_string(), e)
+}
+
+impl Segment {
+    /// Creates (rank 0) or attaches (others) the job segment through PMI. Collective: every
+    /// rank calls it. Also checks that every rank runs on this host and with the same
+    /// progress mode.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if ranks are on different hosts; [`Error::Config`] if their
+    /// progress modes or ring sizes differ; [`Error::Io`] for system call failures;
+    /// [`Error::Pmi`] if the launcher fails.
+    pub(crate) fn bootstrap(
+        pmi: &mut Pmi,
+        cap: usize,
+        mode: u32,
+        posix: bool,
+    ) -> Result<Segment> {
+        let me = pmi.rank();
+        let n = pmi.size();
+        let host = sys::hostname();
+        pmi.put(&format!("tocsin.host.{me}"), &hex(&host))?;
+        let len = segment_len(n, cap);
+        let mut keep_fd = None;
+        let mut posix_name = None;
+        let seg = if me == 0 {
+            let (fd, contact) = if posix {
+                let mut r = [0u8; 16];
+                sys::random_bytes(&mut r).map_err(|e| pmi_err("getrandom", e))?;
+                let name = format!("/tocsin-{}", hex_bytes(&r));
+                let fd = sys::shm_create(&name, len)
+                    .map_err(|e| pmi_err(&format!("creating shared memory {name} ({len} bytes)"), e))?;
+                pmi.put("tocsin.shm.posix", &name)?;
+                posix_name = Some(name.clone());
+                (fd, format!("posix:{name}"))
+            } else {
+                let fd = sys::memfd("tocsin-job", len)
+                    .map_err(|e| pmi_err(&format!("creating a {len}-byte memfd segment"), e))?;
+                let c = format!("memfd:{}:{}", std::process::id(), fd.as_raw_fd());
+                (fd, c)
+            };
+            let map = Mapping::map(&fd, len).map_err(|e| pmi_err("mapping the segment", e))?;
+            keep_fd = Some(fd); // keep it open until every rank has attached
+            let s = Segment {
+                map,
+                n,
+                cap,
+                posix_name: posix_name.clone(),
+            };
+            let h = s.header();
+            h.nranks.store(n, Ordering::Relaxed);
+            h.mode.store(mode, Ordering::Relaxed);
+            h.ring_cap.store(cap as u64, Ordering::Relaxed);
+            h.magic.store(MAGIC, Ordering::Release);
+            pmi.put("tocsin.shm", &contact)?;
+            pmi.barrier()?;
+            s
+        } else {
+            pmi.barrier()?;
+            let contact = pmi.get("tocsin.shm")?;
+            let fd = if let Some(name) = contact.strip_prefix("posix:") {
+                sys::shm_open(name).map_err(|e| pmi_err(&format!("opening shared memory {name}"), e))?
+            } else {
+                let mut it = contact.strip_prefix("memfd:").unwrap_or("").split(':');
+                let (pid, fd) = match (it.next().and_then(|p| p.parse().ok()), it.next().and_then(|f| f.parse().ok())) {
+                    (Some(p), Some(f)) => (p, f),
+                    _ => return Err(Error::Pmi(format!("malformed segment contact {contact:?} from rank 0"))),
+                };
+                sys::open_proc_fd(pid, fd).map_err(|e| {
+                    pmi_err(&format!("opening rank 0's segment /proc/{pid}/fd/{fd} (try TOCSIN_SHM=posix)"), e)
+                })?
+            };
+            let flen = sys::fd_len(&fd).map_err(|e| pmi_err("fstat of the segment", e))?;
+            if flen != len {
+                return Err(Error::Config {
+                    name: "TOCSIN_RING_BYTES",
+                    value: cap.to_string(),
+                    reason: format!("rank 0's segment is {flen} bytes but this rank expects {len}: ranks disagree on TOCSIN_RING_BYTES / TOCSIN_EAGER_THRESHOLD"),
+                });
+            }
+            let map = Mapping::map(&fd, len).map_err(|e| pmi_err("mapping the segment", e))?;
+            let s = Segment { map, n, cap, posix_name: None };
+            let h = s.header();
+            if h.magic.load(Ordering::Acquire) != MAGIC || h.nranks.load(Ordering::Relaxed) != n {
+                return Err(Error::Unsupported("the job segment has an unknown layout (mixed tocsin versions?)".into()));
+            }
+            let m = h.mode.load(Ordering::Relaxed);
+            if m != mode {
+                return Err(Error::Config {
+                    name: "TOCSIN_PROGRESS",
+                    value: mode_name(mode).into(),
+                    reason: format!("rank 0 runs in {} mode: every rank must use the same progress mode", mode_name(m)),
+                });
+            }
+            s
+        };
+        for r in 0..n {
+            let h = unhex(&pmi.get(&format!("tocsin.host.{r}"))?);
+            if h != host {
+                return Err(Error::Unsupported(format!(
+                    "rank {r} runs on host {h:?} and rank {me} on {host:?}: tocsin has only the shared-memory driver so far, all ranks must share one host"
+                )));
+            }
+        }
+        seg.control(me).pid.store(std::process::id() as i32, Ordering::Release);
+        pmi.barrier()?; // every rank mapped the segment and published its pid
+        drop(keep_fd);
+        if let Some(name) = &seg.posix_name {
+            sys::shm_unlink(name);
+        }
+        Ok(seg)
+    }
+
+    fn header(&self) -> &SegHeader {
+        // SAFETY: the mapping starts with a page-aligned SegHeader-sized area that is only
+        // accessed through atomics.
+        unsafe { &*(self.map.ptr() as *const SegHeader) }
+    }
+
+    /// Control block of rank `r`.
+    pub(crate) fn control(&self, r: Rank) -> &Control {
+        assert!(r < self.n);
+        // SAFETY: inside the mapping (layout above), 64-byte aligned, atomics only.
+        unsafe { &*(self.map.ptr().add(LINE + CTRL_BYTES * r as usize) as *const Control) }
+    }
+
+    /// The ring carrying records from `src` to `dst`.
+    pub(crate) fn ring(&self, src: Rank, dst: Rank) -> ShmRing {
+        let off = rings_base(self.n) + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap);
+        debug_assert!(off + ring::footprint(self.cap) <= self.map.len());
+        // SAFETY: the range is inside the mapping, 64-byte aligned, zero at creation, and
+        // lives as long as `self`; the engine drops its rings before the segment.
+        unsafe { ShmRing::from_raw(self.map.ptr().add(off), self.cap) }
+    }
+
+    /// Ring bytes.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Rings rank `r`'s doorbell if it declared itself asleep. The `SeqCst` fence pairs with
+    /// the sleeper's `SeqCst` increment of `sleepers` (Dekker): either the sleeper sees our
+    /// record when it re-polls after arming, or we see it armed and wake it.
+    pub(crate) fn ring_bell(&self, r: Rank) {
+        let c = self.control(r);
+        fence(Ordering::SeqCst);
+        if c.sleepers.load(Ordering::Relaxed) > 0 {
+            c.bell.fetch_add(1, Ordering::Release);
+            sys::futex_wake_all(&c.bell);
+        }
+    }
+}
+
+fn mode_name(m: u32) -> &'static str {
+    match m {
+        0 => "poll",
+        1 => "block",
+        _ => "unknown",
+    }
+}
+
+fn hex_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+fn hex(s: &str) -> String {
+    hex_bytes(s.as_bytes())
+}
+fn unhex(s: &str) -> String {
+    let b: Vec<u8> = (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// The sending side of the shared-memory driver: one producer per peer, plus CMA.
+pub(crate) struct ShmDriver {
+    producers: Vec<Option<Producer<ShmRing>>>,
+    pids: Vec<i32>,
+    max_record: usize,
+}
+
+impl ShmDriver {
+    /// Producers of `me`'s outgoing rings and the peers' pids (read from the segment).
+    pub(crate) fn new(seg: Option<&Segment>, me: Rank, n: u32) -> (ShmDriver, Vec<Option<Consumer<ShmRing>>>) {
+        let mut producers = Vec::with_capacity(n as usize);
+        let mut consumers = Vec::with_capacity(n as usize);
+        let mut pids = Vec::with_capacity(n as usize);
+        for p in 0..n {
+            match seg {
+                Some(s) if p != me => {
+                    producers.push(Some(Producer::new(s.ring(me, p))));
+                    consumers.push(Some(Consumer::new(s.ring(p, me))));
+                    pids.push(s.control(p).pid.load(Ordering::Acquire));
+                }
+                _ => {
+                    producers.push(None);
+                    consumers.push(None);
+                    pids.push(std::process::id() as i32);
+                }
+            }
+        }
+        let max_record = seg.map_or(1 << 20, |s| ring::max_body(s.cap()));
+        (ShmDriver { producers, pids, max_record }, consumers)
+    }
+
+    /// Process id of `r`.
+    pub(crate) fn pid(&self, r: Rank) -> i32 {
+        self.pids[r as usize]
+    }
+}
+
+impl Driver for ShmDriver {
+    fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
+        let p = self.producers[peer as usize].as_mut().expect("no ring to self");
+        let hl = hdr.encoded_len();
+        p.try_push(hl + payload.len(), &mut |b| {
+            hdr.encode(b);
+            b[hl..].copy_from_slice(payload);
+        })
+    }
+    fn max_record(&self) -> usize {
+        self.max_record
+    }
+    fn cma_read(&mut self, peer: Rank, remote: u64, local: &mut [u8]) -> std::io::Result<()> {
+        sys::cma_read(self.pids[peer as usize], remote, local)
+    }
+    fn cma_write(&mut self, peer: Rank, remote: u64, local: &[u8]) -> std::io::Result<()> {
+        sys::cma_write(self.pids[peer as usize], remote, local)
+    }
+}

@@ -1,1 +1,300 @@
-//! sys (being written)
+//! The few system calls tocsin needs, each wrapped once with its `unsafe` and its errors:
+//! futex wait/wake on shared memory, CMA (`process_vm_readv`/`writev`), memfd and POSIX
+//! shared memory, `mmap`, pidfds, `getrandom`, the host name.
+//!
+//! Owns nothing but these wrappers; it must not know about ranks, rings or protocols.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Sleeps while `*word == expected`, at most `timeout`. Shared (not `FUTEX_PRIVATE`) so it
+/// works across processes on a `MAP_SHARED` mapping. Returns on wake, timeout, signal or
+/// value mismatch; callers re-check their condition.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; the kernel only
+    // reads it. Errors (EAGAIN, ETIMEDOUT, EINTR) all mean "re-check", so they are ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wakes every thread sleeping in [`futex_wait`] on `word`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not dereference other args.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+/// Copies from `remote` in process `pid` into `local` (Linux CMA), looping over partial
+/// transfers.
+///
+/// # Errors
+/// EPERM (ptrace rules), ESRCH (no such process), EFAULT (bad remote range), ENOSYS.
+pub fn cma_read(pid: libc::pid_t, remote: u64, local: &mut [u8]) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < local.len() {
+        let l = libc::iovec {
+            // SAFETY: `done < len`, inside `local`.
+            iov_base: unsafe { local.as_mut_ptr().add(done) } as *mut libc::c_void,
+            iov_len: local.len() - done,
+        };
+        let r = libc::iovec {
+            iov_base: (remote as usize + done) as *mut libc::c_void,
+            iov_len: local.len() - done,
+        };
+        // SAFETY: the local iovec describes memory we own exclusively; the kernel validates
+        // the remote one against the other process's address space.
+        let n = cvt(unsafe { libc::process_vm_readv(pid, &l, 1, &r, 1, 0) } as libc::c_long)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "CMA read made no progress"));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// Copies `local` to `remote` in process `pid` (Linux CMA), looping over partial transfers.
+///
+/// # Errors
+/// As [`cma_read`].
+pub fn cma_write(pid: libc::pid_t, remote: u64, local: &[u8]) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < local.len() {
+        let l = libc::iovec {
+            // SAFETY: `done < len`, inside `local`; the kernel only reads it.
+            iov_base: unsafe { local.as_ptr().add(done) } as *mut libc::c_void,
+            iov_len: local.len() - done,
+        };
+        let r = libc::iovec {
+            iov_base: (remote as usize + done) as *mut libc::c_void,
+            iov_len: local.len() - done,
+        };
+        // SAFETY: as in `cma_read`.
+        let n = cvt(unsafe { libc::process_vm_writev(pid, &l, 1, &r, 1, 0) } as libc::c_long)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "CMA write made no progress"));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// Lets any process of the same user use CMA/ptrace on us (Yama `ptrace_scope = 1` would
+/// otherwise restrict it to our ancestors). Failure is harmless (no Yama): ignored.
+pub fn allow_ptrace_any() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_PTRACER, libc::PR_SET_PTRACER_ANY, 0, 0, 0);
+    }
+}
+
+/// Creates an anonymous memory file of `len` bytes (`memfd_create`, close-on-exec).
+///
+/// # Errors
+/// The OS error of `memfd_create` or `ftruncate`.
+pub fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
+    let c = CString::new(name).expect("no NUL in name");
+    // SAFETY: `c` is a valid C string.
+    let fd = cvt(unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    truncate(&fd, len)?;
+    Ok(fd)
+}
+
+fn truncate(fd: &OwnedFd, len: usize) -> io::Result<()> {
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } as libc::c_long)?;
+    Ok(())
+}
+
+/// Opens another process's descriptor through `/proc/PID/fd/FD` (read-write).
+///
+/// # Errors
+/// ENOENT if the process or descriptor is gone, EACCES if not permitted.
+pub fn open_proc_fd(pid: i32, fd: i32) -> io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{pid}/fd/{fd}"))?;
+    Ok(f.into())
+}
+
+/// Creates a POSIX shared-memory object `name` (exclusive, mode 0600) of `len` bytes.
+///
+/// # Errors
+/// EEXIST if the name is taken, or the OS error.
+pub fn shm_create(name: &str, len: usize) -> io::Result<OwnedFd> {
+    let c = CString::new(name).expect("no NUL in name");
+    // SAFETY: valid C string; flags and mode are plain integers.
+    let fd = cvt(unsafe {
+        libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0o600)
+    } as libc::c_long)?;
+    // SAFETY: fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    truncate(&fd, len)?;
+    Ok(fd)
+}
+
+/// Opens an existing POSIX shared-memory object read-write.
+///
+/// # Errors
+/// ENOENT, EACCES, or the OS error.
+pub fn shm_open(name: &str) -> io::Result<OwnedFd> {
+    let c = CString::new(name).expect("no NUL in name");
+    // SAFETY: valid C string.
+    let fd = cvt(unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) } as libc::c_long)?;
+    // SAFETY: fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Removes a POSIX shared-memory name (ENOENT ignored).
+pub fn shm_unlink(name: &str) {
+    let c = CString::new(name).expect("no NUL in name");
+    // SAFETY: valid C string.
+    unsafe { libc::shm_unlink(c.as_ptr()) };
+}
+
+/// Size of the file behind `fd`, bytes.
+///
+/// # Errors
+/// The OS error of `fstat`.
+pub fn fd_len(fd: &OwnedFd) -> io::Result<usize> {
+    // SAFETY: zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out-pointer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+    Ok(st.st_size as usize)
+}
+
+/// A shared read-write mapping, unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; synchronization is the users' business
+// (atomics in the rings and control blocks).
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` shared, read-write.
+    ///
+    /// # Errors
+    /// The OS error of `mmap`.
+    pub fn map(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping chosen by the kernel; `fd` is valid.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: p as *mut u8,
+            len,
+        })
+    }
+    /// Base address (page aligned).
+    pub fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+    /// Length, bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `map` mapped; no reference into it outlives the
+        // owner (the engine drops its rings first).
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// A pidfd: tells whether a peer process has exited, even if it is a zombie not yet reaped,
+/// and immune to pid reuse.
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd for `pid` (Linux ≥ 5.3).
+    ///
+    /// # Errors
+    /// ESRCH if the process is already gone, ENOSYS on older kernels.
+    pub fn open(pid: i32) -> io::Result<PidFd> {
+        // SAFETY: integer arguments only.
+        let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+        // SAFETY: fresh descriptor we own.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+    /// `true` if the process has exited (its pidfd polls readable).
+    pub fn exited(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let r = unsafe { libc::poll(&mut p, 1, 0) };
+        r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
+    }
+}
+
+/// Fills `buf` with random bytes from the kernel.
+///
+/// # Errors
+/// The OS error of `getrandom`.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: writes at most `len - done` bytes inside `buf`.
+        let n = cvt(unsafe {
+            libc::getrandom(buf.as_mut_ptr().add(done) as *mut libc::c_void, buf.len() - done, 0)
+        } as libc::c_long)?;
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut b = [0u8; 256];
+    // SAFETY: writes at most `len` bytes into `b`.
+    unsafe { libc::gethostname(b.as_mut_ptr() as *mut libc::c_char, b.len()) };
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
