@@ -27,7 +27,6 @@
 
 use std::sync::atomic::Ordering;
 
-#[cfg(not(loom))]
 use std::sync::atomic::AtomicU64;
 
 /// Cache line size assumed for layout, bytes.
@@ -86,7 +85,6 @@ pub unsafe trait RingMem {
 }
 
 /// A ring in a shared-memory mapping, addressed by raw pointer.
-#[cfg(not(loom))]
 #[derive(Debug, Clone, Copy)]
 pub struct ShmRing {
     ctrl: *const AtomicU64,
@@ -94,15 +92,12 @@ pub struct ShmRing {
     cap: usize,
 }
 
-#[cfg(not(loom))]
 // SAFETY: the ring is shared memory designed for concurrent access by one producer and one
 // consumer; all cross-thread accesses go through atomics (see the module protocol).
 unsafe impl Send for ShmRing {}
-#[cfg(not(loom))]
 // SAFETY: as for `Send`: `&ShmRing` only exposes the atomic protocol.
 unsafe impl Sync for ShmRing {}
 
-#[cfg(not(loom))]
 impl ShmRing {
     /// Views `footprint(cap)` bytes at `base` as a ring.
     ///
@@ -121,7 +116,6 @@ impl ShmRing {
     }
 }
 
-#[cfg(not(loom))]
 // SAFETY: `from_raw`'s contract gives the memory guarantees the trait asks for.
 unsafe impl RingMem for ShmRing {
     fn cap(&self) -> usize {
