@@ -160,7 +160,7 @@ impl Engine {
             for _ in 0..BATCH {
                 match c.pop_with(|rec| (true, core.on_record(drv, p, rec))) {
                     Ok(None) => break,
-                    Ok(Some(Ok(()))) => did = true,
+                    Ok(Some(Ok(_))) => did = true,
                     Ok(Some(Err(f))) => {
                         tracing::error!(peer = p, failure = ?f, "malformed record: treating the peer as failed");
                         core.fail_peer(p);

@@ -150,6 +150,16 @@ pub trait Driver {
     fn cma_write(&mut self, peer: Rank, remote: u64, local: &[u8]) -> std::io::Result<()>;
 }
 
+/// What [`Core::on_record`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Handled: the driver may drop it from the ring.
+    Consumed,
+    /// Not handled because that would allocate in no-allocation mode: leave it at the head
+    /// of its ring and hand it to the next progress pass made outside a handler.
+    LeftInRing,
+}
+
 /// Start-up parameters of a [`Core`].
 #[derive(Debug, Clone, Copy)]
 pub struct CoreConfig {
@@ -250,11 +260,18 @@ pub struct Core {
     /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
     /// answered with a CTS). Set by the progress engine.
     pub receiver_waiting: bool,
+    /// No-allocation mode, set while progress runs in a signal or interrupt handler: a
+    /// record whose handling would need memory the core has not reserved is left in its
+    /// ring ([`Taken::LeftInRing`]).
+    pub no_alloc: bool,
 }
 
 // SAFETY: the raw buffer pointers in `Req` are lent by the API layer for the request's whole
 // life and are only dereferenced by whichever thread holds the engine lock.
 unsafe impl Send for Core {}
+
+/// Buffers kept for unexpected eager messages (each `eager_threshold` bytes).
+const POOL: usize = 64;
 
 fn tok_index(t: u64) -> usize {
     ((t & 0xFFFF_FFFF) as usize).wrapping_sub(1)
@@ -280,8 +297,11 @@ impl Core {
                     touched: false,
                 })
                 .collect(),
-            pool: Vec::new(),
+            pool: (0..POOL)
+                .map(|_| Vec::with_capacity(cfg.eager_threshold))
+                .collect(),
             receiver_waiting: false,
+            no_alloc: false,
         }
     }
 
@@ -295,6 +315,8 @@ impl Core {
             Some(i) => i as usize,
             None => {
                 self.slots.push(Slot { gen: 0, req: None });
+                // `finish` must never allocate: room for every slot in the free list.
+                self.free.reserve(self.slots.len());
                 self.slots.len() - 1
             }
         };
@@ -315,8 +337,16 @@ impl Core {
     fn finish(&mut self, tok: u64, st: Status, fail: Option<Fail>) {
         let idx = tok_index(tok);
         if let Some(req) = self.slots[idx].req.take() {
-            self.free.push(idx as u32);
-            req.shared.complete(st, fail);
+            self.free.push(idx as u32); // capacity reserved in `alloc`: no allocation
+            let cell: *const ReqShared = Arc::as_ptr(&req.shared);
+            // Release the core's reference *before* publishing completion: the owner holds
+            // its own reference until it has seen DONE, so this never frees (no deallocation
+            // here, which may run in a handler), and once DONE is published the core no
+            // longer touches the cell.
+            drop(req);
+            // SAFETY: the owner's reference keeps the cell alive until it observes DONE,
+            // which happens only after (or during) this call.
+            unsafe { (*cell).complete(st, fail) };
         }
     }
 
@@ -518,7 +548,7 @@ impl Core {
     }
 
     fn recycle(&mut self, v: Vec<u8>) {
-        if self.pool.len() < 64 && v.capacity() <= 2 * self.cfg.eager_threshold.max(64) {
+        if self.pool.len() < POOL && v.capacity() <= 2 * self.cfg.eager_threshold.max(64) {
             self.pool.push(v);
         }
     }
@@ -704,13 +734,20 @@ impl Core {
         }
     }
 
-    /// `true` if an EAGER record from `peer` could be accepted without allocating (there is
-    /// room in the unexpected queue and a pooled buffer). Lets a handler leave it in the ring.
-    pub fn can_take_unexpected(&self) -> bool {
-        self.unexpected.has_room() && !self.pool.is_empty()
+    /// `true` if any record of at most `payload` bytes can be handled without allocating:
+    /// room in the unexpected queue, a pooled buffer large enough, room for one more
+    /// control record toward every peer and one more stream.
+    fn headroom(&self, payload: usize) -> bool {
+        self.unexpected.has_room()
+            && self.pool.last().is_some_and(|v| v.capacity() >= payload)
+            && self.peers.iter().all(|p| {
+                p.ctrl.len() < p.ctrl.capacity() && p.streams.len() < p.streams.capacity()
+            })
     }
 
     /// Handles one record received from `peer`.
+    ///
+    /// Returns whether it was consumed ([`Taken`]).
     ///
     /// # Errors
     /// [`Fail::Malformed`] if the record cannot be decoded or names a request that does not
@@ -721,9 +758,12 @@ impl Core {
         drv: &mut dyn Driver,
         peer: Rank,
         rec: &[u8],
-    ) -> Result<(), Fail> {
+    ) -> Result<Taken, Fail> {
         let malformed = |detail| Fail::Malformed { rank: peer, detail };
         let (h, payload) = Header::decode(rec).map_err(|_| malformed("undecodable header"))?;
+        if self.no_alloc && !self.headroom(payload.len()) {
+            return Ok(Taken::LeftInRing);
+        }
         match h.kind {
             Kind::Eager | Kind::Rts => {
                 let env = Envelope {
@@ -807,7 +847,7 @@ impl Core {
                                 },
                             );
                             self.finish_send(tok);
-                            return Ok(());
+                            return Ok(Taken::Consumed);
                         }
                         Err(e) => {
                             tracing::debug!(peer, error = %e, "CMA write failed; pipelining through shared memory");
@@ -817,7 +857,7 @@ impl Core {
                 }
                 if accept == 0 {
                     self.finish_send(tok);
-                    return Ok(());
+                    return Ok(Taken::Consumed);
                 }
                 self.get(tok).unwrap().st = St::Streaming;
                 self.peers[peer as usize].streams.push_back(tok);
@@ -864,7 +904,7 @@ impl Core {
                 }
             }
         }
-        Ok(())
+        Ok(Taken::Consumed)
     }
 
     /// The status of the oldest unexpected message matching (`source`, `tag`, `ctx`).

@@ -83,7 +83,7 @@ impl Pair {
                 // deliver at most one record per direction per pass, then let senders refill
                 if let Some(rec) = self.d[from].outbox.pop_front() {
                     let (cs, ds) = (&mut self.c, &mut self.d);
-                    cs[to].on_record(&mut ds[to], from as Rank, &rec).unwrap();
+                    assert_eq!(cs[to].on_record(&mut ds[to], from as Rank, &rec).unwrap(), Taken::Consumed);
                     moved = true;
                     n += 1;
                 }
@@ -328,5 +328,36 @@ mod prop {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn no_alloc_mode_leaves_records_it_cannot_store() {
+    let mut p = Pair::new(64, true, true, 100);
+    // 70 unexpected eager messages: more than the 8 unexpected entries reserved
+    let a = pattern(10, 9);
+    for _ in 0..70 {
+        p.send(0, &a, 1);
+    }
+    p.c[1].no_alloc = true;
+    let mut consumed = 0;
+    while let Some(rec) = p.d[0].outbox.front().cloned() {
+        let (cs, ds) = (&mut p.c, &mut p.d);
+        match cs[1].on_record(&mut ds[1], 0, &rec).unwrap() {
+            Taken::Consumed => {
+                consumed += 1;
+                p.d[0].outbox.pop_front();
+            }
+            Taken::LeftInRing => break,
+        }
+    }
+    assert_eq!(consumed, 8, "stops when the unexpected queue is full");
+    p.c[1].no_alloc = false;
+    assert_eq!(p.pump(), 62, "the rest is taken outside the handler");
+    for _ in 0..70 {
+        let mut b = vec![0u8; 10];
+        let r = p.recv(1, &mut b, 0, 1);
+        assert_eq!(r.outcome().unwrap().1, None);
+        assert_eq!(a, b);
     }
 }
