@@ -1,0 +1,179 @@
+//! End-to-end tests of the `jacobi` application: `tocsin run -n N -- jacobi --check` must
+//! exit successfully and report that the parallel result matches the serial one.
+//!
+//! Each job runs in its own process group under a deadline: if it hangs, the whole group
+//! (launcher and ranks) is killed and the test fails with the output seen so far. The jobs
+//! run one at a time so that ranks of different tests do not compete for the (few) cores.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+const JACOBI: &str = env!("CARGO_BIN_EXE_jacobi");
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Serializes the jobs of this file.
+static JOBS: Mutex<()> = Mutex::new(());
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn dump(&self) -> String {
+        format!(
+            "exit code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `tocsin run -n N -- jacobi ARGS` with `TOCSIN_PROGRESS=progress`; kills the job's
+/// process group and panics if it outlives [`DEADLINE`].
+fn run_job(n: u32, progress: &str, args: &[&str]) -> Outcome {
+    let _guard = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cmd = Command::new(TOCSIN);
+    cmd.arg("run")
+        .arg("-n")
+        .arg(n.to_string())
+        .arg("--")
+        .arg(JACOBI)
+        .args(args)
+        .env("TOCSIN_PROGRESS", progress)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().expect("spawn tocsin run");
+    let pgid = child.id() as libc::pid_t;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for tocsin run") {
+            break Some(st);
+        }
+        if start.elapsed() > DEADLINE {
+            // SAFETY: kill(2) on the process group we created for this job.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Ranks that outlive the launcher would keep the pipes open: make sure none is left.
+    // SAFETY: as above; ESRCH when the group is already gone is fine.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let o = Outcome {
+        code: status.and_then(|s| s.code()),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    assert!(
+        status.is_some(),
+        "tocsin run -n {n} -- jacobi {args:?} did not finish within {DEADLINE:?} (killed)\n{}",
+        o.dump()
+    );
+    o
+}
+
+/// The value printed after `max abs difference = ` (the line may carry a rank prefix).
+fn max_diff(stdout: &str) -> Option<f64> {
+    let key = "max abs difference = ";
+    let line = stdout.lines().find(|l| l.contains(key))?;
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs a checked job and asserts it passed.
+fn check_passes(n: u32, progress: &str, nx: usize, ny: usize, iters: usize) {
+    let (nx, ny, iters) = (nx.to_string(), ny.to_string(), iters.to_string());
+    let args = [
+        "--nx", &nx, "--ny", &ny, "--iters", &iters, "--report", "50", "--check",
+    ];
+    let o = run_job(n, progress, &args);
+    assert_eq!(o.code, Some(0), "job failed\n{}", o.dump());
+    let d = max_diff(&o.stdout).unwrap_or_else(|| panic!("no check line\n{}", o.dump()));
+    assert!(d <= 1e-10, "max abs difference {d} too large\n{}", o.dump());
+    assert!(
+        o.stdout.contains("PASSED"),
+        "check not reported as passed\n{}",
+        o.dump()
+    );
+    assert_eq!(
+        o.stdout.matches("check: max abs difference").count(),
+        1,
+        "only rank 0 should report the check\n{}",
+        o.dump()
+    );
+    // The residual reports and the timing line come from rank 0.
+    assert!(o.stdout.contains("MLUP/s"), "no timing line\n{}", o.dump());
+    let residuals = o.stdout.matches("residual max").count();
+    assert_eq!(residuals, 4, "expected 4 residual reports\n{}", o.dump());
+}
+
+#[test]
+fn one_rank_matches_serial() {
+    check_passes(1, "poll", 96, 80, 200);
+}
+
+#[test]
+fn two_ranks_poll_match_serial() {
+    check_passes(2, "poll", 96, 80, 200);
+}
+
+#[test]
+fn two_ranks_block_match_serial() {
+    check_passes(2, "block", 96, 80, 200);
+}
+
+#[test]
+fn four_ranks_2x2_match_serial() {
+    check_passes(4, "block", 96, 80, 200);
+}
+
+#[test]
+fn three_ranks_uneven_blocks_match_serial() {
+    // 97 columns over 3 ranks: 33 + 32 + 32.
+    check_passes(3, "block", 97, 81, 200);
+}
+
+#[test]
+fn grid_too_small_is_a_clear_error() {
+    let o = run_job(4, "block", &["--nx", "1", "--ny", "8", "--iters", "5"]);
+    assert_ne!(
+        o.code,
+        Some(0),
+        "a 1-column grid on 2 x 2 ranks must fail\n{}",
+        o.dump()
+    );
+    assert!(
+        o.stderr.contains("too small"),
+        "no clear message\n{}",
+        o.dump()
+    );
+}
+
+#[test]
+fn parses_max_diff() {
+    assert_eq!(
+        max_diff("[0] check: max abs difference = 0.000e0 (at x=0, y=0; tolerance 1e-10)"),
+        Some(0.0)
+    );
+    assert_eq!(max_diff("nothing"), None);
+}
