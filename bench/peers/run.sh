@@ -11,17 +11,20 @@
 #   Open MPI: mpirun.openmpi -n 2 --bind-to core --mca pml ob1 --mca btl self,vader
 #             [--allow-run-as-root when uid 0] BIN --json
 # and writes OUTDIR/{mpich,openmpi}-{pingpong,overlap,idle}.json, OUTDIR/meta.json
-# (machine, versions, exact commands, CPU used by other processes during each
-# run), launcher stderr in OUTDIR/logs/, and prints a summary table.
+# (machine, versions, exact commands, CPU used by other processes and CPU
+# time stolen by the hypervisor during each run), launcher stderr in OUTDIR/logs/, and prints a summary table.
 #
 # Environment knobs:
 #   PEERS_IMPLS="mpich openmpi"   which libraries to run (both by default)
-#   PEERS_PINGPONG_ARGS="--rounds 3"     extra arguments per benchmark
+#   PEERS_PINGPONG_ARGS="--rounds 5"     extra arguments per benchmark
 #   PEERS_OVERLAP_ARGS="--reps 50"
 #   PEERS_IDLE_ARGS=""
 #   PEERS_QUIET_WAIT=60   seconds to wait for the machine to be idle (< 10% busy)
 #                         before each library's runs; then run anyway, with a warning
 #   PEERS_TIMEOUT=300     per-run time limit, seconds
+#   PEERS_RETRIES=2       re-run a benchmark (after waiting for calm) when other
+#                         processes used > 10% of the CPUs or the hypervisor stole
+#                         > 5% during it; the last attempt is kept, with a warning
 # Exit status: 0 ok; 1 a tool is missing, a build or a run failed, or a JSON
 # output is malformed.
 set -euo pipefail
@@ -30,11 +33,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUTDIR=${1:-$REPO/target/peers}
 IMPLS=${PEERS_IMPLS:-mpich openmpi}
-PINGPONG_ARGS=${PEERS_PINGPONG_ARGS:---rounds 3}
+PINGPONG_ARGS=${PEERS_PINGPONG_ARGS:---rounds 5}
 OVERLAP_ARGS=${PEERS_OVERLAP_ARGS:---reps 50}
 IDLE_ARGS=${PEERS_IDLE_ARGS:-}
 QUIET_WAIT=${PEERS_QUIET_WAIT:-60}
 TIMEOUT=${PEERS_TIMEOUT:-300}
+RETRIES=${PEERS_RETRIES:-2}
+HZ=$(getconf CLK_TCK)
+NCPU=$(nproc)
 BENCHES="pingpong overlap idle"
 CFLAGS="-O2 -std=c11 -Wall -Wextra"
 
@@ -82,12 +88,14 @@ launcher() { # prints the launch command (one word per line) for $1
     esac
 }
 
-# jiffies (all CPUs): "busy total"
-cpu_jiffies() { awk '/^cpu /{b=$2+$3+$4+$7+$8; t=b+$5+$6+$9; print b, t; exit}' /proc/stat; }
+# jiffies (all CPUs): "busy total steal" (steal: time the hypervisor ran something
+# else on our vCPUs; it is in neither busy nor a process's CPU time)
+cpu_jiffies() { awk '/^cpu /{b=$2+$3+$4+$7+$8; t=b+$5+$6+$9; print b, t, $9; exit}' /proc/stat; }
 # percentage of all CPUs busy over the next second
 busy_pct() {
-    local b0 t0 b1 t1
-    read -r b0 t0 < <(cpu_jiffies); sleep 1; read -r b1 t1 < <(cpu_jiffies)
+    local b0 t0 b1 t1 s0 s1
+    read -r b0 t0 s0 < <(cpu_jiffies); sleep 1; read -r b1 t1 s1 < <(cpu_jiffies)
+    b1=$((b1 + s1 - s0)) # stolen time counts as busy here
     awk -v db=$((b1 - b0)) -v dt=$((t1 - t0)) 'BEGIN{printf "%.0f", dt ? 100*db/dt : 0}'
 }
 wait_quiet() {
@@ -133,26 +141,40 @@ for impl in $IMPLS; do
         log="$OUTDIR/logs/$impl-$b.err"
         # shellcheck disable=SC2086
         cmd=("${LAUNCH[@]}" "$OUTDIR/bin/$impl-$b" --json $args)
-        echo "== $impl $b: ${cmd[*]}"
-        read -r b0 t0 < <(cpu_jiffies); children_cpu c0; w0=$(date +%s.%N)
-        if ! (cd "$OUTDIR" && timeout "$TIMEOUT" "${cmd[@]}") >"$out.raw" 2>"$log"; then
-            tail -n 20 "$log" >&2
-            die "$impl $b failed (exit status above; full log: $log)"
-        fi
-        read -r b1 t1 < <(cpu_jiffies); children_cpu c1; w1=$(date +%s.%N)
-        # keep only the JSON document (a launcher may print other lines)
-        grep '^{"impl"' "$out.raw" >"$out" || { cat "$out.raw" >&2; die "$impl $b printed no JSON"; }
-        rm -f "$out.raw"
-        python3 - "$out" "$b" <<'EOF' || die "$impl $b: malformed JSON in $out"
+        attempt=0
+        while :; do
+            attempt=$((attempt + 1))
+            echo "== $impl $b: ${cmd[*]}"
+            read -r b0 t0 st0 < <(cpu_jiffies); children_cpu c0; w0=$(date +%s.%N)
+            if ! (cd "$OUTDIR" && timeout "$TIMEOUT" "${cmd[@]}") >"$out.raw" 2>"$log"; then
+                tail -n 20 "$log" >&2
+                die "$impl $b failed (exit status above; full log: $log)"
+            fi
+            read -r b1 t1 st1 < <(cpu_jiffies); children_cpu c1; w1=$(date +%s.%N)
+            # keep only the JSON document (a launcher may print other lines)
+            grep '^{"impl"' "$out.raw" >"$out" || { cat "$out.raw" >&2; die "$impl $b printed no JSON"; }
+            rm -f "$out.raw"
+            python3 - "$out" "$b" <<'EOF' || die "$impl $b: malformed JSON in $out"
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["bench"] == sys.argv[2] and isinstance(d["impl"], str) and d["results"], d
 EOF
-        # CPU used by other processes during the run: all busy CPU time minus ours
-        hz=$(getconf CLK_TCK)
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$b" \
-            "$(awk -v x=$((b1 - b0)) -v hz="$hz" 'BEGIN{printf "%.2f", x/hz}')" "$c0 $c1" \
-            "$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.2f", b-a}')" "${cmd[*]}" >>"$RUNS_TSV"
+            # CPU used by other processes during the run (all busy CPU time minus
+            # ours), and CPU time stolen by the hypervisor, in % of wall x CPUs
+            busy_s=$(awk -v x=$((b1 - b0)) -v hz="$HZ" 'BEGIN{printf "%.2f", x/hz}')
+            steal_s=$(awk -v x=$((st1 - st0)) -v hz="$HZ" 'BEGIN{printf "%.2f", x/hz}')
+            wall_s=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.2f", b-a}')
+            disturbed=$(awk -v b="$busy_s" -v s="$steal_s" -v c0="$c0" -v c1="$c1" -v w="$wall_s" -v n="$NCPU" \
+                'BEGIN{f=b-(c1-c0); if (f<0) f=0; print (w>0 && (100*f/(w*n) > 10 || 100*s/(w*n) > 5)) ? 1 : 0}')
+            if [ "$disturbed" = 1 ] && [ "$attempt" -le "$RETRIES" ]; then
+                echo "run.sh: $impl $b was disturbed by other processes or the hypervisor; waiting and retrying" >&2
+                wait_quiet
+                continue
+            fi
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$b" "$busy_s" "$c0 $c1" "$steal_s" "$wall_s" \
+                "${cmd[*]}" >>"$RUNS_TSV"
+            break
+        done
     done
 done
 
@@ -172,16 +194,20 @@ def cpu_model():
 
 runs, warnings = [], []
 for line in open(runs_tsv):
-    impl, bench, busy_s, cc, wall_s, cmd = line.rstrip("\n").split("\t")
+    impl, bench, busy_s, cc, steal_s, wall_s, cmd = line.rstrip("\n").split("\t")
     c0, c1 = map(float, cc.split())
     busy, ours, wall = float(busy_s), c1 - c0, float(wall_s)
     foreign = max(0.0, busy - ours)
     pct = 100.0 * foreign / (wall * ncpu) if wall > 0 else 0.0
+    spct = 100.0 * float(steal_s) / (wall * ncpu) if wall > 0 else 0.0
     runs.append({"impl": impl, "bench": bench, "command": cmd, "wall_s": wall,
                  "our_cpu_s": round(ours, 2), "foreign_cpu_s": round(foreign, 2),
-                 "foreign_cpu_pct": round(pct, 1)})
+                 "foreign_cpu_pct": round(pct, 1), "steal_s": float(steal_s),
+                 "steal_pct": round(spct, 1)})
     if pct > 10:
         warnings.append(f"{impl} {bench}: other processes used {pct:.0f}% of the CPUs during the run")
+    if spct > 5:
+        warnings.append(f"{impl} {bench}: the hypervisor stole {spct:.0f}% of the vCPU time during the run")
 
 meta = {"host": socket.gethostname(), "cpu": cpu_model(), "ncpu": ncpu,
         "kernel": platform.release(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -221,7 +247,9 @@ for impl in impls:
     w = med([r["wall_ms"] for r in idle["results"]])
     c = med([r["cpu_ms"] for r in idle["results"]])
     col["idle: cpu / wall ms (median)"] = f"{c:.0f} / {w:.0f} ({100 * c / w:.0f}%)"
-    col["CPU used by others (max %)"] = f'{max(r["foreign_cpu_pct"] for r in runs if r["impl"] == impl):.0f}'
+    col["CPU used by others / stolen (max %)"] = (
+        f'{max(r["foreign_cpu_pct"] for r in runs if r["impl"] == impl):.0f} / '
+        f'{max(r["steal_pct"] for r in runs if r["impl"] == impl):.0f}')
     for k, v in col.items():
         rows.setdefault(k, {})[impl] = v
 
