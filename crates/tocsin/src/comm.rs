@@ -27,6 +27,17 @@ pub use crate::protocol::Status;
 #[derive(Clone)]
 pub struct Comm {
     pub(crate) eng: Arc<Engine>,
+    _life: Arc<Lifetime>,
+}
+
+/// Shared by every clone of a [`Comm`]: when the last one goes, the engine's progress thread
+/// and handler registration (which hold or reach the engine) are shut down.
+struct Lifetime(Arc<Engine>);
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }
 
 impl std::fmt::Debug for Comm {
@@ -47,8 +58,10 @@ fn bytes_of_mut<T: Pod>(buf: &mut [T]) -> &mut [u8] {
 
 impl Comm {
     pub(crate) fn init(cfg: Config) -> Result<Comm> {
+        let eng = Engine::init(cfg)?;
         Ok(Comm {
-            eng: Engine::init(cfg)?,
+            _life: Arc::new(Lifetime(eng.clone())),
+            eng,
         })
     }
 
@@ -182,12 +195,20 @@ impl Comm {
         while dist < n {
             let to = (me + dist) % n;
             let from = (me + n - dist) % n;
-            let r = self
-                .eng
-                .post_recv(std::ptr::NonNull::<u8>::dangling().as_ptr(), 0, from, round, CTX_COLL)?;
-            let s = self
-                .eng
-                .post_send(std::ptr::NonNull::<u8>::dangling().as_ptr(), 0, to, round, CTX_COLL)?;
+            let r = self.eng.post_recv(
+                std::ptr::NonNull::<u8>::dangling().as_ptr(),
+                0,
+                from,
+                round,
+                CTX_COLL,
+            )?;
+            let s = self.eng.post_send(
+                std::ptr::NonNull::<u8>::dangling().as_ptr(),
+                0,
+                to,
+                round,
+                CTX_COLL,
+            )?;
             self.eng.wait(&s)?;
             self.eng.wait(&r)?;
             dist *= 2;

@@ -14,6 +14,17 @@ pub enum ProgressMode {
     /// `wait` spins for [`Config::spin_us`] then sleeps on a futex doorbell in the shared
     /// segment; a sender rings it only when the receiver declared itself asleep.
     Block,
+    /// As `block`, plus a progress thread per rank (PIOMan-style) that spins a bounded time
+    /// then sleeps on the doorbell, so requests progress while the application computes.
+    /// Bind it with [`Config::progress_core`] / `TOCSIN_PROGRESS_CORE`.
+    Thread,
+    /// As `block`, plus: a sender that posts work for a peer that is neither polling nor
+    /// asleep raises a real-time signal on the peer's registered thread, whose handler
+    /// (on an alternate signal stack) makes progress. See [`crate::interrupt::signal`].
+    Signal,
+    /// As `signal`, with x86 user interrupts (SENDUIPI) instead of signals. Needs a CPU with
+    /// UINTR and a kernel with Intel's UINTR patches; see [`crate::interrupt::uintr`].
+    Uintr,
 }
 
 impl ProgressMode {
@@ -22,7 +33,29 @@ impl ProgressMode {
         match self {
             ProgressMode::Poll => "poll",
             ProgressMode::Block => "block",
+            ProgressMode::Thread => "thread",
+            ProgressMode::Signal => "signal",
+            ProgressMode::Uintr => "uintr",
         }
+    }
+
+    /// Every mode, in the order `TOCSIN_PROGRESS` documents them.
+    pub const ALL: [ProgressMode; 5] = [
+        ProgressMode::Poll,
+        ProgressMode::Block,
+        ProgressMode::Thread,
+        ProgressMode::Signal,
+        ProgressMode::Uintr,
+    ];
+
+    /// `true` for the modes whose `wait` sleeps on the doorbell after spinning.
+    pub fn sleeps(self) -> bool {
+        self != ProgressMode::Poll
+    }
+
+    /// `true` for the modes where a sender interrupts a peer that is not waiting.
+    pub fn interrupts(self) -> bool {
+        matches!(self, ProgressMode::Signal | ProgressMode::Uintr)
     }
 }
 
@@ -32,15 +65,13 @@ impl std::str::FromStr for ProgressMode {
         match s {
             "poll" => Ok(ProgressMode::Poll),
             "block" => Ok(ProgressMode::Block),
-            "thread" | "signal" | "uintr" => Err(Error::Config {
-                name: "TOCSIN_PROGRESS",
-                value: s.into(),
-                reason: "this mode is not implemented yet (accepted: poll, block)".into(),
-            }),
+            "thread" => Ok(ProgressMode::Thread),
+            "signal" => Ok(ProgressMode::Signal),
+            "uintr" => Ok(ProgressMode::Uintr),
             _ => Err(Error::Config {
                 name: "TOCSIN_PROGRESS",
                 value: s.into(),
-                reason: "expected one of poll, block".into(),
+                reason: "expected one of poll, block, thread, signal, uintr".into(),
             }),
         }
     }
@@ -61,6 +92,8 @@ pub struct Config {
     pub(crate) spin_us: u64,
     pub(crate) chunk_bytes: usize,
     pub(crate) posix_shm: bool,
+    pub(crate) signal: Option<i32>,
+    pub(crate) progress_core: Option<usize>,
 }
 
 impl Default for Config {
@@ -73,6 +106,8 @@ impl Default for Config {
             spin_us: 20,
             chunk_bytes: 64 * 1024,
             posix_shm: false,
+            signal: None,
+            progress_core: None,
         }
     }
 }
@@ -105,6 +140,8 @@ impl Config {
     /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring (power of two, ≥ 4096) | by rank count |
     /// | `TOCSIN_SPIN_US` | `block` mode: µs spent spinning before sleeping | 20 |
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes | 65536 |
+    /// | `TOCSIN_SIGNAL` | `signal` mode: signal number, or `rtmin+K` | first free of `rtmin+3..` |
+    /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     ///
     /// # Errors
@@ -152,6 +189,12 @@ impl Config {
                 }
             };
         }
+        if let Some(v) = env_parse::<String>("TOCSIN_SIGNAL", "a signal number or rtmin+K")? {
+            c.signal = Some(parse_signal(&v)?);
+        }
+        if let Some(v) = env_parse("TOCSIN_PROGRESS_CORE", "a core index")? {
+            c.progress_core = Some(v);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -196,6 +239,19 @@ impl Config {
         self
     }
 
+    /// `signal` mode: the real-time signal to use (an absolute number between `SIGRTMIN`
+    /// and `SIGRTMAX`).
+    pub fn signal(mut self, signo: i32) -> Self {
+        self.signal = Some(signo);
+        self
+    }
+
+    /// `thread` mode: bind the progress thread to this core (hwloc logical index).
+    pub fn progress_core(mut self, core: usize) -> Self {
+        self.progress_core = Some(core);
+        self
+    }
+
     /// The progress mode chosen.
     pub fn progress_mode(&self) -> ProgressMode {
         self.progress
@@ -206,6 +262,16 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(s) = self.signal {
+            let (lo, hi) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+            if s < lo || s > hi {
+                return Err(Error::Config {
+                    name: "TOCSIN_SIGNAL",
+                    value: s.to_string(),
+                    reason: format!("must be a real-time signal, {lo}..={hi} on this system"),
+                });
+            }
+        }
         if let Some(r) = self.ring_bytes {
             if !r.is_power_of_two() || r < 4096 {
                 return Err(Error::Config {
@@ -234,5 +300,52 @@ impl Config {
     pub fn init(self) -> Result<crate::Comm> {
         self.validate()?;
         crate::comm::Comm::init(self)
+    }
+}
+
+/// Parses `TOCSIN_SIGNAL`: an absolute number (`40`) or `rtmin+K` (`rtmin+3`).
+fn parse_signal(v: &str) -> Result<i32> {
+    let bad = |reason: &str| Error::Config {
+        name: "TOCSIN_SIGNAL",
+        value: v.into(),
+        reason: reason.into(),
+    };
+    let l = v.to_ascii_lowercase();
+    if let Some(k) = l.strip_prefix("rtmin+").or_else(|| l.strip_prefix("sigrtmin+")) {
+        let k: i32 = k.parse().map_err(|_| bad("expected rtmin+K with K a number"))?;
+        Ok(libc::SIGRTMIN() + k)
+    } else if l == "rtmin" || l == "sigrtmin" {
+        Ok(libc::SIGRTMIN())
+    } else {
+        v.parse().map_err(|_| bad("expected a signal number or rtmin+K"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_name() {
+        for m in ProgressMode::ALL {
+            assert_eq!(m.name().parse::<ProgressMode>().unwrap(), m);
+        }
+        let e = "spin".parse::<ProgressMode>().unwrap_err().to_string();
+        assert!(e.contains("TOCSIN_PROGRESS") && e.contains("spin") && e.contains("signal"), "{e}");
+    }
+
+    #[test]
+    fn signals_parse_and_validate() {
+        assert_eq!(parse_signal("rtmin+3").unwrap(), libc::SIGRTMIN() + 3);
+        assert_eq!(parse_signal("40").unwrap(), 40);
+        assert!(parse_signal("usr1").is_err());
+        assert!(Config::default().signal(libc::SIGUSR1).validate().is_err());
+        assert!(Config::default().signal(libc::SIGRTMIN() + 1).validate().is_ok());
+    }
+
+    #[test]
+    fn ring_bytes_must_be_a_power_of_two() {
+        assert!(Config::default().ring_bytes(5000).validate().is_err());
+        assert!(Config::default().ring_bytes(1 << 16).validate().is_ok());
     }
 }

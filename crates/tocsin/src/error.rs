@@ -95,6 +95,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Wraps the current `errno` with a context string.
+    pub(crate) fn last_os(context: impl Into<String>) -> Self {
+        Error::Io {
+            context: context.into(),
+            source: std::io::Error::last_os_error(),
+        }
+    }
+
     /// Wraps an I/O error with a context string.
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

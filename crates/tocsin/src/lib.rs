@@ -28,6 +28,7 @@
 //! - [`ring`]: the lock-free single-producer/single-consumer byte ring.
 //! - `shm`: the shared segment and the shared-memory driver (rings, CMA, doorbells).
 //! - `progress`: the progress engine and the wait policies of each [`ProgressMode`].
+//! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
 //! - [`pmi`]: the PMI-1 client used to bootstrap.
 //! - `sys`: the few system calls wrapped in `unsafe` (futex, CMA, memfd, pidfd).
 
@@ -35,6 +36,7 @@
 
 pub mod config;
 pub mod error;
+pub mod interrupt;
 pub mod matching;
 pub mod pmi;
 pub mod protocol;

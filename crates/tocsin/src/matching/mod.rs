@@ -125,10 +125,18 @@ mod tests {
     use super::*;
 
     fn env(source: Rank, tag: Tag) -> Envelope {
-        Envelope { source, tag, ctx: 0 }
+        Envelope {
+            source,
+            tag,
+            ctx: 0,
+        }
     }
     fn pat(source: Rank, tag: Tag) -> Pattern {
-        Pattern { source, tag, ctx: 0 }
+        Pattern {
+            source,
+            tag,
+            ctx: 0,
+        }
     }
 
     #[test]

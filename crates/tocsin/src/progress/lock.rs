@@ -47,6 +47,11 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// `true` while some thread holds the lock (`SeqCst`, for the pending-pass handshake).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+
     /// Takes the lock, spinning (then yielding the CPU) while another thread holds it.
     pub(crate) fn lock(&self) -> Guard<'_, T> {
         let mut spins = 0u32;
@@ -79,7 +84,9 @@ impl<T> DerefMut for Guard<'_, T> {
 }
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
-        self.lock.held.store(false, Ordering::Release);
+        // SeqCst: pairs with the `pending` handshake in the engine (a release followed by a
+        // SeqCst load of `pending` must not be reordered before it).
+        self.lock.held.store(false, Ordering::SeqCst);
     }
 }
 

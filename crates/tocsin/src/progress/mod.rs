@@ -10,10 +10,21 @@
 //! - `block`: `wait` spins [`Config::spin_us`], then arms (`sleepers += 1`), re-polls, and
 //!   sleeps on its doorbell futex; senders ring it only when armed, so the fast path has no
 //!   system call.
+//! - `thread`: `block`, plus a progress thread ([`thread`]).
+//! - `signal` / `uintr`: `block`, plus: while no thread of the rank polls or sleeps, senders
+//!   interrupt its registered thread, whose handler runs [`Engine::on_interrupt`].
+//!
+//! ## Progress from handlers
+//! A handler never waits for the engine lock: if it is taken (possibly by the very code the
+//! handler interrupted) it sets `pending` and returns; whoever holds the lock re-runs a pass
+//! when it releases it ([`Engine::request_progress`]). In a handler the core runs in
+//! no-allocation mode and nothing is logged; peer failures found there are recorded in
+//! `bad_peers` and handled by the next ordinary pass.
 
 mod lock;
+pub(crate) mod thread;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +35,7 @@ use crate::pmi::Pmi;
 use crate::protocol::{Core, CoreConfig, Fail, ReqShared};
 use crate::ring::{Consumer, ShmRing};
 use crate::shm::{default_ring_bytes, Segment, ShmDriver};
+use crate::interrupt::{self, signal, uintr};
 use crate::sys::{self, PidFd};
 use crate::{Rank, Tag};
 
@@ -47,17 +59,43 @@ struct Inner {
     cons: Vec<Option<Consumer<ShmRing>>>,
 }
 
+/// How this rank interrupts its peers.
+enum Interrupter {
+    None,
+    Signal { signo: i32, tids: Vec<i32> },
+    Uintr(uintr::Senders),
+}
+
 /// One rank's progress engine.
 pub(crate) struct Engine {
     cfg: Config,
     me: Rank,
     size: u32,
     inner: SpinLock<Inner>,
+    /// A pass was requested while the lock was held (by a handler or another thread).
+    pending: AtomicBool,
+    /// Peers found failed inside a handler, to be failed by the next ordinary pass.
+    bad_peers: Vec<AtomicBool>,
     pids: Vec<i32>,
     pidfds: Vec<Option<PidFd>>,
     pmi: Mutex<Option<Pmi>>,
+    interrupter: Interrupter,
+    _signal: Option<signal::Installed>,
+    uintr_rx: Option<(std::os::fd::OwnedFd, i32)>,
+    thread: thread::ProgressThread,
     // Declared last: dropped after `inner`, whose rings point into it.
     seg: Option<Segment>,
+}
+
+impl interrupt::Target for Engine {
+    /// The handler body (signal or user interrupt): acknowledge, then progress in
+    /// no-allocation mode, or leave it to the lock holder. Async-signal-safe.
+    fn on_interrupt(&self) {
+        if let Some(seg) = &self.seg {
+            interrupt::acknowledge(&seg.control(self.me).irq_pending);
+        }
+        self.request_progress(true);
+    }
 }
 
 impl Engine {
@@ -87,17 +125,51 @@ impl Engine {
                 ),
             });
         }
-        if cfg.cma {
+        if cfg.cma || cfg.progress == ProgressMode::Uintr {
             sys::allow_ptrace_any();
         }
-        let mode = match cfg.progress {
-            ProgressMode::Poll => 0,
-            ProgressMode::Block => 1,
+        if cfg.progress == ProgressMode::Uintr {
+            uintr::support().require()?;
+        }
+        let mode = ProgressMode::ALL
+            .iter()
+            .position(|m| *m == cfg.progress)
+            .expect("listed") as u32;
+        // Install the signal handler before any peer can learn our thread id.
+        let sig = if cfg.progress == ProgressMode::Signal {
+            Some(signal::install(cfg.signal)?)
+        } else {
+            None
         };
         let seg = match pmi.as_mut() {
             Some(p) if size > 1 => Some(Segment::bootstrap(p, cap, mode, cfg.posix_shm)?),
             _ => None,
         };
+        let mut uintr_rx = None;
+        let mut interrupter = Interrupter::None;
+        if let (Some(seg), Some(sig)) = (&seg, &sig) {
+            let p = pmi.as_mut().expect("multi-rank job has PMI");
+            p.put(&format!("tocsin.signal.{me}"), &sig.signo().to_string())?;
+            p.barrier()?;
+            let signo = p.get("tocsin.signal.0")?;
+            for r in 1..size {
+                if p.get(&format!("tocsin.signal.{r}"))? != signo {
+                    return Err(Error::Config {
+                        name: "TOCSIN_SIGNAL",
+                        value: sig.signo().to_string(),
+                        reason: "ranks chose different signals: set TOCSIN_SIGNAL for the whole job".into(),
+                    });
+                }
+            }
+            let tids = (0..size).map(|r| seg.control(r).tid.load(Ordering::Acquire)).collect();
+            interrupter = Interrupter::Signal { signo: sig.signo(), tids };
+        }
+        if cfg.progress == ProgressMode::Uintr && seg.is_some() {
+            let p = pmi.as_mut().expect("multi-rank job has PMI");
+            let (senders, rx) = uintr_setup(p, me, size)?;
+            interrupter = Interrupter::Uintr(senders);
+            uintr_rx = Some(rx);
+        }
         let (drv, cons) = ShmDriver::new(seg.as_ref(), me, size);
         let pids: Vec<i32> = (0..size).map(|r| drv.pid(r)).collect();
         let pidfds = (0..size)
@@ -118,16 +190,52 @@ impl Engine {
             queue_capacity: 1024,
         });
         tracing::debug!(rank = me, size, ring_bytes = cap, mode = cfg.progress.name(), "tocsin initialized");
-        Ok(Arc::new(Engine {
+        let core_pin = cfg.progress_core;
+        let eng = Arc::new(Engine {
             cfg,
             me,
             size,
             inner: SpinLock::new(Inner { core, drv, cons }),
+            pending: AtomicBool::new(false),
+            bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
             pids,
             pidfds,
             pmi: Mutex::new(pmi),
+            interrupter,
+            _signal: sig,
+            uintr_rx,
+            thread: thread::ProgressThread::default(),
             seg,
-        }))
+        });
+        if eng.cfg.progress.interrupts() {
+            // SAFETY: unregistered in `shutdown` before the engine can be freed.
+            unsafe { interrupt::register_target(&*eng as &dyn interrupt::Target as *const dyn interrupt::Target) };
+            if eng.cfg.progress == ProgressMode::Uintr {
+                uintr::stui();
+            }
+            // An interrupt that arrived before registration found no target: catch up.
+            if let Some(seg) = &eng.seg {
+                interrupt::acknowledge(&seg.control(me).irq_pending);
+            }
+            eng.request_progress(false);
+        }
+        if eng.cfg.progress == ProgressMode::Thread {
+            eng.thread.start(eng.clone(), core_pin)?;
+        }
+        Ok(eng)
+    }
+
+    /// Stops what keeps the engine alive or reachable from handlers: the progress thread,
+    /// the handler target. Called when the last communicator handle goes away.
+    pub(crate) fn shutdown(&self) {
+        self.thread.stop(|| {
+            if let Some(seg) = &self.seg {
+                seg.wake(self.me);
+            }
+        });
+        if self.cfg.progress.interrupts() {
+            interrupt::unregister_target();
+        }
     }
 
     pub(crate) fn rank(&self) -> Rank {
@@ -140,40 +248,88 @@ impl Engine {
         &self.cfg
     }
 
-    /// Rings the doorbells of the peers this pass pushed records to (block mode only: in
-    /// poll mode nobody sleeps, so not even the fence is paid).
+    /// Notifies the peers this pass pushed records to: doorbell if one of their threads
+    /// sleeps, interrupt if they compute (signal/uintr modes). In poll mode nobody sleeps,
+    /// so not even the fence is paid. Async-signal-safe.
     fn ring_bells(&self, inner: &mut Inner) {
-        match (&self.seg, self.cfg.progress) {
-            (Some(seg), ProgressMode::Block) => inner.core.take_touched(|p| seg.ring_bell(p)),
+        let mode = self.cfg.progress;
+        match &self.seg {
+            Some(seg) if mode.sleeps() => inner.core.take_touched(|p| {
+                if seg.notify(p, true, mode.interrupts()) {
+                    self.interrupt(p);
+                }
+            }),
             _ => inner.core.take_touched(|_| {}),
+        }
+    }
+
+    /// Sends an interrupt to `peer`. Async-signal-safe.
+    fn interrupt(&self, peer: Rank) {
+        match &self.interrupter {
+            Interrupter::None => {}
+            Interrupter::Signal { signo, tids } => {
+                // ESRCH: the peer is gone (liveness checks will notice); EAGAIN: the queue is
+                // full, so a signal is pending anyway.
+                let _ = signal::send(self.pids[peer as usize], tids[peer as usize], *signo);
+            }
+            Interrupter::Uintr(s) => {
+                if let Some(i) = s.index(peer) {
+                    // SAFETY: `i` was returned by uintr_register_sender in this process.
+                    unsafe { uintr::senduipi(i) };
+                }
+            }
         }
     }
 
     /// One progress pass over `inner`: drain every incoming ring (up to [`BATCH`] records
     /// each), retry queued sends, ring doorbells. Returns whether anything happened.
     fn pass(&self, inner: &mut Inner) -> bool {
+        self.pass_ctx(inner, false)
+    }
+
+    /// A pass; `handler` says it runs in a signal/interrupt handler (no allocation, no
+    /// logging, failures deferred to `bad_peers`).
+    fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> bool {
         let mut did = false;
         let Inner { core, drv, cons } = inner;
+        core.no_alloc = handler;
+        if !handler {
+            for (p, b) in self.bad_peers.iter().enumerate() {
+                if b.swap(false, Ordering::Relaxed) {
+                    tracing::error!(peer = p, "malformed or corrupt data from peer: treating it as failed");
+                    core.fail_peer(p as Rank);
+                }
+            }
+        }
         for (p, c) in cons.iter_mut().enumerate() {
             let Some(c) = c else { continue };
             let p = p as Rank;
+            if core.is_dead(p) {
+                continue;
+            }
             for _ in 0..BATCH {
-                match c.pop_with(|rec| (true, core.on_record(drv, p, rec))) {
-                    Ok(None) => break,
-                    Ok(Some(Ok(_))) => did = true,
-                    Ok(Some(Err(f))) => {
-                        tracing::error!(peer = p, failure = ?f, "malformed record: treating the peer as failed");
-                        core.fail_peer(p);
-                        break;
-                    }
-                    Err(corrupt) => {
-                        tracing::error!(peer = p, %corrupt, "corrupt ring: treating the peer as failed");
-                        core.fail_peer(p);
+                let r = c.pop_with(|rec| match core.on_record(drv, p, rec) {
+                    Ok(crate::protocol::Taken::LeftInRing) => (false, Ok(false)),
+                    Ok(crate::protocol::Taken::Consumed) => (true, Ok(true)),
+                    Err(f) => (true, Err(f)),
+                });
+                match r {
+                    Ok(None) | Ok(Some(Ok(false))) => break,
+                    Ok(Some(Ok(true))) => did = true,
+                    Ok(Some(Err(_))) | Err(_) => {
+                        if handler {
+                            self.bad_peers[p as usize].store(true, Ordering::Relaxed);
+                            self.pending.store(true, Ordering::SeqCst);
+                        } else {
+                            tracing::error!(peer = p, "malformed record or corrupt ring: treating the peer as failed");
+                            core.fail_peer(p);
+                        }
                         break;
                     }
                 }
             }
         }
+        core.no_alloc = false;
         if core.has_backlog() {
             core.flush_all(drv);
         }
@@ -186,6 +342,7 @@ impl Engine {
         if let Some(mut g) = self.inner.try_lock() {
             g.core.receiver_waiting = false;
             self.pass(&mut g);
+            self.unlock(g);
         }
         Ok(())
     }
@@ -194,18 +351,72 @@ impl Engine {
         if let Some(mut g) = self.inner.try_lock() {
             g.core.receiver_waiting = true;
             self.pass(&mut g);
+            self.unlock(g);
         }
     }
 
-    pub(crate) fn post_send(&self, p: *const u8, len: usize, dest: Rank, tag: Tag, ctx: u16) -> Result<ReqHandle> {
+    /// Releases the lock, then runs the passes that were requested meanwhile.
+    fn unlock(&self, g: lock::Guard<'_, Inner>) {
+        drop(g);
+        if self.pending.load(Ordering::SeqCst) {
+            self.request_progress(false);
+        }
+    }
+
+    /// Runs a pass now if the lock is free, else leaves it to the holder (`pending`), who
+    /// re-checks `pending` after releasing (both sides `SeqCst`: no request is lost).
+    /// Async-signal-safe when `handler` is true.
+    pub(crate) fn request_progress(&self, handler: bool) {
+        loop {
+            match self.inner.try_lock() {
+                Some(mut g) => {
+                    self.pending.store(false, Ordering::SeqCst);
+                    // In a handler, the rank is "waiting" only if some thread polls.
+                    g.core.receiver_waiting = !handler
+                        || self
+                            .seg
+                            .as_ref()
+                            .is_some_and(|s| s.control(self.me).polling.load(Ordering::Relaxed) > 0);
+                    self.pass_ctx(&mut g, handler);
+                    drop(g);
+                    if !self.pending.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+                None => {
+                    self.pending.store(true, Ordering::SeqCst);
+                    if self.inner.is_locked() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn post_send(
+        &self,
+        p: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Result<ReqHandle> {
         let mut g = self.inner.lock();
         let Inner { core, drv, .. } = &mut *g;
         let h = core.post_send(drv, p, len, dest, tag, ctx);
         self.ring_bells(&mut g);
+        self.unlock(g);
         Ok(h)
     }
 
-    pub(crate) fn post_recv(&self, p: *mut u8, len: usize, src: Rank, tag: Tag, ctx: u16) -> Result<ReqHandle> {
+    pub(crate) fn post_recv(
+        &self,
+        p: *mut u8,
+        len: usize,
+        src: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Result<ReqHandle> {
         self.post_recv_hint(p, len, src, tag, ctx, false)
     }
 
@@ -225,6 +436,7 @@ impl Engine {
         let Inner { core, drv, .. } = &mut *g;
         let h = core.post_recv(drv, p, len, src, tag, ctx);
         self.ring_bells(&mut g);
+        self.unlock(g);
         Ok(h)
     }
 
@@ -232,7 +444,10 @@ impl Engine {
         let (st, fail) = h.outcome().expect("complete");
         match fail {
             None => Ok(st),
-            Some(Fail::Truncated { message_len, buffer_len }) => Err(Error::Truncated {
+            Some(Fail::Truncated {
+                message_len,
+                buffer_len,
+            }) => Err(Error::Truncated {
                 message_len,
                 buffer_len,
                 from: st.source,
@@ -271,6 +486,7 @@ impl Engine {
                 g.core.fail_peer(r);
             }
         }
+        self.unlock(g);
     }
 
     /// Blocks until `h` completes, according to the progress mode.
@@ -285,6 +501,29 @@ impl Engine {
         if done() {
             return;
         }
+        let ctl = self.seg.as_ref().map(|s| s.control(self.me));
+        if let Some(c) = ctl {
+            c.polling.fetch_add(1, Ordering::SeqCst);
+        }
+        self.wait_loop(&mut done);
+        if let Some(c) = ctl {
+            // Leaving: from now on peers must interrupt us; re-poll once so that a record
+            // published before they could see it is not left behind (Dekker, see
+            // `crate::interrupt`).
+            c.polling.fetch_sub(1, Ordering::SeqCst);
+            if self.cfg.progress.interrupts() {
+                fence(Ordering::SeqCst);
+                self.request_progress(false);
+            }
+        }
+    }
+
+    /// `thread` mode's loop: progress (spin, then sleep) until `stop()`.
+    pub(crate) fn progress_until(&self, stop: &dyn Fn() -> bool) {
+        self.wait_until(stop)
+    }
+
+    fn wait_loop(&self, done: &mut impl FnMut() -> bool) {
         let start = Instant::now();
         let mut last_check = start;
         let spin = Duration::from_micros(self.cfg.spin_us);
@@ -304,8 +543,8 @@ impl Engine {
                         return;
                     }
                 }
-                if self.cfg.progress == ProgressMode::Block && now - start >= spin {
-                    self.sleep(&mut done);
+                if self.cfg.progress.sleeps() && now - start >= spin {
+                    self.sleep(done);
                     if done() {
                         return;
                     }
@@ -322,7 +561,9 @@ impl Engine {
         };
         let c = seg.control(self.me);
         let seq = c.bell.load(Ordering::Acquire);
+        // Armed before we stop polling: a sender always sees one of the two.
         c.sleepers.fetch_add(1, Ordering::SeqCst);
+        c.polling.fetch_sub(1, Ordering::SeqCst);
         self.progress_waiting();
         let backlog = self.inner.try_lock().is_none_or(|g| g.core.has_backlog());
         if !done() && !backlog {
@@ -331,6 +572,7 @@ impl Engine {
             // Our records wait for ring space; the peer does not ring us when it consumes.
             std::thread::yield_now();
         }
+        c.polling.fetch_add(1, Ordering::SeqCst);
         c.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
@@ -346,7 +588,9 @@ impl Engine {
         g.core.receiver_waiting = false;
         self.pass(&mut g);
         let st = g.core.iprobe(src, tag, ctx);
-        if st.is_none() && src != crate::ANY_SOURCE && g.core.is_dead(src) {
+        let dead = src != crate::ANY_SOURCE && g.core.is_dead(src);
+        self.unlock(g);
+        if st.is_none() && dead {
             return Err(Error::PeerDied {
                 rank: src,
                 pid: self.pids[src as usize],
@@ -378,8 +622,44 @@ impl Engine {
     }
 }
 
+/// `uintr` mode set-up on the registered (calling) thread: handler, vector fd published
+/// through PMI, sender registration to every peer.
+fn uintr_setup(
+    p: &mut Pmi,
+    me: Rank,
+    size: u32,
+) -> Result<(uintr::Senders, (std::os::fd::OwnedFd, i32))> {
+    use std::os::fd::AsRawFd;
+    #[cfg(target_arch = "x86_64")]
+    uintr::register_handler()
+        .map_err(|e| Error::Unsupported(uintr::explain("uintr_register_handler", &e)))?;
+    let fd = uintr::vector_fd(uintr::VECTOR)
+        .map_err(|e| Error::Unsupported(uintr::explain("uintr_vector_fd", &e)))?;
+    p.put(
+        &format!("tocsin.uvec.{me}"),
+        &format!("{}:{}", std::process::id(), fd.as_raw_fd()),
+    )?;
+    p.barrier()?;
+    let mut peers = Vec::new();
+    for r in 0..size {
+        let v = p.get(&format!("tocsin.uvec.{r}"))?;
+        let (pid, f) = v
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .ok_or_else(|| Error::Pmi(format!("malformed vector fd {v:?} from rank {r}")))?;
+        peers.push((r, pid, f));
+    }
+    let senders = uintr::Senders::register(me, size, &peers, &mut uintr::KernelRegistrar)?;
+    Ok((senders, (fd, signal::gettid())))
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
+        if let Some((_fd, tid)) = &self.uintr_rx {
+            if *tid == signal::gettid() {
+                uintr::unregister_handler();
+            }
+        }
         if let Some(p) = self.pmi.get_mut().ok().and_then(|p| p.take()) {
             if let Err(e) = p.finalize() {
                 tracing::warn!(error = %e, "PMI finalize failed");

@@ -740,9 +740,10 @@ impl Core {
     fn headroom(&self, payload: usize) -> bool {
         self.unexpected.has_room()
             && self.pool.last().is_some_and(|v| v.capacity() >= payload)
-            && self.peers.iter().all(|p| {
-                p.ctrl.len() < p.ctrl.capacity() && p.streams.len() < p.streams.capacity()
-            })
+            && self
+                .peers
+                .iter()
+                .all(|p| p.ctrl.len() < p.ctrl.capacity() && p.streams.len() < p.streams.capacity())
     }
 
     /// Handles one record received from `peer`.
@@ -942,7 +943,8 @@ impl Core {
             |pat, _| pat.source == peer || pat.source == ANY_SOURCE,
             |_, t| toks.push(t),
         );
-        self.unexpected.drain_where(|e, _| e.source == peer, |_, _| {});
+        self.unexpected
+            .drain_where(|e, _| e.source == peer, |_, _| {});
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(r) = &s.req {
                 if r.peer == peer && !toks.contains(&((s.gen as u64) << 32 | (i as u64 + 1))) {

@@ -31,7 +31,9 @@ impl Driver for Mock {
         }
         self.cma_calls += 1;
         // SAFETY: in these tests `remote` is a live buffer of this process of that length.
-        unsafe { std::ptr::copy_nonoverlapping(remote as *const u8, local.as_mut_ptr(), local.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(remote as *const u8, local.as_mut_ptr(), local.len())
+        };
         Ok(())
     }
     fn cma_write(&mut self, _p: Rank, remote: u64, local: &[u8]) -> std::io::Result<()> {
@@ -83,7 +85,10 @@ impl Pair {
                 // deliver at most one record per direction per pass, then let senders refill
                 if let Some(rec) = self.d[from].outbox.pop_front() {
                     let (cs, ds) = (&mut self.c, &mut self.d);
-                    assert_eq!(cs[to].on_record(&mut ds[to], from as Rank, &rec).unwrap(), Taken::Consumed);
+                    assert_eq!(
+                        cs[to].on_record(&mut ds[to], from as Rank, &rec).unwrap(),
+                        Taken::Consumed
+                    );
                     moved = true;
                     n += 1;
                 }
@@ -97,7 +102,14 @@ impl Pair {
     }
     fn send(&mut self, from: usize, buf: &[u8], tag: Tag) -> Arc<ReqShared> {
         let (cs, ds) = (&mut self.c, &mut self.d);
-        cs[from].post_send(&mut ds[from], buf.as_ptr(), buf.len(), (1 - from) as Rank, tag, 0)
+        cs[from].post_send(
+            &mut ds[from],
+            buf.as_ptr(),
+            buf.len(),
+            (1 - from) as Rank,
+            tag,
+            0,
+        )
     }
     fn recv(&mut self, to: usize, buf: &mut [u8], src: Rank, tag: Tag) -> Arc<ReqShared> {
         let (cs, ds) = (&mut self.c, &mut self.d);
@@ -106,7 +118,9 @@ impl Pair {
 }
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -119,7 +133,17 @@ fn eager_expected_and_unexpected() {
     assert!(s.is_complete(), "eager send completes once in the ring");
     p.pump();
     let (st, fail) = r.outcome().unwrap();
-    assert_eq!((st, fail), (Status { source: 0, tag: 5, len: 10 }, None));
+    assert_eq!(
+        (st, fail),
+        (
+            Status {
+                source: 0,
+                tag: 5,
+                len: 10
+            },
+            None
+        )
+    );
     assert_eq!(a, b);
 
     // unexpected: send first, then receive
@@ -151,8 +175,28 @@ fn rendezvous(cma_cfg: bool, cma_works: bool, receiver_waiting: bool, recv_first
     assert!(!s.is_complete());
     p.pump();
     assert!(s.is_complete() && r.is_complete());
-    assert_eq!(s.outcome().unwrap(), (Status { source: 0, tag: 9, len: 10_003 }, None));
-    assert_eq!(r.outcome().unwrap(), (Status { source: 0, tag: 9, len: 10_003 }, None));
+    assert_eq!(
+        s.outcome().unwrap(),
+        (
+            Status {
+                source: 0,
+                tag: 9,
+                len: 10_003
+            },
+            None
+        )
+    );
+    assert_eq!(
+        r.outcome().unwrap(),
+        (
+            Status {
+                source: 0,
+                tag: 9,
+                len: 10_003
+            },
+            None
+        )
+    );
     assert!(a == b, "payload differs");
     let cma_used = p.d[0].cma_calls + p.d[1].cma_calls;
     assert_eq!(cma_used, usize::from(cma_cfg && cma_works));
@@ -187,7 +231,12 @@ fn rendezvous_falls_back_when_cma_is_refused() {
 
 #[test]
 fn truncation_on_every_path_and_later_messages_arrive() {
-    for (eager, cma, waiting) in [(1 << 20, true, true), (64, true, true), (64, true, false), (64, false, false)] {
+    for (eager, cma, waiting) in [
+        (1 << 20, true, true),
+        (64, true, true),
+        (64, true, false),
+        (64, false, false),
+    ] {
         let mut p = Pair::new(eager, cma, cma, 4);
         p.c[1].receiver_waiting = waiting;
         let a = pattern(5000, 4);
@@ -197,7 +246,13 @@ fn truncation_on_every_path_and_later_messages_arrive() {
         p.pump();
         let (st, fail) = r.outcome().unwrap();
         assert_eq!(st.len, 3000);
-        assert_eq!(fail, Some(Fail::Truncated { message_len: 5000, buffer_len: 3000 }));
+        assert_eq!(
+            fail,
+            Some(Fail::Truncated {
+                message_len: 5000,
+                buffer_len: 3000
+            })
+        );
         assert_eq!(&a[..3000], &b[..]);
         assert_eq!(s.outcome().unwrap().1, None, "the sender is not at fault");
         // a later message still arrives
@@ -216,7 +271,10 @@ fn full_ring_queues_in_order_and_wildcards_keep_order() {
     let mut p = Pair::new(64, true, true, 2);
     let msgs: Vec<Vec<u8>> = (0..20).map(|i| pattern(i * 3, i as u8)).collect();
     let reqs: Vec<_> = msgs.iter().map(|m| p.send(0, m, 3)).collect();
-    assert!(!reqs[10].is_complete(), "ring of 2 records: the rest waits in the send queue");
+    assert!(
+        !reqs[10].is_complete(),
+        "ring of 2 records: the rest waits in the send queue"
+    );
     p.pump();
     assert!(reqs.iter().all(|r| r.is_complete()));
     for m in &msgs {
@@ -233,7 +291,10 @@ fn self_send_eager_and_large() {
     let a = pattern(40, 6);
     let (cs, ds) = (&mut p.c, &mut p.d);
     let s = cs[0].post_send(&mut ds[0], a.as_ptr(), a.len(), 0, 1, 0);
-    assert!(s.is_complete(), "eager self-send completes before the receive");
+    assert!(
+        s.is_complete(),
+        "eager self-send completes before the receive"
+    );
     let big = pattern(1000, 7);
     let s2 = cs[0].post_send(&mut ds[0], big.as_ptr(), big.len(), 0, 2, 0);
     assert!(!s2.is_complete(), "large self-send waits for its receive");
@@ -242,7 +303,14 @@ fn self_send_eager_and_large() {
     assert!(s2.is_complete() && r2.is_complete());
     let mut b = vec![0u8; 40];
     let r = cs[0].post_recv(&mut ds[0], b.as_mut_ptr(), 40, 0, 1, 0);
-    assert_eq!(r.outcome().unwrap().0, Status { source: 0, tag: 1, len: 40 });
+    assert_eq!(
+        r.outcome().unwrap().0,
+        Status {
+            source: 0,
+            tag: 1,
+            len: 40
+        }
+    );
     assert_eq!(a, b);
     assert_eq!(big, b2);
 }
@@ -272,7 +340,10 @@ fn malformed_records_are_rejected() {
     let mut rec = vec![0u8; 48];
     h.encode(&mut rec);
     let (cs, ds) = (&mut p.c, &mut p.d);
-    assert!(matches!(cs[0].on_record(&mut ds[0], 1, &rec), Err(Fail::Malformed { rank: 1, .. })));
+    assert!(matches!(
+        cs[0].on_record(&mut ds[0], 1, &rec),
+        Err(Fail::Malformed { rank: 1, .. })
+    ));
     assert!(cs[0].on_record(&mut ds[0], 1, &[7u8; 3]).is_err());
 }
 

@@ -293,7 +293,12 @@ impl<M: RingMem> Consumer<M> {
                     }
                     return Ok(Some(r));
                 }
-                _ => return Err(Corrupt { word: w, offset: off }),
+                _ => {
+                    return Err(Corrupt {
+                        word: w,
+                        offset: off,
+                    })
+                }
             }
         }
     }
@@ -467,7 +472,11 @@ mod loom_tests {
         fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
             let mut tmp = Vec::with_capacity(len.div_ceil(8) * 8);
             for i in 0..len.div_ceil(8) {
-                tmp.extend_from_slice(&self.0.words[off / 8 + i].load(Ordering::Relaxed).to_le_bytes());
+                tmp.extend_from_slice(
+                    &self.0.words[off / 8 + i]
+                        .load(Ordering::Relaxed)
+                        .to_le_bytes(),
+                );
             }
             f(&tmp[..len])
         }

@@ -34,15 +34,23 @@ const MAGIC: u64 = 0x7463_6f73_696e_0001; // "tcosin" + layout 1
 const CTRL_BYTES: usize = 2 * LINE;
 
 /// Per-rank control block in the segment.
+///
+/// Line A is written by the rank itself (its state), line B by its senders.
 #[repr(C, align(64))]
 pub(crate) struct Control {
     /// Process id of the rank (written at attach).
     pub pid: AtomicI32,
+    /// Thread id of the registered thread, target of signals (written at attach).
+    pub tid: AtomicI32,
     /// Threads of this rank asleep on `bell` ("armed"): senders ring only if non-zero.
     pub sleepers: AtomicU32,
-    _pad: [u8; LINE - 8],
+    /// Threads of this rank polling its rings in a wait: senders need not interrupt.
+    pub polling: AtomicU32,
+    _pad: [u8; LINE - 16],
     /// The doorbell: a futex word bumped by senders that found `sleepers > 0`.
     pub bell: AtomicU32,
+    /// 1 while an interrupt (signal or user interrupt) to this rank is outstanding.
+    pub irq_pending: AtomicU32,
 }
 
 #[repr(C)]
@@ -63,7 +71,10 @@ pub(crate) struct Segment {
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segment").field("n", &self.n).field("cap", &self.cap).finish()
+        f.debug_struct("Segment")
+            .field("n", &self.n)
+            .field("cap", &self.cap)
+            .finish()
     }
 }
 
@@ -99,12 +110,7 @@ impl Segment {
     /// [`Error::Unsupported`] if ranks are on different hosts; [`Error::Config`] if their
     /// progress modes or ring sizes differ; [`Error::Io`] for system call failures;
     /// [`Error::Pmi`] if the launcher fails.
-    pub(crate) fn bootstrap(
-        pmi: &mut Pmi,
-        cap: usize,
-        mode: u32,
-        posix: bool,
-    ) -> Result<Segment> {
+    pub(crate) fn bootstrap(pmi: &mut Pmi, cap: usize, mode: u32, posix: bool) -> Result<Segment> {
         let me = pmi.rank();
         let n = pmi.size();
         let host = sys::hostname();
@@ -117,8 +123,9 @@ impl Segment {
                 let mut r = [0u8; 16];
                 sys::random_bytes(&mut r).map_err(|e| pmi_err("getrandom", e))?;
                 let name = format!("/tocsin-{}", hex_bytes(&r));
-                let fd = sys::shm_create(&name, len)
-                    .map_err(|e| pmi_err(&format!("creating shared memory {name} ({len} bytes)"), e))?;
+                let fd = sys::shm_create(&name, len).map_err(|e| {
+                    pmi_err(&format!("creating shared memory {name} ({len} bytes)"), e)
+                })?;
                 pmi.put("tocsin.shm.posix", &name)?;
                 posix_name = Some(name.clone());
                 (fd, format!("posix:{name}"))
@@ -148,15 +155,28 @@ impl Segment {
             pmi.barrier()?;
             let contact = pmi.get("tocsin.shm")?;
             let fd = if let Some(name) = contact.strip_prefix("posix:") {
-                sys::shm_open(name).map_err(|e| pmi_err(&format!("opening shared memory {name}"), e))?
+                sys::shm_open(name)
+                    .map_err(|e| pmi_err(&format!("opening shared memory {name}"), e))?
             } else {
                 let mut it = contact.strip_prefix("memfd:").unwrap_or("").split(':');
-                let (pid, fd) = match (it.next().and_then(|p| p.parse().ok()), it.next().and_then(|f| f.parse().ok())) {
+                let (pid, fd) = match (
+                    it.next().and_then(|p| p.parse().ok()),
+                    it.next().and_then(|f| f.parse().ok()),
+                ) {
                     (Some(p), Some(f)) => (p, f),
-                    _ => return Err(Error::Pmi(format!("malformed segment contact {contact:?} from rank 0"))),
+                    _ => {
+                        return Err(Error::Pmi(format!(
+                            "malformed segment contact {contact:?} from rank 0"
+                        )))
+                    }
                 };
                 sys::open_proc_fd(pid, fd).map_err(|e| {
-                    pmi_err(&format!("opening rank 0's segment /proc/{pid}/fd/{fd} (try TOCSIN_SHM=posix)"), e)
+                    pmi_err(
+                        &format!(
+                            "opening rank 0's segment /proc/{pid}/fd/{fd} (try TOCSIN_SHM=posix)"
+                        ),
+                        e,
+                    )
                 })?
             };
             let flen = sys::fd_len(&fd).map_err(|e| pmi_err("fstat of the segment", e))?;
@@ -168,17 +188,27 @@ impl Segment {
                 });
             }
             let map = Mapping::map(&fd, len).map_err(|e| pmi_err("mapping the segment", e))?;
-            let s = Segment { map, n, cap, posix_name: None };
+            let s = Segment {
+                map,
+                n,
+                cap,
+                posix_name: None,
+            };
             let h = s.header();
             if h.magic.load(Ordering::Acquire) != MAGIC || h.nranks.load(Ordering::Relaxed) != n {
-                return Err(Error::Unsupported("the job segment has an unknown layout (mixed tocsin versions?)".into()));
+                return Err(Error::Unsupported(
+                    "the job segment has an unknown layout (mixed tocsin versions?)".into(),
+                ));
             }
             let m = h.mode.load(Ordering::Relaxed);
             if m != mode {
                 return Err(Error::Config {
                     name: "TOCSIN_PROGRESS",
                     value: mode_name(mode).into(),
-                    reason: format!("rank 0 runs in {} mode: every rank must use the same progress mode", mode_name(m)),
+                    reason: format!(
+                        "rank 0 runs in {} mode: every rank must use the same progress mode",
+                        mode_name(m)
+                    ),
                 });
             }
             s
@@ -191,7 +221,9 @@ impl Segment {
                 )));
             }
         }
-        seg.control(me).pid.store(std::process::id() as i32, Ordering::Release);
+        seg.control(me)
+            .pid
+            .store(std::process::id() as i32, Ordering::Release);
         pmi.barrier()?; // every rank mapped the segment and published its pid
         drop(keep_fd);
         if let Some(name) = &seg.posix_name {
@@ -215,7 +247,8 @@ impl Segment {
 
     /// The ring carrying records from `src` to `dst`.
     pub(crate) fn ring(&self, src: Rank, dst: Rank) -> ShmRing {
-        let off = rings_base(self.n) + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap);
+        let off = rings_base(self.n)
+            + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap);
         debug_assert!(off + ring::footprint(self.cap) <= self.map.len());
         // SAFETY: the range is inside the mapping, 64-byte aligned, zero at creation, and
         // lives as long as `self`; the engine drops its rings before the segment.
@@ -227,25 +260,43 @@ impl Segment {
         self.cap
     }
 
-    /// Rings rank `r`'s doorbell if it declared itself asleep. The `SeqCst` fence pairs with
-    /// the sleeper's `SeqCst` increment of `sleepers` (Dekker): either the sleeper sees our
-    /// record when it re-polls after arming, or we see it armed and wake it.
-    pub(crate) fn ring_bell(&self, r: Rank) {
+    /// After pushing records to rank `r`: what `r`'s published state asks for
+    /// ([`crate::interrupt::decide`]). The `SeqCst` fence pairs with `r`'s `SeqCst` updates of
+    /// `sleepers`/`polling` followed by a re-poll (Dekker): either `r` sees our records or we
+    /// see the state that makes us ring or interrupt it. Rings the doorbell itself; returns
+    /// `true` if the caller must send an interrupt (already claimed: coalesced).
+    /// Async-signal-safe.
+    pub(crate) fn notify(&self, r: Rank, sleeps: bool, interrupts: bool) -> bool {
+        use crate::interrupt::{claim_interrupt, decide, Notify};
         let c = self.control(r);
         fence(Ordering::SeqCst);
-        if c.sleepers.load(Ordering::Relaxed) > 0 {
-            c.bell.fetch_add(1, Ordering::Release);
-            sys::futex_wake_all(&c.bell);
+        match decide(
+            sleeps,
+            interrupts,
+            c.sleepers.load(Ordering::Relaxed),
+            c.polling.load(Ordering::Relaxed),
+        ) {
+            Notify::Nothing => false,
+            Notify::Doorbell => {
+                self.wake(r);
+                false
+            }
+            Notify::Interrupt => claim_interrupt(&c.irq_pending),
         }
+    }
+
+    /// Bumps rank `r`'s doorbell and wakes its sleepers.
+    pub(crate) fn wake(&self, r: Rank) {
+        let c = self.control(r);
+        c.bell.fetch_add(1, Ordering::Release);
+        sys::futex_wake_all(&c.bell);
     }
 }
 
 fn mode_name(m: u32) -> &'static str {
-    match m {
-        0 => "poll",
-        1 => "block",
-        _ => "unknown",
-    }
+    crate::ProgressMode::ALL
+        .get(m as usize)
+        .map_or("unknown", |p| p.name())
 }
 
 fn hex_bytes(b: &[u8]) -> String {
@@ -270,7 +321,11 @@ pub(crate) struct ShmDriver {
 
 impl ShmDriver {
     /// Producers of `me`'s outgoing rings and the peers' pids (read from the segment).
-    pub(crate) fn new(seg: Option<&Segment>, me: Rank, n: u32) -> (ShmDriver, Vec<Option<Consumer<ShmRing>>>) {
+    pub(crate) fn new(
+        seg: Option<&Segment>,
+        me: Rank,
+        n: u32,
+    ) -> (ShmDriver, Vec<Option<Consumer<ShmRing>>>) {
         let mut producers = Vec::with_capacity(n as usize);
         let mut consumers = Vec::with_capacity(n as usize);
         let mut pids = Vec::with_capacity(n as usize);
@@ -289,7 +344,14 @@ impl ShmDriver {
             }
         }
         let max_record = seg.map_or(1 << 20, |s| ring::max_body(s.cap()));
-        (ShmDriver { producers, pids, max_record }, consumers)
+        (
+            ShmDriver {
+                producers,
+                pids,
+                max_record,
+            },
+            consumers,
+        )
     }
 
     /// Process id of `r`.
@@ -300,7 +362,9 @@ impl ShmDriver {
 
 impl Driver for ShmDriver {
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
-        let p = self.producers[peer as usize].as_mut().expect("no ring to self");
+        let p = self.producers[peer as usize]
+            .as_mut()
+            .expect("no ring to self");
         let hl = hdr.encoded_len();
         p.try_push(hl + payload.len(), &mut |b| {
             hdr.encode(b);

@@ -68,7 +68,10 @@ pub fn cma_read(pid: libc::pid_t, remote: u64, local: &mut [u8]) -> io::Result<(
         // the remote one against the other process's address space.
         let n = cvt(unsafe { libc::process_vm_readv(pid, &l, 1, &r, 1, 0) } as libc::c_long)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "CMA read made no progress"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "CMA read made no progress",
+            ));
         }
         done += n as usize;
     }
@@ -94,7 +97,10 @@ pub fn cma_write(pid: libc::pid_t, remote: u64, local: &[u8]) -> io::Result<()> 
         // SAFETY: as in `cma_read`.
         let n = cvt(unsafe { libc::process_vm_writev(pid, &l, 1, &r, 1, 0) } as libc::c_long)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "CMA write made no progress"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "CMA write made no progress",
+            ));
         }
         done += n as usize;
     }
@@ -150,7 +156,11 @@ pub fn shm_create(name: &str, len: usize) -> io::Result<OwnedFd> {
     let c = CString::new(name).expect("no NUL in name");
     // SAFETY: valid C string; flags and mode are plain integers.
     let fd = cvt(unsafe {
-        libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0o600)
+        libc::shm_open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o600,
+        )
     } as libc::c_long)?;
     // SAFETY: fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
@@ -165,7 +175,9 @@ pub fn shm_create(name: &str, len: usize) -> io::Result<OwnedFd> {
 pub fn shm_open(name: &str) -> io::Result<OwnedFd> {
     let c = CString::new(name).expect("no NUL in name");
     // SAFETY: valid C string.
-    let fd = cvt(unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) } as libc::c_long)?;
+    let fd = cvt(
+        unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) } as libc::c_long,
+    )?;
     // SAFETY: fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -227,6 +239,31 @@ impl Mapping {
             len,
         })
     }
+    /// Maps `len` bytes of private anonymous memory (for stacks).
+    ///
+    /// # Errors
+    /// The OS error of `mmap`.
+    pub fn anonymous(len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh private anonymous mapping chosen by the kernel.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: p as *mut u8,
+            len,
+        })
+    }
+
     /// Base address (page aligned).
     pub fn ptr(&self) -> *mut u8 {
         self.ptr
@@ -261,6 +298,10 @@ impl PidFd {
         // SAFETY: fresh descriptor we own.
         Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
     }
+    /// The raw descriptor.
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
     /// `true` if the process has exited (its pidfd polls readable).
     pub fn exited(&self) -> bool {
         let mut p = libc::pollfd {
@@ -283,7 +324,11 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     while done < buf.len() {
         // SAFETY: writes at most `len - done` bytes inside `buf`.
         let n = cvt(unsafe {
-            libc::getrandom(buf.as_mut_ptr().add(done) as *mut libc::c_void, buf.len() - done, 0)
+            libc::getrandom(
+                buf.as_mut_ptr().add(done) as *mut libc::c_void,
+                buf.len() - done,
+                0,
+            )
         } as libc::c_long)?;
         done += n as usize;
     }

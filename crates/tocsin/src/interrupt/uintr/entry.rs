@@ -1,0 +1,108 @@
+//! The user-interrupt handler entry, in assembly.
+//!
+//! Owns the machine-level frame: on delivery the CPU pushes RSP, RFLAGS, RIP and the vector
+//! (after moving RSP down by 128 bytes, preserving the red zone) and clears UIF. The hardware
+//! saves nothing else, while the Rust code it calls may use any caller-saved general register
+//! and SIMD state. So the entry saves the caller-saved GPRs (the callee-saved ones are kept
+//! by the Rust function per the System V ABI), realigns the stack to 64 bytes, saves the
+//! whole extended state with `XSAVE` (mask all ones: every component enabled in XCR0, into
+//! an area of [`XSAVE_BYTES`] bytes sized from CPUID.(EAX=0Dh,ECX=0):EBX), clears DF, calls
+//! `tocsin_uintr_handler(vector)`, restores with `XRSTOR`, pops, drops the vector and
+//! returns with `UIRET` (F3 0F 01 EC), which restores RIP, RFLAGS, RSP and sets UIF.
+//!
+//! It must not touch anything but this frame; the Rust side must be async-signal-safe.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes of the XSAVE area (a multiple of 64), set by [`prepare`] before registration.
+#[no_mangle]
+pub static TOCSIN_XSAVE_BYTES: AtomicU64 = AtomicU64::new(4096);
+
+std::arch::global_asm!(
+    ".globl tocsin_uintr_entry",
+    ".p2align 4",
+    "tocsin_uintr_entry:",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -64",
+    "sub rsp, qword ptr [rip + {size}]",
+    // XRSTOR requires the XSAVE header's reserved bytes (512..576) to be zero.
+    "xor eax, eax",
+    "mov qword ptr [rsp + 512], rax",
+    "mov qword ptr [rsp + 520], rax",
+    "mov qword ptr [rsp + 528], rax",
+    "mov qword ptr [rsp + 536], rax",
+    "mov qword ptr [rsp + 544], rax",
+    "mov qword ptr [rsp + 552], rax",
+    "mov qword ptr [rsp + 560], rax",
+    "mov qword ptr [rsp + 568], rax",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xsave64 [rsp]",
+    // vector: above the 10 pushed registers
+    "mov rdi, qword ptr [rbp + 80]",
+    "cld",
+    "call {handler}",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xrstor64 [rsp]",
+    "mov rsp, rbp",
+    "pop rbp",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "add rsp, 8",
+    ".byte 0xf3, 0x0f, 0x01, 0xec",
+    size = sym TOCSIN_XSAVE_BYTES,
+    handler = sym tocsin_uintr_handler,
+);
+
+extern "C" {
+    fn tocsin_uintr_entry();
+}
+
+/// Called by the entry with the vector number. Async-signal-safe: saves errno and
+/// dispatches to the progress engine.
+extern "C" fn tocsin_uintr_handler(_vector: u64) {
+    super::super::preserving_errno(super::super::dispatch);
+}
+
+/// Address of the entry, for `uintr_register_handler`.
+pub fn address() -> u64 {
+    tocsin_uintr_entry as *const () as u64
+}
+
+/// Sizes the XSAVE area from CPUID.(EAX=0Dh,ECX=0):EBX (bytes needed for the components
+/// enabled in XCR0), rounded up to 64.
+pub fn prepare() {
+    // CPUID leaf 0Dh exists on every CPU with XSAVE (all UINTR CPUs).
+    let ebx = std::arch::x86_64::__cpuid_count(0xD, 0).ebx as u64;
+    let bytes = ebx.max(576).div_ceil(64) * 64;
+    TOCSIN_XSAVE_BYTES.store(bytes, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xsave_area_is_sized_and_aligned() {
+        super::prepare();
+        let b = super::TOCSIN_XSAVE_BYTES.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(b >= 576 && b % 64 == 0, "{b}");
+        assert_ne!(super::address(), 0);
+    }
+}
