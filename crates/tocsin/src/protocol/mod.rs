@@ -600,7 +600,9 @@ impl Core {
                     return;
                 }
                 Err(e) => {
-                    tracing::debug!(peer, error = %e, "CMA read failed; pipelining through shared memory");
+                    if !self.no_alloc {
+                        tracing::debug!(peer, error = %e, "CMA read failed; pipelining through shared memory");
+                    }
                     self.peers[peer as usize].cma_ok = false;
                 }
             }
@@ -851,7 +853,9 @@ impl Core {
                             return Ok(Taken::Consumed);
                         }
                         Err(e) => {
-                            tracing::debug!(peer, error = %e, "CMA write failed; pipelining through shared memory");
+                            if !self.no_alloc {
+                                tracing::debug!(peer, error = %e, "CMA write failed; pipelining through shared memory");
+                            }
                             self.peers[peer as usize].cma_ok = false;
                         }
                     }
