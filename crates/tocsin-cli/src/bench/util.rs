@@ -1,0 +1,267 @@
+//! Helpers shared by the benchmarks: clocks, the calibrated busy loop, sizes with
+//! suffixes, medians, and rank 0's progress bars.
+//!
+//! The clocks are the ones bench/peers/common.h uses (`CLOCK_MONOTONIC` for wall time,
+//! `CLOCK_PROCESS_CPUTIME_ID` for CPU time) so that both sides measure the same thing.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+
+/// Monotonic wall clock, µs since an arbitrary origin (`CLOCK_MONOTONIC`).
+pub fn now_us() -> f64 {
+    clock_us(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time consumed by the whole process (every thread), µs (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn cpu_us() -> f64 {
+    clock_us(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn clock_us(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock ids used are always supported
+    // on Linux, and on failure `ts` keeps its zero value.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 * 1e-3
+}
+
+/// User and system CPU time of the process, ms (`getrusage(RUSAGE_SELF)`).
+pub fn rusage_ms() -> (f64, f64) {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF is always accepted.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |tv: libc::timeval| tv.tv_sec as f64 * 1e3 + tv.tv_usec as f64 * 1e-3;
+    (ms(ru.ru_utime), ms(ru.ru_stime))
+}
+
+/// Busy loop of `t_us` µs reading the monotonic clock: no tocsin call, no memory traffic,
+/// so it neither makes progress nor disturbs the transfer (bench/peers/overlap.c's
+/// `compute`).
+#[inline(never)]
+pub fn compute(t_us: f64) {
+    if t_us <= 0.0 {
+        return;
+    }
+    let end = now_us() + t_us;
+    while now_us() < end {}
+}
+
+/// Parses a size with an optional binary suffix: `4096`, `64K`, `4M`, `1G`, `4MiB`, `8kB`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suf) = t.split_at(digits);
+    let v: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}': expected a byte count such as 4096, 64K or 4M"))?;
+    let shift = match suf.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "ki" | "kib" => 10,
+        "m" | "mb" | "mi" | "mib" => 20,
+        "g" | "gb" | "gi" | "gib" => 30,
+        _ => return Err(format!("'{s}': unknown suffix '{suf}' (use K, M or G)")),
+    };
+    v.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("'{s}': too large"))
+}
+
+/// Median of `v` (sorts it); 0 for an empty slice. Even counts average the two middles.
+pub fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Human form of a byte count: `0`, `512`, `64K`, `4M`.
+pub fn fmt_size(b: usize) -> String {
+    if b >= 1 << 30 && b % (1 << 30) == 0 {
+        format!("{}G", b >> 30)
+    } else if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{}M", b >> 20)
+    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        format!("{}K", b >> 10)
+    } else {
+        b.to_string()
+    }
+}
+
+/// Rounds to `d` decimals (for tidy JSON, as the C programs' `%.Nf`).
+pub fn round(x: f64, d: i32) -> f64 {
+    let p = 10f64.powi(d);
+    (x * p).round() / p
+}
+
+/// A page-aligned, pre-touched byte buffer (`posix_memalign` + `memset` in the C programs).
+pub struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    const ALIGN: usize = 4096;
+
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(len.max(1), Self::ALIGN)
+            .expect("buffer size overflows the address space")
+    }
+
+    /// `len` bytes (at least one is allocated), every one set to `fill`.
+    pub fn new(len: usize, fill: u8) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { std::alloc::alloc(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(p) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `ptr` points to `layout.size()` writable bytes just allocated.
+        unsafe { std::ptr::write_bytes(ptr.as_ptr(), fill, layout.size()) };
+        AlignedBuf { ptr, len }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` owns `len` initialized bytes (written in `new`) for our lifetime.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this same layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) };
+    }
+}
+
+/// `true` when this process's stderr is a terminal.
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Writes the bars to stderr with ANSI sequences even when stderr is a pipe (a launcher
+/// forwarding it to the user's terminal).
+#[derive(Debug)]
+struct RawStderr;
+
+impl RawStderr {
+    fn out(&self, s: &str) -> std::io::Result<()> {
+        let mut e = std::io::stderr().lock();
+        e.write_all(s.as_bytes())?;
+        e.flush()
+    }
+}
+
+impl TermLike for RawStderr {
+    fn width(&self) -> u16 {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(100)
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 {
+            self.out(&format!("\x1b[{n}A"))?;
+        }
+        Ok(())
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 {
+            self.out(&format!("\x1b[{n}B"))?;
+        }
+        Ok(())
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 {
+            self.out(&format!("\x1b[{n}C"))?;
+        }
+        Ok(())
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 {
+            self.out(&format!("\x1b[{n}D"))?;
+        }
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.out(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.out(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.out("\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A progress bar on rank 0's stderr of `len` steps, or a hidden one: on other ranks, with
+/// `--quiet`, or when neither stderr nor the self-launching parent's stderr
+/// ([`super::TTY_ENV`]) is a terminal.
+pub fn progress_bar(rank: u32, quiet: bool, len: u64, what: &str) -> ProgressBar {
+    let target = if rank != 0 || quiet {
+        ProgressDrawTarget::hidden()
+    } else if stderr_is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else if std::env::var_os(super::TTY_ENV).is_some_and(|v| v == "1") {
+        ProgressDrawTarget::term_like(Box::new(RawStderr))
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let pb = ProgressBar::with_draw_target(Some(len), target);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64K").unwrap(), 65536);
+        assert_eq!(parse_size("4M").unwrap(), 4 << 20);
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("").is_err());
+        assert_eq!(fmt_size(4 << 20), "4M");
+        assert_eq!(fmt_size(1536), "1536");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

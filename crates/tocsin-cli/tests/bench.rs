@@ -1,0 +1,296 @@
+//! Smoke tests of `tocsin bench`: each benchmark with tiny sizes and iteration counts,
+//! self-launched on 2 ranks, checking the JSON it prints (structure, sizes, every number
+//! finite and in range) and that plots are written. Never asserts on speed.
+//!
+//! The tests run one at a time (2 ranks bound to cores each; several jobs at once would
+//! oversubscribe the cores and make polling ranks crawl).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const TIME_LIMIT: Duration = Duration::from_secs(180);
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tocsin bench ARGS` outside any launcher, with a time limit.
+fn bench(args: &[&str]) -> Out {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir();
+    let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("tocsin-bench-test-{}-run{n}", std::process::id());
+    let (so, se) = (
+        dir.join(format!("{tag}.out")),
+        dir.join(format!("{tag}.err")),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .arg("bench")
+        .args(args)
+        .env_remove("PMI_FD")
+        .env_remove("PMI_PORT")
+        .env_remove("PMI_RANK")
+        .env_remove("PMI_SIZE")
+        .env_remove("PMI_ID")
+        .env_remove("TOCSIN_PROGRESS")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&so).unwrap())
+        .stderr(std::fs::File::create(&se).unwrap())
+        .spawn()
+        .expect("start tocsin");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > TIME_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tocsin bench {args:?} took more than {TIME_LIMIT:?}; stderr:\n{}",
+                std::fs::read_to_string(&se).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Out {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&so).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&se).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(so);
+    let _ = std::fs::remove_file(se);
+    out
+}
+
+/// The single JSON document on stdout of a successful run.
+fn json(args: &[&str]) -> Value {
+    let o = bench(args);
+    assert_eq!(
+        o.code,
+        Some(0),
+        "tocsin bench {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+        o.stdout,
+        o.stderr
+    );
+    let lines: Vec<&str> = o.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one JSON line, got:\n{}", o.stdout);
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", lines[0]))
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    let x = v[k]
+        .as_f64()
+        .unwrap_or_else(|| panic!("\"{k}\" is not a number in {v}"));
+    assert!(x.is_finite(), "\"{k}\" is not finite in {v}");
+    x
+}
+
+fn header(d: &Value, bench: &str, mode: &str) -> Vec<Value> {
+    assert!(
+        d["impl"].as_str().unwrap().starts_with("tocsin "),
+        "impl: {}",
+        d["impl"]
+    );
+    assert_eq!(d["bench"], bench);
+    assert_eq!(d["mode"], mode);
+    d["results"].as_array().expect("results").clone()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tocsin-bench-test-{}-{name}", std::process::id()))
+}
+
+const PP_SMALL: &[&str] = &[
+    "pingpong",
+    "--max-size",
+    "64K",
+    "--iters",
+    "200",
+    "--iters-min",
+    "10",
+    "--global-warmup",
+    "100",
+    "--json",
+    "--quiet",
+];
+
+fn check_pingpong(d: &Value, mode: &str) {
+    let rows = header(d, "pingpong", mode);
+    let sizes: Vec<u64> = rows.iter().map(|r| r["bytes"].as_u64().unwrap()).collect();
+    let mut want = vec![0u64];
+    want.extend((0..=16).map(|k| 1u64 << k));
+    assert_eq!(sizes, want, "sizes 0 and 1 B .. 64 KiB");
+    for r in &rows {
+        assert!(num(r, "iters") >= 1.0, "{r}");
+        assert!(num(r, "latency_us") > 0.0, "{r}");
+        let bw = num(r, "bandwidth_MBps");
+        if r["bytes"] == 0 {
+            assert_eq!(bw, 0.0, "{r}");
+        } else {
+            assert!(bw > 0.0, "{r}");
+        }
+    }
+    assert!(num(d, "rounds") >= 1.0);
+}
+
+#[test]
+fn pingpong_poll_json() {
+    let mut a = PP_SMALL.to_vec();
+    a.extend(["--progress", "poll"]);
+    check_pingpong(&json(&a), "poll");
+}
+
+#[test]
+fn pingpong_block_json_and_plots() {
+    // A compare document in the peers' schema (no "mode").
+    let peer = tmp("peer.json");
+    std::fs::write(
+        &peer,
+        r#"{"impl":"Fake MPI 1.0","bench":"pingpong","rounds":1,"results":[{"bytes":0,"iters":10,"latency_us":0.5,"bandwidth_MBps":0.0},{"bytes":1,"iters":10,"latency_us":0.5,"bandwidth_MBps":2.0},{"bytes":65536,"iters":10,"latency_us":10.0,"bandwidth_MBps":6553.6}]}"#,
+    )
+    .unwrap();
+    let (svg, png) = (tmp("pp.svg"), tmp("pp.png"));
+    for plot in [&svg, &png] {
+        let mut a = PP_SMALL.to_vec();
+        a.extend(["--progress", "block", "--plot", plot.to_str().unwrap()]);
+        a.extend(["--compare", peer.to_str().unwrap()]);
+        check_pingpong(&json(&a), "block");
+    }
+    assert_plot(&svg);
+    assert_plot(&png);
+    let _ = std::fs::remove_file(peer);
+}
+
+fn assert_plot(p: &Path) {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    if p.extension().unwrap() == "svg" {
+        assert!(String::from_utf8_lossy(&b).contains("<svg"), "not an SVG");
+    } else {
+        assert!(b.starts_with(b"\x89PNG"), "not a PNG");
+    }
+    assert!(b.len() > 1000, "{} is suspiciously small", p.display());
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn pingpong_table() {
+    let o = bench(&[
+        "pingpong",
+        "--max-size",
+        "1K",
+        "--iters",
+        "50",
+        "--global-warmup",
+        "10",
+        "--quiet",
+    ]);
+    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
+    assert!(
+        o.stdout.contains("# Size") && o.stdout.contains("Latency(us)"),
+        "{}",
+        o.stdout
+    );
+    let rows = o
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    assert_eq!(rows, 12, "sizes 0, 1..1024:\n{}", o.stdout);
+}
+
+#[test]
+fn overlap_json_and_heat_map() {
+    let svg = tmp("ov.svg");
+    let d = json(&[
+        "overlap",
+        "--sizes",
+        "4K,64K",
+        "--compute-us",
+        "20,0,100",
+        "--reps",
+        "3",
+        "--warmup",
+        "1",
+        "--progress",
+        "poll",
+        "--json",
+        "--quiet",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let rows = header(&d, "overlap", "poll");
+    assert!(num(&d, "lat0_us") > 0.0);
+    assert_eq!(num(&d, "reps"), 3.0);
+    let mut keys: Vec<(String, u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["side"].as_str().unwrap().to_string(),
+                r["bytes"].as_u64().unwrap(),
+                r["compute_us"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    keys.sort();
+    let mut want = Vec::new();
+    for side in ["receiver", "sender"] {
+        for b in [4096, 65536] {
+            for t in [20, 100] {
+                want.push((side.to_string(), b, t));
+            }
+        }
+    }
+    assert_eq!(keys, want);
+    for r in &rows {
+        assert!(num(r, "comm_us") >= 0.0, "{r}");
+        assert!(num(r, "total_us") > 0.0, "{r}");
+        let ov = num(r, "overlap_pct");
+        assert!((0.0..=100.0).contains(&ov), "{r}");
+    }
+    assert_plot(&svg);
+}
+
+#[test]
+fn idle_json() {
+    let png = tmp("idle.png");
+    let d = json(&[
+        "idle",
+        "--delay-ms",
+        "20",
+        "--reps",
+        "2",
+        "--progress",
+        "block",
+        "--json",
+        "--quiet",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    let rows = header(&d, "idle", "block");
+    assert_eq!(num(&d, "sleep_ms"), 20.0);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert!(num(r, "wall_ms") > 0.0, "{r}");
+        assert!(num(r, "cpu_ms") >= 0.0, "{r}");
+        assert!(num(r, "user_ms") >= 0.0, "{r}");
+        assert!(num(r, "sys_ms") >= 0.0, "{r}");
+        assert!(num(r, "cpu_pct") >= 0.0, "{r}");
+    }
+    assert_plot(&png);
+}
+
+#[test]
+fn bad_plot_name_is_refused_before_launching() {
+    let o = bench(&["idle", "--plot", "/tmp/x.pdf", "--reps", "1"]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains(".svg or .png"), "{}", o.stderr);
+}
