@@ -501,7 +501,12 @@ impl Engine {
         if done() {
             return;
         }
-        let ctl = self.seg.as_ref().map(|s| s.control(self.me));
+        // Only interrupt modes need peers to know that we poll: poll-mode waits pay nothing.
+        let ctl = self
+            .seg
+            .as_ref()
+            .filter(|_| self.cfg.progress.interrupts())
+            .map(|s| s.control(self.me));
         if let Some(c) = ctl {
             c.polling.fetch_add(1, Ordering::SeqCst);
         }
@@ -511,10 +516,8 @@ impl Engine {
             // published before they could see it is not left behind (Dekker, see
             // `crate::interrupt`).
             c.polling.fetch_sub(1, Ordering::SeqCst);
-            if self.cfg.progress.interrupts() {
-                fence(Ordering::SeqCst);
-                self.request_progress(false);
-            }
+            fence(Ordering::SeqCst);
+            self.request_progress(false);
         }
     }
 
@@ -562,8 +565,11 @@ impl Engine {
         let c = seg.control(self.me);
         let seq = c.bell.load(Ordering::Acquire);
         // Armed before we stop polling: a sender always sees one of the two.
+        let interrupts = self.cfg.progress.interrupts();
         c.sleepers.fetch_add(1, Ordering::SeqCst);
-        c.polling.fetch_sub(1, Ordering::SeqCst);
+        if interrupts {
+            c.polling.fetch_sub(1, Ordering::SeqCst);
+        }
         self.progress_waiting();
         let backlog = self.inner.try_lock().is_none_or(|g| g.core.has_backlog());
         if !done() && !backlog {
@@ -572,7 +578,9 @@ impl Engine {
             // Our records wait for ring space; the peer does not ring us when it consumes.
             std::thread::yield_now();
         }
-        c.polling.fetch_add(1, Ordering::SeqCst);
+        if interrupts {
+            c.polling.fetch_add(1, Ordering::SeqCst);
+        }
         c.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
