@@ -33,9 +33,9 @@ impl Outcome {
     }
 }
 
-/// Runs `tocsin run -n N -- jacobi ARGS` with `TOCSIN_PROGRESS=progress`; kills the job's
-/// process group and panics if it outlives [`DEADLINE`].
-fn run_job(n: u32, progress: &str, args: &[&str]) -> Outcome {
+/// Runs `tocsin run -n N -- jacobi ARGS` with `TOCSIN_PROGRESS=progress` and `env`; kills
+/// the job's process group and panics if it outlives [`DEADLINE`].
+fn run_job(n: u32, progress: &str, env: &[(&str, &str)], args: &[&str]) -> Outcome {
     let _guard = JOBS.lock().unwrap_or_else(|e| e.into_inner());
     let mut cmd = Command::new(TOCSIN);
     cmd.arg("run")
@@ -45,6 +45,7 @@ fn run_job(n: u32, progress: &str, args: &[&str]) -> Outcome {
         .arg(JACOBI)
         .args(args)
         .env("TOCSIN_PROGRESS", progress)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -100,13 +101,25 @@ fn max_diff(stdout: &str) -> Option<f64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// Runs a checked job and asserts it passed.
-fn check_passes(n: u32, progress: &str, nx: usize, ny: usize, iters: usize) {
-    let (nx, ny, iters) = (nx.to_string(), ny.to_string(), iters.to_string());
-    let args = [
-        "--nx", &nx, "--ny", &ny, "--iters", &iters, "--report", "50", "--check",
+/// Runs a checked job (200 iterations) and asserts it passed.
+fn check_passes(n: u32, progress: &str, nx: usize, ny: usize) {
+    check_passes_with(n, progress, nx, ny, &[], &[]);
+}
+
+fn check_passes_with(
+    n: u32,
+    progress: &str,
+    nx: usize,
+    ny: usize,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) {
+    let (nx, ny) = (nx.to_string(), ny.to_string());
+    let mut args = vec![
+        "--nx", &nx, "--ny", &ny, "--iters", "200", "--report", "50", "--check",
     ];
-    let o = run_job(n, progress, &args);
+    args.extend_from_slice(extra);
+    let o = run_job(n, progress, env, &args);
     assert_eq!(o.code, Some(0), "job failed\n{}", o.dump());
     let d = max_diff(&o.stdout).unwrap_or_else(|| panic!("no check line\n{}", o.dump()));
     assert!(d <= 1e-10, "max abs difference {d} too large\n{}", o.dump());
@@ -129,33 +142,42 @@ fn check_passes(n: u32, progress: &str, nx: usize, ny: usize, iters: usize) {
 
 #[test]
 fn one_rank_matches_serial() {
-    check_passes(1, "poll", 96, 80, 200);
+    check_passes(1, "poll", 96, 80);
 }
 
 #[test]
 fn two_ranks_poll_match_serial() {
-    check_passes(2, "poll", 96, 80, 200);
+    check_passes(2, "poll", 96, 80);
 }
 
 #[test]
 fn two_ranks_block_match_serial() {
-    check_passes(2, "block", 96, 80, 200);
+    check_passes(2, "block", 96, 80);
 }
 
 #[test]
 fn four_ranks_2x2_match_serial() {
-    check_passes(4, "block", 96, 80, 200);
+    check_passes(4, "block", 96, 80);
 }
 
 #[test]
 fn three_ranks_uneven_blocks_match_serial() {
     // 97 columns over 3 ranks: 33 + 32 + 32.
-    check_passes(3, "block", 97, 81, 200);
+    check_passes(3, "block", 97, 81);
+}
+
+#[test]
+fn rendezvous_halos_match_serial() {
+    // With a 256-byte eager threshold every halo (rows of 48 f64, columns of 40) goes
+    // through the rendezvous protocol; poll mode with explicit tests during the update.
+    let env = [("TOCSIN_EAGER_THRESHOLD", "256")];
+    check_passes_with(4, "block", 96, 80, &env, &[]);
+    check_passes_with(2, "poll", 96, 80, &env, &["--test-rows", "4"]);
 }
 
 #[test]
 fn grid_too_small_is_a_clear_error() {
-    let o = run_job(4, "block", &["--nx", "1", "--ny", "8", "--iters", "5"]);
+    let o = run_job(4, "block", &[], &["--nx", "1", "--ny", "8", "--iters", "5"]);
     assert_ne!(
         o.code,
         Some(0),
