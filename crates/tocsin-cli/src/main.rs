@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod launcher;
+mod probe;
 
 /// tocsin: interrupt-driven message passing for HPC.
 #[derive(Parser, Debug)]
@@ -19,6 +20,8 @@ enum Cmd {
     Run(launcher::RunArgs),
     /// Benchmarks: pingpong, overlap, idle.
     Bench(bench::BenchArgs),
+    /// What this machine offers: UINTR, CMA, signals, futex/eventfd/pidfd/memfd, topology.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,5 +36,6 @@ fn main() -> std::process::ExitCode {
     match cli.cmd {
         Cmd::Run(a) => launcher::main(a),
         Cmd::Bench(a) => bench::main(a),
+        Cmd::Probe(a) => probe::main(a),
     }
 }

@@ -12,6 +12,7 @@
 //! bars).
 
 pub mod idle;
+pub mod notify;
 pub mod overlap;
 pub mod pingpong;
 pub mod plot;
@@ -45,6 +46,8 @@ pub enum BenchCmd {
     Overlap(overlap::OverlapArgs),
     /// CPU time used by a rank blocked in a receive while its peer sleeps.
     Idle(idle::IdleArgs),
+    /// One-way notification latency: flag, futex, eventfd, signal, UINTR; threads/processes.
+    Notify(notify::NotifyArgs),
 }
 
 impl BenchCmd {
@@ -53,6 +56,7 @@ impl BenchCmd {
             BenchCmd::Pingpong(a) => &a.common,
             BenchCmd::Overlap(a) => &a.common,
             BenchCmd::Idle(a) => &a.common,
+            BenchCmd::Notify(_) => unreachable!("notify runs in-process, without ranks"),
         }
     }
 }
@@ -136,6 +140,9 @@ fn under_launcher() -> bool {
 
 /// Entry point of `tocsin bench`: launches 2 ranks of itself, or runs as one of them.
 pub fn main(a: BenchArgs) -> ExitCode {
+    if let BenchCmd::Notify(n) = a.cmd {
+        return notify::main(n);
+    }
     let r = if under_launcher() {
         run_rank(&a.cmd).map(|()| 0)
     } else {
@@ -205,6 +212,7 @@ fn run_rank(cmd: &BenchCmd) -> BResult<()> {
         BenchCmd::Pingpong(a) => pingpong::run(&comm, a),
         BenchCmd::Overlap(a) => overlap::run(&comm, a),
         BenchCmd::Idle(a) => idle::run(&comm, a),
+        BenchCmd::Notify(_) => unreachable!("notify runs in-process, without ranks"),
     };
     if r.is_ok() {
         // Nobody leaves while the peer may still need it.

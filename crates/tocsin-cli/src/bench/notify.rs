@@ -1,0 +1,1251 @@
+//! `tocsin bench notify`: one-way notification latency of every wake-up mechanism tocsin
+//! could use, between two threads and between two processes, on the same core, on two
+//! cores, and across NUMA nodes.
+//!
+//! Owns the notification micro-benchmark: the mechanisms (spinning on a shared flag, a
+//! shared futex, eventfd, a real-time signal to a busy receiver, the same signal to a
+//! receiver blocked in `sigwaitinfo`, and UINTR where the machine and the library allow),
+//! the placement of the two sides (hwloc cores, via [`crate::probe::topology`]), the
+//! ping-pong method, its statistics, its table, JSON and plot. It does not use tocsin's
+//! communicator: it measures the raw mechanisms the progress modes are built from.
+//!
+//! ## Method
+//! Side A notifies side B, B notifies A back; A times each round trip with `Instant`
+//! (`CLOCK_MONOTONIC`) and records half of it (one-way = RTT/2). Warm-up iterations are
+//! dropped. Each case runs `--iters` round trips (a quarter of them for the blocking
+//! mechanisms) or stops after `--case-secs`, whichever comes first; the JSON records how
+//! many were measured. Both sides bind themselves with `sched_setaffinity` to the first
+//! PU of a hwloc core: *same-core* puts both on one PU (they time-share it), *other-core*
+//! on two cores of one NUMA node, *other-numa* on cores of two nodes (skipped when hwloc
+//! shows one node).
+//!
+//! - `flag`: B spins on a word in a `MAP_SHARED` page that A stores to (and back).
+//! - `futex`: the same words, and the receiver sleeps in `FUTEX_WAIT` (shared, not private)
+//!   until the sender's `FUTEX_WAKE`.
+//! - `eventfd`: one eventfd per direction, blocking `read`/`write`.
+//! - `signal`: a real-time signal sent with `tgkill` to the peer *thread*, which is busy
+//!   computing; its handler only increments an atomic counter that the compute loop checks
+//!   between chunks of arithmetic. This is tocsin's case: an interrupt reaching a rank that
+//!   computes.
+//! - `signal-wait`: the same signal, blocked, taken by a receiver waiting in `sigwaitinfo`.
+//! - `uintr`: reported as skipped with the reason (see [`uintr_skip_reason`]).
+//!
+//! On the same core the spinning sides (`flag`, and the busy loop of `signal`) call
+//! `sched_yield` between checks, since otherwise each hop would wait for the scheduler to
+//! preempt the spinner (a time slice, milliseconds).
+//!
+//! Hang guards: the calling thread is a watchdog. After `--case-secs` plus 10 s it sets
+//! the shared `abort` word and keeps waking both sides (futex wake, eventfd write, signals)
+//! and kills a child process; a forked child also dies with its parent thread
+//! (`PR_SET_PDEATHSIG`).
+
+use std::hint::black_box;
+use std::io;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use plotters::prelude::*;
+use serde_json::{json, Value};
+
+use crate::probe;
+
+/// Arguments of `tocsin bench notify`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// Round trips measured per case for `flag`; the blocking and signal mechanisms get a
+    /// quarter of it (at least 50). Each case also stops after --case-secs.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub iters: usize,
+    /// Time limit of one case, seconds (the case then reports fewer iterations).
+    #[arg(long, default_value_t = 1.5, value_name = "SECONDS")]
+    pub case_secs: f64,
+    /// Only these mechanisms (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "MECH,...")]
+    pub only: Vec<Mech>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw grouped bars of the medians into FILE (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A notification mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mech {
+    /// Spin on a flag in shared memory.
+    Flag,
+    /// Shared futex wait/wake.
+    Futex,
+    /// eventfd, blocking read/write.
+    Eventfd,
+    /// Real-time signal (tgkill) to a busy receiver; the handler sets a flag.
+    Signal,
+    /// Real-time signal to a receiver blocked in sigwaitinfo.
+    SignalWait,
+    /// x86 user interrupt (SENDUIPI).
+    Uintr,
+}
+
+impl Mech {
+    const ALL: [Mech; 6] = [
+        Mech::Flag,
+        Mech::Futex,
+        Mech::Eventfd,
+        Mech::Signal,
+        Mech::SignalWait,
+        Mech::Uintr,
+    ];
+
+    /// The name used in the table and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mech::Flag => "flag",
+            Mech::Futex => "futex",
+            Mech::Eventfd => "eventfd",
+            Mech::Signal => "signal",
+            Mech::SignalWait => "signal-wait",
+            Mech::Uintr => "uintr",
+        }
+    }
+
+    /// What the receiver does while it waits.
+    fn receiver(self) -> &'static str {
+        match self {
+            Mech::Flag => "spinning",
+            Mech::Signal => "busy",
+            Mech::Uintr => "busy",
+            Mech::Futex | Mech::Eventfd | Mech::SignalWait => "blocked",
+        }
+    }
+
+    /// Mechanisms whose round trip costs a wake-up get fewer iterations.
+    fn slow(self) -> bool {
+        !matches!(self, Mech::Flag)
+    }
+
+    fn uses_signals(self) -> bool {
+        matches!(self, Mech::Signal | Mech::SignalWait)
+    }
+}
+
+/// Threads of one process, or two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Between {
+    /// Two threads of this process.
+    Threads,
+    /// This process and a forked child.
+    Processes,
+}
+
+impl Between {
+    fn name(self) -> &'static str {
+        match self {
+            Between::Threads => "threads",
+            Between::Processes => "processes",
+        }
+    }
+}
+
+/// Where the two sides run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Both on one PU.
+    SameCore,
+    /// Two cores of one NUMA node.
+    OtherCore,
+    /// Cores of two NUMA nodes.
+    OtherNuma,
+}
+
+impl Placement {
+    fn name(self) -> &'static str {
+        match self {
+            Placement::SameCore => "same-core",
+            Placement::OtherCore => "other-core",
+            Placement::OtherNuma => "other-numa",
+        }
+    }
+}
+
+/// One measured case.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Mechanism.
+    pub mech: Mech,
+    /// Threads or processes.
+    pub between: Between,
+    /// Placement.
+    pub placement: Placement,
+    /// The PUs of A and B.
+    pub pus: (usize, usize),
+    /// One-way latencies, µs, sorted.
+    pub samples: Vec<f64>,
+}
+
+impl Row {
+    /// The `p`-th percentile (0–100) of the one-way latencies, µs (nearest rank).
+    pub fn pct(&self, p: f64) -> f64 {
+        percentile(&self.samples, p)
+    }
+}
+
+/// Nearest-rank percentile of sorted `v`; NaN if empty.
+fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// A case or a whole mechanism that did not run, and why.
+#[derive(Debug, Clone)]
+pub struct Skip {
+    /// Mechanism name, or `all` for a placement nobody can run.
+    pub mechanism: String,
+    /// Threads/processes, if the skip concerns one.
+    pub between: Option<&'static str>,
+    /// Placement, if the skip concerns one.
+    pub placement: Option<&'static str>,
+    /// Why.
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry point
+
+/// Entry point of `tocsin bench notify` (runs in this process; no launcher).
+pub fn main(a: NotifyArgs) -> ExitCode {
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tocsin bench notify: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: &NotifyArgs) -> Result<(), String> {
+    if let Some(p) = &a.plot {
+        plot_format(p)?;
+    }
+    if a.iters == 0 {
+        return Err("--iters must be at least 1".into());
+    }
+    if !(a.case_secs > 0.0 && a.case_secs.is_finite()) {
+        return Err("--case-secs must be a positive number".into());
+    }
+    let mechs: Vec<Mech> = if a.only.is_empty() {
+        Mech::ALL.to_vec()
+    } else {
+        Mech::ALL
+            .iter()
+            .copied()
+            .filter(|m| a.only.contains(m))
+            .collect()
+    };
+    let (places, mut skipped) = placements();
+    let mut rows = Vec::new();
+    let signals = if mechs.iter().any(|m| m.uses_signals()) {
+        match Signals::install() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                for m in mechs.iter().filter(|m| m.uses_signals()) {
+                    skipped.push(Skip {
+                        mechanism: m.name().into(),
+                        between: None,
+                        placement: None,
+                        reason: e.clone(),
+                    });
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let progress = !a.quiet && !a.json && io::IsTerminal::is_terminal(&io::stderr());
+    let total = mechs.len() * 2 * places.len();
+    let mut k = 0;
+    for &m in &mechs {
+        if m == Mech::Uintr {
+            skipped.push(Skip {
+                mechanism: "uintr".into(),
+                between: None,
+                placement: None,
+                reason: uintr_skip_reason(),
+            });
+            continue;
+        }
+        if m.uses_signals() && signals.is_none() {
+            continue;
+        }
+        for between in [Between::Threads, Between::Processes] {
+            for &(placement, pa, pb) in &places {
+                k += 1;
+                if progress {
+                    eprint!(
+                        "\r\x1b[K[{k}/{total}] {} {} {}",
+                        m.name(),
+                        between.name(),
+                        placement.name()
+                    );
+                }
+                let n = if m.slow() {
+                    (a.iters / 4).max(50).min(a.iters.max(50))
+                } else {
+                    a.iters
+                };
+                let case = Case {
+                    mech: m,
+                    between,
+                    pus: (pa, pb),
+                    yield_: pa == pb,
+                    iters: n,
+                    warmup: (n / 10).clamp(5, 1000),
+                    cap: Duration::from_secs_f64(a.case_secs),
+                };
+                match case.run() {
+                    Ok(samples) => rows.push(Row {
+                        mech: m,
+                        between,
+                        placement,
+                        pus: (pa, pb),
+                        samples,
+                    }),
+                    Err(e) => skipped.push(Skip {
+                        mechanism: m.name().into(),
+                        between: Some(between.name()),
+                        placement: Some(placement.name()),
+                        reason: format!("failed: {e}"),
+                    }),
+                }
+            }
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    drop(signals);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&rows, &skipped)).unwrap_or_default()
+        );
+    } else {
+        print_table(&rows, &skipped);
+    }
+    if let Some(p) = &a.plot {
+        plot(p, &rows)?;
+        if !a.json {
+            println!("plot: {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The placements this machine allows, as (placement, PU of A, PU of B), and the skipped
+/// ones with their reason.
+fn placements() -> (Vec<(Placement, usize, usize)>, Vec<Skip>) {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    let skip = |p: Placement, why: String| Skip {
+        mechanism: "all".into(),
+        between: None,
+        placement: Some(p.name()),
+        reason: why,
+    };
+    // (first PU, NUMA node) of every usable core; hwloc, else the affinity mask.
+    let (cores, numa_nodes, note): (Vec<(usize, usize)>, usize, Option<String>) =
+        match probe::topology() {
+            Ok(t) => (
+                t.cores
+                    .iter()
+                    .filter(|c| c.usable)
+                    .filter_map(|c| {
+                        c.pus
+                            .iter()
+                            .copied()
+                            .find(|p| t.affinity.contains(p))
+                            .map(|p| (p, c.numa))
+                    })
+                    .collect(),
+                t.numa_nodes,
+                None,
+            ),
+            Err(e) => (
+                probe::affinity().into_iter().map(|p| (p, 0)).collect(),
+                1,
+                Some(format!("{e}; PUs from sched_getaffinity used as cores")),
+            ),
+        };
+    let Some(&(a, na)) = cores.first() else {
+        skipped.push(skip(Placement::SameCore, "no usable core".into()));
+        return (out, skipped);
+    };
+    out.push((Placement::SameCore, a, a));
+    let other = cores
+        .iter()
+        .skip(1)
+        .find(|c| c.1 == na)
+        .or_else(|| cores.get(1));
+    match other {
+        Some(&(b, _)) => out.push((Placement::OtherCore, a, b)),
+        None => skipped.push(skip(
+            Placement::OtherCore,
+            "this process may run on one core only".into(),
+        )),
+    }
+    if numa_nodes <= 1 {
+        skipped.push(skip(
+            Placement::OtherNuma,
+            format!(
+                "hwloc shows {numa_nodes} NUMA node{}",
+                if numa_nodes == 1 { "" } else { "s" }
+            ) + &note.map(|n| format!(" ({n})")).unwrap_or_default(),
+        ));
+    } else {
+        match cores.iter().find(|c| c.1 != na) {
+            Some(&(b, _)) => out.push((Placement::OtherNuma, a, b)),
+            None => skipped.push(skip(
+                Placement::OtherNuma,
+                format!("hwloc shows {numa_nodes} NUMA nodes but this process may run on cores of one only"),
+            )),
+        }
+    }
+    (out, skipped)
+}
+
+/// Why UINTR is not measured.
+///
+/// Even on UINTR hardware, this benchmark would need the library to let it choose the
+/// handler: `tocsin::interrupt::uintr::register_handler` installs the library's assembly
+/// entry, which only calls `interrupt::dispatch`, whose target registration
+/// (`register_target`) is `pub(crate)`, so a handler outside the library cannot observe the
+/// interrupt. What the case would do with such a hook: the receiving side registers a
+/// handler that increments an atomic counter (as the signal handler here does), creates
+/// `vector_fd(VECTOR)` and executes `stui()`, then computes; the sending side obtains a UITT
+/// index with `KernelRegistrar::register_sender` (for processes, after `get_fd` through
+/// `pidfd_getfd`), and each notification is one `senduipi(index)`.
+pub fn uintr_skip_reason() -> String {
+    const HOOK: &str = "this benchmark would also need a public hook in \
+        tocsin::interrupt::uintr to register its own handler (the library's entry only \
+        reaches the progress engine through a pub(crate) target)";
+    match tocsin::interrupt::uintr::support().require() {
+        Err(e) => format!("{e}; {HOOK}"),
+        Ok(()) => format!("UINTR is available, but {HOOK}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals: two real-time signals, one per direction, whose handler counts deliveries.
+
+/// Signal number that notifies side `i` (0 = A, 1 = B).
+static SIGNO: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
+/// Deliveries of `SIGNO[i]` since the case started.
+static HITS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+
+/// The handler: async-signal-safe, it only touches atomics (and not `errno`).
+extern "C" fn on_signal(sig: libc::c_int) {
+    if SIGNO[0].load(Ordering::Relaxed) == sig {
+        HITS[0].fetch_add(1, Ordering::Release);
+    } else if SIGNO[1].load(Ordering::Relaxed) == sig {
+        HITS[1].fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The two installed signals; dropping leaves them ignored (a late signal must not kill
+/// the process with the default action).
+struct Signals;
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        for slot in &SIGNO {
+            let s = tocsin::interrupt::signal::pick_free_signal()
+                .map_err(|e| format!("no free real-time signal: {e}"))?;
+            // SAFETY: zeroed sigaction, then filled; the handler only touches atomics.
+            let r = unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                act.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut act.sa_mask);
+                libc::sigaction(s, &act, std::ptr::null_mut())
+            };
+            if r != 0 {
+                return Err(format!("sigaction({s}): {}", io::Error::last_os_error()));
+            }
+            slot.store(s, Ordering::SeqCst);
+        }
+        Ok(Signals)
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for slot in &SIGNO {
+            let s = slot.load(Ordering::SeqCst);
+            if s != 0 {
+                // SAFETY: SIG_IGN for a real-time signal we installed.
+                unsafe {
+                    let mut act: libc::sigaction = std::mem::zeroed();
+                    act.sa_sigaction = libc::SIG_IGN;
+                    libc::sigaction(s, &act, std::ptr::null_mut());
+                }
+            }
+        }
+    }
+}
+
+/// Blocks (`how = SIG_BLOCK`) or unblocks `sig` in the calling thread.
+fn mask(how: libc::c_int, sig: i32) {
+    // SAFETY: a local sigset; pthread_sigmask on the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+fn tgkill(pid: i32, tid: i32, sig: i32) {
+    // SAFETY: integer arguments only.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared page
+
+/// A word alone on its cache lines (no false sharing between the two directions).
+#[repr(C, align(128))]
+struct Line<T>(T);
+
+/// The page both sides share (`MAP_SHARED`, so a forked child shares it too).
+#[repr(C)]
+struct Shared {
+    /// Sequence number last sent to side `i` (flag and futex word).
+    to: [Line<AtomicU32>; 2],
+    /// Set by the watchdog: every wait returns `false`.
+    abort: Line<AtomicU32>,
+    /// Set by A before its last notification: B leaves.
+    stop: AtomicU32,
+    /// B is bound, masked and published its ids.
+    ready: AtomicU32,
+    /// Process and thread ids of each side (signals, watchdog).
+    pid: [AtomicI32; 2],
+    tid: [AtomicI32; 2],
+}
+
+/// An anonymous `MAP_SHARED` mapping holding a [`Shared`].
+struct Shm {
+    ptr: *mut Shared,
+    len: usize,
+}
+
+// SAFETY: the mapping is only accessed through `&Shared`, whose fields are atomics.
+unsafe impl Sync for Shm {}
+// SAFETY: as above; the pointer owns the mapping.
+unsafe impl Send for Shm {}
+
+impl Shm {
+    fn new() -> io::Result<Shm> {
+        let len = std::mem::size_of::<Shared>().next_multiple_of(4096);
+        // SAFETY: a fresh anonymous shared mapping; the kernel zeroes it, and all-zero is a
+        // valid `Shared` (atomics of 0).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Shm {
+            ptr: p.cast(),
+            len,
+        })
+    }
+
+    fn get(&self) -> &Shared {
+        // SAFETY: `ptr` is a live, page-aligned mapping of at least size_of::<Shared>()
+        // zero-initialised bytes, valid until drop.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: our mapping; no reference to it outlives `self`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+fn futex(word: &AtomicU32, op: libc::c_int, val: u32) -> libc::c_long {
+    // SAFETY: `word` is a valid aligned u32 (shared futex: no FUTEX_PRIVATE_FLAG, as the
+    // word may be in a page shared with another process); no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            val,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        )
+    }
+}
+
+/// A PU set holding `pu`, for `sched_setaffinity`.
+fn cpu_set(pu: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if pu < libc::CPU_SETSIZE as usize {
+        // SAFETY: `pu` is below CPU_SETSIZE, so the bit lies inside `set`.
+        unsafe { libc::CPU_SET(pu, &mut set) };
+    }
+    set
+}
+
+/// Binds the calling thread. Async-signal-safe (one system call).
+fn bind(set: &libc::cpu_set_t) -> bool {
+    // SAFETY: a valid cpu set of the stated size; 0 = the calling thread.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
+}
+
+// ---------------------------------------------------------------------------------------
+// One side's operations. Everything here is async-signal-safe and allocation-free: it
+// also runs in a forked child of a multi-threaded process.
+
+struct End<'a> {
+    mech: Mech,
+    sh: &'a Shared,
+    /// 0 = A, 1 = B.
+    me: usize,
+    /// Same core: spinning loops yield the PU to the peer.
+    yield_: bool,
+    /// `efd[i]`: the eventfd that notifies side `i`.
+    efd: [RawFd; 2],
+}
+
+impl End<'_> {
+    fn peer(&self) -> usize {
+        1 - self.me
+    }
+
+    fn aborted(&self) -> bool {
+        self.sh.abort.0.load(Ordering::Relaxed) != 0
+    }
+
+    /// Publishes this side's ids and prepares its signal mask.
+    fn start(&self) {
+        // SAFETY: no arguments.
+        let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+        self.sh.pid[self.me].store(pid, Ordering::SeqCst);
+        self.sh.tid[self.me].store(tid, Ordering::SeqCst);
+        let sig = SIGNO[self.me].load(Ordering::SeqCst);
+        match self.mech {
+            Mech::SignalWait => mask(libc::SIG_BLOCK, sig),
+            Mech::Signal => mask(libc::SIG_UNBLOCK, sig),
+            _ => {}
+        }
+    }
+
+    /// Tells the peer that `seq` is there.
+    fn notify(&self, seq: u32) {
+        let p = self.peer();
+        match self.mech {
+            Mech::Flag => self.sh.to[p].0.store(seq, Ordering::Release),
+            Mech::Futex => {
+                self.sh.to[p].0.store(seq, Ordering::Release);
+                futex(&self.sh.to[p].0, libc::FUTEX_WAKE, 1);
+            }
+            Mech::Eventfd => {
+                let one = 1u64;
+                // SAFETY: an 8-byte value to an eventfd open for the whole case.
+                unsafe { libc::write(self.efd[p], (&one as *const u64).cast(), 8) };
+            }
+            Mech::Signal | Mech::SignalWait => tgkill(
+                self.sh.pid[p].load(Ordering::Relaxed),
+                self.sh.tid[p].load(Ordering::Relaxed),
+                SIGNO[p].load(Ordering::Relaxed),
+            ),
+            Mech::Uintr => {}
+        }
+    }
+
+    /// Waits until the peer notified `seq`; `false` if the watchdog aborted the case.
+    fn wait(&self, seq: u32) -> bool {
+        let me = self.me;
+        match self.mech {
+            Mech::Flag => {
+                let w = &self.sh.to[me].0;
+                let mut n = 0u32;
+                while w.load(Ordering::Acquire) != seq {
+                    if self.yield_ {
+                        // SAFETY: no arguments.
+                        unsafe { libc::sched_yield() };
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                    n = n.wrapping_add(1);
+                    if n % 1024 == 0 && self.aborted() {
+                        return false;
+                    }
+                }
+                true
+            }
+            Mech::Futex => {
+                let w = &self.sh.to[me].0;
+                loop {
+                    let v = w.load(Ordering::Acquire);
+                    if v == seq {
+                        return true;
+                    }
+                    if self.aborted() {
+                        return false;
+                    }
+                    futex(w, libc::FUTEX_WAIT, v);
+                }
+            }
+            Mech::Eventfd => loop {
+                let mut v = 0u64;
+                // SAFETY: reading 8 bytes into a local from an eventfd open for the case.
+                let r = unsafe { libc::read(self.efd[me], (&mut v as *mut u64).cast(), 8) };
+                if r == 8 {
+                    return !self.aborted();
+                }
+                // SAFETY: this thread's errno.
+                if r < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+                    continue;
+                }
+                return false;
+            },
+            Mech::Signal => {
+                // The receiver computes; the handler's counter is checked between chunks.
+                let hits = &HITS[me];
+                let mut x = seq as u64;
+                let mut n = 0u32;
+                while hits.load(Ordering::Acquire) < seq {
+                    for _ in 0..16 {
+                        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+                    }
+                    if self.yield_ {
+                        // SAFETY: no arguments.
+                        unsafe { libc::sched_yield() };
+                    }
+                    n = n.wrapping_add(1);
+                    if n % 1024 == 0 && self.aborted() {
+                        return false;
+                    }
+                }
+                black_box(x);
+                true
+            }
+            Mech::SignalWait => {
+                let sig = SIGNO[me].load(Ordering::Relaxed);
+                // SAFETY: a local sigset holding the blocked signal; sigwaitinfo takes it.
+                unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, sig);
+                    loop {
+                        let r = libc::sigwaitinfo(&set, std::ptr::null_mut());
+                        if r == sig {
+                            return !self.aborted();
+                        }
+                        if self.aborted() {
+                            return false;
+                        }
+                    }
+                }
+            }
+            Mech::Uintr => false,
+        }
+    }
+
+    /// Side B: answers every notification until told to stop or aborted.
+    fn serve(&self) {
+        self.start();
+        self.sh.ready.store(1, Ordering::SeqCst);
+        let mut seq = 1u32;
+        while self.wait(seq) && self.sh.stop.load(Ordering::Acquire) == 0 {
+            self.notify(seq);
+            seq = seq.wrapping_add(1);
+        }
+    }
+
+    /// Side A: the timed ping-pong. Returns the one-way latencies (µs), unsorted.
+    fn drive(&self, iters: usize, warmup: usize, cap: Duration) -> Result<Vec<f64>, String> {
+        self.start();
+        while self.sh.ready.load(Ordering::SeqCst) == 0 {
+            if self.aborted() {
+                return Err("the peer never became ready".into());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut out = Vec::with_capacity(iters);
+        let start = Instant::now();
+        let mut seq = 0u32;
+        let mut i = 0usize;
+        let r = loop {
+            if i >= warmup + iters {
+                break Ok(());
+            }
+            seq = seq.wrapping_add(1);
+            let t0 = Instant::now();
+            self.notify(seq);
+            if !self.wait(seq) {
+                break Err(format!(
+                    "timed out after {i} round trips (watchdog)"
+                ));
+            }
+            let dt = t0.elapsed();
+            if i >= warmup {
+                out.push(dt.as_secs_f64() * 1e6 / 2.0);
+            }
+            i += 1;
+            if out.len() >= 20 && start.elapsed() > cap {
+                break Ok(());
+            }
+        };
+        // Release B: it wakes, sees `stop` and leaves without answering.
+        self.sh.stop.store(1, Ordering::Release);
+        self.notify(seq.wrapping_add(1));
+        r.map(|()| out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One case
+
+struct Case {
+    mech: Mech,
+    between: Between,
+    pus: (usize, usize),
+    yield_: bool,
+    iters: usize,
+    warmup: usize,
+    cap: Duration,
+}
+
+/// The two eventfds of a case, closed on drop.
+struct EventFds([RawFd; 2]);
+
+impl EventFds {
+    fn new(want: bool) -> io::Result<EventFds> {
+        let mut fds = [-1; 2];
+        if want {
+            for fd in &mut fds {
+                // SAFETY: plain flags.
+                *fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+                if *fd < 0 {
+                    let e = io::Error::last_os_error();
+                    drop(EventFds(fds));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(EventFds(fds))
+    }
+}
+
+impl Drop for EventFds {
+    fn drop(&mut self) {
+        for &fd in &self.0 {
+            if fd >= 0 {
+                // SAFETY: descriptors we created.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
+impl Case {
+    /// Runs the case: sorted one-way latencies in µs, or why it failed.
+    fn run(&self) -> Result<Vec<f64>, String> {
+        let shm = Shm::new().map_err(|e| format!("mmap: {e}"))?;
+        let efd = EventFds::new(self.mech == Mech::Eventfd).map_err(|e| format!("eventfd: {e}"))?;
+        for h in &HITS {
+            h.store(0, Ordering::SeqCst);
+        }
+        let sh = shm.get();
+        let end = |me| End {
+            mech: self.mech,
+            sh,
+            me,
+            yield_: self.yield_,
+            efd: efd.0,
+        };
+        let (set_a, set_b) = (cpu_set(self.pus.0), cpu_set(self.pus.1));
+        let child = AtomicI32::new(0);
+        let done = AtomicBool::new(false);
+        let r = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                let r = if !bind(&set_a) {
+                    Err(format!("sched_setaffinity(PU {}): {}", self.pus.0, io::Error::last_os_error()))
+                } else {
+                    match self.between {
+                        Between::Threads => {
+                            let b = s.spawn(|| {
+                                if bind(&set_b) {
+                                    end(1).serve();
+                                    true
+                                } else {
+                                    sh.abort.0.store(1, Ordering::SeqCst);
+                                    false
+                                }
+                            });
+                            let r = end(0).drive(self.iters, self.warmup, self.cap);
+                            match b.join() {
+                                Ok(true) => r,
+                                _ => Err(format!("binding B to PU {} failed", self.pus.1)),
+                            }
+                        }
+                        Between::Processes => self.fork_and_drive(&end(0), &end(1), &set_b, &child),
+                    }
+                };
+                done.store(true, Ordering::SeqCst);
+                r
+            });
+            self.watch(sh, &efd, &done, &child);
+            a.join().unwrap_or_else(|_| Err("side A panicked".into()))
+        });
+        let mut v = r?;
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return Err("no sample".into());
+        }
+        Ok(v)
+    }
+
+    /// Forks B, drives A, reaps B.
+    fn fork_and_drive(
+        &self,
+        a: &End<'_>,
+        b: &End<'_>,
+        set_b: &libc::cpu_set_t,
+        child: &AtomicI32,
+    ) -> Result<Vec<f64>, String> {
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: fork from a multi-threaded process: the child runs only async-signal-safe,
+        // allocation-free code (`End::serve`, raw system calls) and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: in the child: async-signal-safe calls only, never returns.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                if libc::getppid() != parent {
+                    libc::_exit(2);
+                }
+                if !bind(set_b) {
+                    b.sh.abort.0.store(1, Ordering::SeqCst);
+                    libc::_exit(3);
+                }
+                b.serve();
+                libc::_exit(0);
+            }
+        }
+        child.store(pid, Ordering::SeqCst);
+        let r = a.drive(self.iters, self.warmup, self.cap);
+        // Reap B (it leaves on `stop`; the watchdog kills it if it does not).
+        let mut status = 0;
+        let t = Instant::now();
+        loop {
+            // SAFETY: our child; `status` is a valid out-parameter.
+            let w = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if w == pid || w < 0 {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                // SAFETY: our child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.store(0, Ordering::SeqCst);
+        if r.is_ok() && !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Err(format!("child B ended abnormally (wait status {status:#x})"));
+        }
+        r
+    }
+
+    /// The watchdog (runs on the calling thread until side A is done): after the time limit
+    /// plus 10 s, aborts and keeps waking both sides.
+    fn watch(&self, sh: &Shared, efd: &EventFds, done: &AtomicBool, child: &AtomicI32) {
+        let deadline = Instant::now() + self.cap + Duration::from_secs(10);
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() < deadline {
+                continue;
+            }
+            sh.abort.0.store(1, Ordering::SeqCst);
+            let c = child.load(Ordering::SeqCst);
+            if c > 0 {
+                // SAFETY: our child (cleared by side A once reaped).
+                unsafe { libc::kill(c, libc::SIGKILL) };
+            }
+            for i in 0..2 {
+                futex(&sh.to[i].0, libc::FUTEX_WAKE, i32::MAX as u32);
+                if efd.0[i] >= 0 {
+                    let one = 1u64;
+                    // SAFETY: 8 bytes to an eventfd of this case.
+                    unsafe { libc::write(efd.0[i], (&one as *const u64).cast(), 8) };
+                }
+                let (pid, tid) = (sh.pid[i].load(Ordering::SeqCst), sh.tid[i].load(Ordering::SeqCst));
+                let sig = SIGNO[i].load(Ordering::SeqCst);
+                if self.mech.uses_signals() && tid > 0 && sig > 0 {
+                    tgkill(pid, tid, sig);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn to_json(rows: &[Row], skipped: &[Skip]) -> Value {
+    json!({
+        "bench": "notify",
+        "impl": format!("tocsin {}", env!("CARGO_PKG_VERSION")),
+        "cpu": probe::cpu_name(),
+        "unit": "us",
+        "method": "ping-pong, one-way = RTT/2, Instant (CLOCK_MONOTONIC), warm-up dropped",
+        "results": rows.iter().map(|r| json!({
+            "mechanism": r.mech.name(),
+            "between": r.between.name(),
+            "placement": r.placement.name(),
+            "receiver": r.mech.receiver(),
+            "pus": [r.pus.0, r.pus.1],
+            "median_us": r3(r.pct(50.0)),
+            "p10_us": r3(r.pct(10.0)),
+            "p90_us": r3(r.pct(90.0)),
+            "p99_us": r3(r.pct(99.0)),
+            "iters": r.samples.len(),
+        })).collect::<Vec<_>>(),
+        "skipped": skipped.iter().map(|s| {
+            let mut o = json!({ "mechanism": s.mechanism, "reason": s.reason });
+            if let Some(b) = s.between { o["between"] = json!(b); }
+            if let Some(p) = s.placement { o["placement"] = json!(p); }
+            o
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn print_table(rows: &[Row], skipped: &[Skip]) {
+    println!("# tocsin bench notify — one-way notification latency (RTT/2), µs");
+    println!("# {}", probe::cpu_name());
+    println!(
+        "{:<12} {:<10} {:<11} {:<9} {:>5} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "mechanism", "between", "placement", "receiver", "PUs", "median", "p10", "p90", "p99", "iters"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:<10} {:<11} {:<9} {:>5} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>8}",
+            r.mech.name(),
+            r.between.name(),
+            r.placement.name(),
+            r.mech.receiver(),
+            format!("{},{}", r.pus.0, r.pus.1),
+            r.pct(50.0),
+            r.pct(10.0),
+            r.pct(90.0),
+            r.pct(99.0),
+            r.samples.len()
+        );
+    }
+    for s in skipped {
+        let what = [Some(s.mechanism.as_str()), s.between, s.placement]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("skipped: {what}: {}", s.reason);
+    }
+    println!(
+        "# signal: receiver busy computing, handler bumps an atomic its loop checks; \
+         signal-wait: receiver blocked in sigwaitinfo; same-core: spinning sides sched_yield"
+    );
+}
+
+enum Fmt {
+    Svg,
+    Png,
+}
+
+fn plot_format(p: &Path) -> Result<Fmt, String> {
+    let f = match p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("svg") => Fmt::Svg,
+        Some("png") => Fmt::Png,
+        _ => {
+            return Err(format!(
+                "--plot {}: the file name must end in .svg or .png",
+                p.display()
+            ))
+        }
+    };
+    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !d.is_dir() {
+            return Err(format!("--plot {}: no directory {}", p.display(), d.display()));
+        }
+    }
+    Ok(f)
+}
+
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+
+/// Grouped bars of the medians: one group per mechanism, one bar per (between, placement),
+/// log scale.
+fn plot(path: &Path, rows: &[Row]) -> Result<(), String> {
+    let r = match plot_format(path)? {
+        Fmt::Svg => {
+            let root = SVGBackend::new(path, (1100, 560)).into_drawing_area();
+            draw(&root, rows).and_then(|()| root.present().map_err(|e| e.to_string()))
+        }
+        Fmt::Png => {
+            let root = BitMapBackend::new(path, (1100, 560)).into_drawing_area();
+            draw(&root, rows).and_then(|()| root.present().map_err(|e| e.to_string()))
+        }
+    };
+    r.map_err(|e| format!("plot {}: {e}", path.display()))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Row],
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut mechs: Vec<Mech> = Vec::new();
+    let mut series: Vec<(Between, Placement)> = Vec::new();
+    for r in rows {
+        if !mechs.contains(&r.mech) {
+            mechs.push(r.mech);
+        }
+        if !series.contains(&(r.between, r.placement)) {
+            series.push((r.between, r.placement));
+        }
+    }
+    let meds: Vec<f64> = rows.iter().map(|r| r.pct(50.0)).filter(|v| *v > 0.0).collect();
+    let lo = meds.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = meds.iter().copied().fold(0.0f64, f64::max);
+    let (lo, hi) = if meds.is_empty() {
+        (0.01, 100.0)
+    } else {
+        (lo / 3.0, hi * 3.0)
+    };
+    let n = mechs.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Notification latency, one-way (median of RTT/2), µs — log scale",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, (lo..hi).log_scale())
+        .map_err(|x| e(&x))?;
+    let names: Vec<&str> = mechs.iter().map(|m| m.name()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&|v| {
+            let i = v.round();
+            if (v - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
+                names[i as usize].to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("µs")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let k = series.len().max(1) as f64;
+    let width = 0.8 / k;
+    for (si, &(b, p)) in series.iter().enumerate() {
+        let c = COLOURS[si % COLOURS.len()];
+        let bars: Vec<Rectangle<(f64, f64)>> = rows
+            .iter()
+            .filter(|r| r.between == b && r.placement == p && r.pct(50.0) > 0.0)
+            .map(|r| {
+                let g = mechs.iter().position(|m| *m == r.mech).unwrap_or(0) as f64;
+                let x0 = g - 0.4 + si as f64 * width;
+                Rectangle::new([(x0, lo), (x0 + width * 0.9, r.pct(50.0))], c.filled())
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(|x| e(&x))?
+            .label(format!("{} {}", b.name(), p.name()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (0..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 10.0), 10.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert!(percentile(&[], 50.0).is_nan());
+        assert_eq!(percentile(&[3.0], 90.0), 3.0);
+    }
+
+    #[test]
+    fn plot_names_are_checked() {
+        assert!(plot_format(Path::new("x.svg")).is_ok());
+        assert!(plot_format(Path::new("x.PNG")).is_ok());
+        assert!(plot_format(Path::new("x.jpg")).is_err());
+        assert!(plot_format(Path::new("/nonexistent-dir/x.svg")).is_err());
+    }
+}
