@@ -79,6 +79,7 @@ pub fn main(a: ProbeArgs) -> ExitCode {
     items.push(memfd_create());
     let topo = topology();
     items.push(topology_item(&topo));
+    let mut text = String::new();
     if a.json {
         let mut m = Map::new();
         for it in &items {
@@ -92,12 +93,17 @@ pub fn main(a: ProbeArgs) -> ExitCode {
             "items": Value::Object(m),
             "topology": topology_json(&topo),
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        text.push('\n');
     } else {
-        println!("tocsin probe: {} — Linux {}", cpu_name(), kernel_release());
+        text += &format!(
+            "tocsin probe: {} — Linux {}\n",
+            cpu_name(),
+            kernel_release()
+        );
         for it in &items {
-            println!(
-                "{:<20} {:<3}  {}",
+            text += &format!(
+                "{:<20} {:<3}  {}\n",
                 it.name,
                 if it.ok { "yes" } else { "no" },
                 it.detail
@@ -105,10 +111,12 @@ pub fn main(a: ProbeArgs) -> ExitCode {
         }
         if let Ok(t) = &topo {
             for line in topology_lines(t) {
-                println!("{:<20}      {line}", "");
+                text += &format!("{:<20}      {line}\n", "");
             }
         }
     }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = io::Write::write_all(&mut io::stdout().lock(), text.as_bytes());
     ExitCode::SUCCESS
 }
 
@@ -243,8 +251,14 @@ fn cma_verdict(r: &io::Result<u8>) -> (bool, String) {
         Ok(v) => (true, format!("read 1 byte (unexpected value {v:#x})")),
         Err(e) => match e.raw_os_error() {
             Some(libc::EFAULT) => (true, "permitted (EFAULT: bad address only)".into()),
-            Some(libc::EPERM) => (false, "forbidden (EPERM: ptrace access mode check failed)".into()),
-            Some(libc::ENOSYS) => (false, "the kernel has no CMA (ENOSYS: CONFIG_CROSS_MEMORY_ATTACH=n)".into()),
+            Some(libc::EPERM) => (
+                false,
+                "forbidden (EPERM: ptrace access mode check failed)".into(),
+            ),
+            Some(libc::ENOSYS) => (
+                false,
+                "the kernel has no CMA (ENOSYS: CONFIG_CROSS_MEMORY_ATTACH=n)".into(),
+            ),
             _ => (false, format!("failed: {e}")),
         },
     }
@@ -269,7 +283,8 @@ fn cma_items() -> Vec<Item> {
                 "kernel.yama.ptrace_scope = {s} ({})",
                 match s {
                     0 => "classic: any process of the same user",
-                    1 => "restricted: descendants only, unless the target calls \
+                    1 =>
+                        "restricted: descendants only, unless the target calls \
                           prctl(PR_SET_PTRACER) (tocsin's ranks do)",
                     2 => "admin only: CMA between ranks needs CAP_SYS_PTRACE",
                     _ => "no attach at all: CMA between ranks is impossible",
@@ -534,7 +549,11 @@ fn memfd_create() -> Item {
     let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         let e = io::Error::last_os_error();
-        return Item::new("memfd_create", false, format!("memfd_create: {}", explain_errno(&e)));
+        return Item::new(
+            "memfd_create",
+            false,
+            format!("memfd_create: {}", explain_errno(&e)),
+        );
     }
     // SAFETY: our descriptor; sized then closed.
     let sized = unsafe {

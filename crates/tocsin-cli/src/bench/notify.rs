@@ -45,6 +45,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use plotters::prelude::*;
@@ -57,7 +58,7 @@ use crate::probe;
 pub struct NotifyArgs {
     /// Round trips measured per case for `flag`; the blocking and signal mechanisms get a
     /// quarter of it (at least 50). Each case also stops after --case-secs.
-    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
     pub iters: usize,
     /// Time limit of one case, seconds (the case then reports fewer iterations).
     #[arg(long, default_value_t = 1.5, value_name = "SECONDS")]
@@ -334,20 +335,19 @@ fn run(a: &NotifyArgs) -> Result<(), String> {
         eprint!("\r\x1b[K");
     }
     drop(signals);
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&rows, &skipped)).unwrap_or_default()
-        );
+    let mut text = if a.json {
+        serde_json::to_string_pretty(&to_json(&rows, &skipped)).unwrap_or_default() + "\n"
     } else {
-        print_table(&rows, &skipped);
-    }
+        table(&rows, &skipped)
+    };
     if let Some(p) = &a.plot {
         plot(p, &rows)?;
         if !a.json {
-            println!("plot: {}", p.display());
+            text += &format!("plot: {}\n", p.display());
         }
     }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = io::Write::write_all(&mut io::stdout().lock(), text.as_bytes());
     Ok(())
 }
 
@@ -571,10 +571,7 @@ impl Shm {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Shm {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Shm { ptr: p.cast(), len })
     }
 
     fn get(&self) -> &Shared {
@@ -807,9 +804,7 @@ impl End<'_> {
             let t0 = Instant::now();
             self.notify(seq);
             if !self.wait(seq) {
-                break Err(format!(
-                    "timed out after {i} round trips (watchdog)"
-                ));
+                break Err(format!("timed out after {i} round trips (watchdog)"));
             }
             let dt = t0.elapsed();
             if i >= warmup {
@@ -889,12 +884,17 @@ impl Case {
             efd: efd.0,
         };
         let (set_a, set_b) = (cpu_set(self.pus.0), cpu_set(self.pus.1));
-        let child = AtomicI32::new(0);
+        // The child's pid while it may be killed (not yet reaped), else 0.
+        let child = Mutex::new(0);
         let done = AtomicBool::new(false);
         let r = std::thread::scope(|s| {
             let a = s.spawn(|| {
                 let r = if !bind(&set_a) {
-                    Err(format!("sched_setaffinity(PU {}): {}", self.pus.0, io::Error::last_os_error()))
+                    Err(format!(
+                        "sched_setaffinity(PU {}): {}",
+                        self.pus.0,
+                        io::Error::last_os_error()
+                    ))
                 } else {
                     match self.between {
                         Between::Threads => {
@@ -936,7 +936,7 @@ impl Case {
         a: &End<'_>,
         b: &End<'_>,
         set_b: &libc::cpu_set_t,
-        child: &AtomicI32,
+        child: &Mutex<libc::pid_t>,
     ) -> Result<Vec<f64>, String> {
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
@@ -961,33 +961,48 @@ impl Case {
                 libc::_exit(0);
             }
         }
-        child.store(pid, Ordering::SeqCst);
+        *child.lock().unwrap_or_else(|e| e.into_inner()) = pid;
         let r = a.drive(self.iters, self.warmup, self.cap);
-        // Reap B (it leaves on `stop`; the watchdog kills it if it does not).
-        let mut status = 0;
+        // Reap B (it leaves on `stop`; killed if it does not). Its exit is first observed
+        // without reaping (WNOWAIT) so that the watchdog stops using the pid before the
+        // kernel may reuse it.
         let t = Instant::now();
         loop {
-            // SAFETY: our child; `status` is a valid out-parameter.
-            let w = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if w == pid || w < 0 {
+            // SAFETY: a zeroed siginfo is a valid out-parameter; `pid` is our child.
+            let exited = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let w = libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                );
+                w < 0 || info.si_pid() == pid
+            };
+            if exited {
                 break;
             }
             if t.elapsed() > Duration::from_secs(5) {
-                // SAFETY: our child.
+                // SAFETY: our child, not yet reaped.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        child.store(0, Ordering::SeqCst);
+        *child.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+        let mut status = 0;
+        // SAFETY: our exited child; `status` is a valid out-parameter.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
         if r.is_ok() && !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            return Err(format!("child B ended abnormally (wait status {status:#x})"));
+            return Err(format!(
+                "child B ended abnormally (wait status {status:#x})"
+            ));
         }
         r
     }
 
     /// The watchdog (runs on the calling thread until side A is done): after the time limit
     /// plus 10 s, aborts and keeps waking both sides.
-    fn watch(&self, sh: &Shared, efd: &EventFds, done: &AtomicBool, child: &AtomicI32) {
+    fn watch(&self, sh: &Shared, efd: &EventFds, done: &AtomicBool, child: &Mutex<libc::pid_t>) {
         let deadline = Instant::now() + self.cap + Duration::from_secs(10);
         while !done.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
@@ -995,21 +1010,30 @@ impl Case {
                 continue;
             }
             sh.abort.0.store(1, Ordering::SeqCst);
-            let c = child.load(Ordering::SeqCst);
-            if c > 0 {
-                // SAFETY: our child (cleared by side A once reaped).
-                unsafe { libc::kill(c, libc::SIGKILL) };
+            {
+                // Holding the lock: side A cannot reap the child (and free its pid) meanwhile.
+                let c = child.lock().unwrap_or_else(|e| e.into_inner());
+                if *c > 0 {
+                    // SAFETY: our child, not yet reaped.
+                    unsafe { libc::kill(*c, libc::SIGKILL) };
+                }
             }
-            for i in 0..2 {
+            for (i, signo) in SIGNO.iter().enumerate() {
                 futex(&sh.to[i].0, libc::FUTEX_WAKE, i32::MAX as u32);
                 if efd.0[i] >= 0 {
                     let one = 1u64;
                     // SAFETY: 8 bytes to an eventfd of this case.
                     unsafe { libc::write(efd.0[i], (&one as *const u64).cast(), 8) };
                 }
-                let (pid, tid) = (sh.pid[i].load(Ordering::SeqCst), sh.tid[i].load(Ordering::SeqCst));
-                let sig = SIGNO[i].load(Ordering::SeqCst);
-                if self.mech.uses_signals() && tid > 0 && sig > 0 {
+                let (pid, tid) = (
+                    sh.pid[i].load(Ordering::SeqCst),
+                    sh.tid[i].load(Ordering::SeqCst),
+                );
+                let sig = signo.load(Ordering::SeqCst);
+                // Only our own threads: a child process is killed instead.
+                // SAFETY: getpid has no preconditions.
+                let ours = pid == unsafe { libc::getpid() };
+                if self.mech.uses_signals() && ours && tid > 0 && sig > 0 {
                     tgkill(pid, tid, sig);
                 }
             }
@@ -1052,15 +1076,31 @@ fn to_json(rows: &[Row], skipped: &[Skip]) -> Value {
     })
 }
 
-fn print_table(rows: &[Row], skipped: &[Skip]) {
-    println!("# tocsin bench notify — one-way notification latency (RTT/2), µs");
-    println!("# {}", probe::cpu_name());
-    println!(
+fn table(rows: &[Row], skipped: &[Skip]) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "# tocsin bench notify — one-way notification latency (RTT/2), µs"
+    );
+    let _ = writeln!(t, "# {}", probe::cpu_name());
+    let _ = writeln!(
+        t,
         "{:<12} {:<10} {:<11} {:<9} {:>5} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "mechanism", "between", "placement", "receiver", "PUs", "median", "p10", "p90", "p99", "iters"
+        "mechanism",
+        "between",
+        "placement",
+        "receiver",
+        "PUs",
+        "median",
+        "p10",
+        "p90",
+        "p99",
+        "iters"
     );
     for r in rows {
-        println!(
+        let _ = writeln!(
+            t,
             "{:<12} {:<10} {:<11} {:<9} {:>5} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>8}",
             r.mech.name(),
             r.between.name(),
@@ -1080,12 +1120,15 @@ fn print_table(rows: &[Row], skipped: &[Skip]) {
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
-        println!("skipped: {what}: {}", s.reason);
+        let _ = writeln!(t, "skipped: {what}: {}", s.reason);
     }
-    println!(
-        "# signal: receiver busy computing, handler bumps an atomic its loop checks; \
-         signal-wait: receiver blocked in sigwaitinfo; same-core: spinning sides sched_yield"
+    let _ = writeln!(
+        t,
+        "# signal: receiver busy computing, its handler bumps an atomic the compute loop \
+         checks; signal-wait: receiver blocked in sigwaitinfo; same-core: both on one PU, \
+         spinning sides call sched_yield"
     );
+    t
 }
 
 enum Fmt {
@@ -1111,7 +1154,11 @@ fn plot_format(p: &Path) -> Result<Fmt, String> {
     };
     if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !d.is_dir() {
-            return Err(format!("--plot {}: no directory {}", p.display(), d.display()));
+            return Err(format!(
+                "--plot {}: no directory {}",
+                p.display(),
+                d.display()
+            ));
         }
     }
     Ok(f)
@@ -1161,7 +1208,11 @@ where
             series.push((r.between, r.placement));
         }
     }
-    let meds: Vec<f64> = rows.iter().map(|r| r.pct(50.0)).filter(|v| *v > 0.0).collect();
+    let meds: Vec<f64> = rows
+        .iter()
+        .map(|r| r.pct(50.0))
+        .filter(|v| *v > 0.0)
+        .collect();
     let lo = meds.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = meds.iter().copied().fold(0.0f64, f64::max);
     let (lo, hi) = if meds.is_empty() {
