@@ -22,6 +22,8 @@
 #   PEERS_QUIET_WAIT=60   seconds to wait for the machine to be idle (< 10% busy)
 #                         before each library's runs; then run anyway, with a warning
 #   PEERS_TIMEOUT=300     per-run time limit, seconds
+#   PEERS_LOCK=/tmp/tocsin-bench-peers.lock   runs on one machine are serialized
+#                         with flock on this file (others measuring: wait)
 #   PEERS_RETRIES=2       re-run a benchmark (after waiting for calm) when other
 #                         processes used > 10% of the CPUs or the hypervisor stole
 #                         > 5% during it; the last attempt is kept, with a warning
@@ -52,6 +54,7 @@ need() {
 
 need python3 "used to check the JSON outputs and print the summary" python3
 need timeout "coreutils" coreutils
+need flock "util-linux" util-linux
 for impl in $IMPLS; do
     case $impl in
     mpich)
@@ -68,6 +71,15 @@ for impl in $IMPLS; do
     esac
 done
 [ "$(nproc)" -ge 2 ] || echo "run.sh: warning: only $(nproc) CPU(s); the 2 ranks will share a core" >&2
+
+# One measurement at a time on this machine: two concurrent runs (even into
+# different OUTDIRs) would disturb each other and share files.
+LOCK=${PEERS_LOCK:-/tmp/tocsin-bench-peers.lock}
+exec 9>>"$LOCK"
+if ! flock -n 9; then
+    echo "run.sh: another bench/peers run holds $LOCK; waiting for it (up to ${TIMEOUT}s x 6)..." >&2
+    flock -w $((TIMEOUT * 6)) 9 || die "gave up waiting for $LOCK"
+fi
 
 mkdir -p "$OUTDIR/bin" "$OUTDIR/logs"
 OUTDIR=$(cd "$OUTDIR" && pwd)
@@ -152,8 +164,9 @@ for impl in $IMPLS; do
             fi
             read -r b1 t1 st1 < <(cpu_jiffies); children_cpu c1; w1=$(date +%s.%N)
             # keep only the JSON document (a launcher may print other lines)
-            grep '^{"impl"' "$out.raw" >"$out" || { cat "$out.raw" >&2; die "$impl $b printed no JSON"; }
+            grep '^{"impl"' "$out.raw" >"$out.tmp" || { cat "$out.raw" >&2; die "$impl $b printed no JSON"; }
             rm -f "$out.raw"
+            mv -f "$out.tmp" "$out"
             python3 - "$out" "$b" <<'EOF' || die "$impl $b: malformed JSON in $out"
 import json, sys
 d = json.load(open(sys.argv[1]))
