@@ -34,10 +34,11 @@
 //! `sched_yield` between checks, since otherwise each hop would wait for the scheduler to
 //! preempt the spinner (a time slice, milliseconds).
 //!
-//! Hang guards: the calling thread is a watchdog. After `--case-secs` plus 10 s it sets
-//! the shared `abort` word and keeps waking both sides (futex wake, eventfd write, signals)
-//! and kills a child process; a forked child also dies with its parent thread
-//! (`PR_SET_PDEATHSIG`).
+//! Hang guards: the calling thread is a watchdog. After `--case-secs` plus 10 s, or at once
+//! if the child process died, it sets the shared `abort` word (with the reason), keeps
+//! waking both sides (futex wake, eventfd write, signals) and kills the child; a forked
+//! child also dies with its parent thread (`PR_SET_PDEATHSIG`). The case is then reported
+//! as skipped with that reason.
 
 use std::hint::black_box;
 use std::io;
@@ -531,7 +532,8 @@ struct Line<T>(T);
 struct Shared {
     /// Sequence number last sent to side `i` (flag and futex word).
     to: [Line<AtomicU32>; 2],
-    /// Set by the watchdog: every wait returns `false`.
+    /// Non-zero (one of the `ABORT_*` reasons) once the case is aborted: every wait then
+    /// returns `false`.
     abort: Line<AtomicU32>,
     /// Set by A before its last notification: B leaves.
     stop: AtomicU32,
@@ -541,6 +543,13 @@ struct Shared {
     pid: [AtomicI32; 2],
     tid: [AtomicI32; 2],
 }
+
+/// `Shared::abort`: the case exceeded its time limit.
+const ABORT_TIME: u32 = 1;
+/// `Shared::abort`: the child process died.
+const ABORT_CHILD: u32 = 2;
+/// `Shared::abort`: side B could not bind itself to its PU.
+const ABORT_BIND: u32 = 3;
 
 /// An anonymous `MAP_SHARED` mapping holding a [`Shared`].
 struct Shm {
@@ -643,6 +652,15 @@ impl End<'_> {
 
     fn aborted(&self) -> bool {
         self.sh.abort.0.load(Ordering::Relaxed) != 0
+    }
+
+    /// Why the case was aborted.
+    fn abort_reason(&self) -> &'static str {
+        match self.sh.abort.0.load(Ordering::SeqCst) {
+            ABORT_CHILD => "the child process B died",
+            ABORT_BIND => "side B could not bind itself to its PU",
+            _ => "the case exceeded its time limit (watchdog)",
+        }
     }
 
     /// Publishes this side's ids and prepares its signal mask.
@@ -788,7 +806,10 @@ impl End<'_> {
         self.start();
         while self.sh.ready.load(Ordering::SeqCst) == 0 {
             if self.aborted() {
-                return Err("the peer never became ready".into());
+                return Err(format!(
+                    "the peer never became ready: {}",
+                    self.abort_reason()
+                ));
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -804,7 +825,8 @@ impl End<'_> {
             let t0 = Instant::now();
             self.notify(seq);
             if !self.wait(seq) {
-                break Err(format!("timed out after {i} round trips (watchdog)"));
+                let why = self.abort_reason();
+                break Err(format!("aborted after {i} round trips: {why}"));
             }
             let dt = t0.elapsed();
             if i >= warmup {
@@ -903,7 +925,7 @@ impl Case {
                                     end(1).serve();
                                     true
                                 } else {
-                                    sh.abort.0.store(1, Ordering::SeqCst);
+                                    sh.abort.0.store(ABORT_BIND, Ordering::SeqCst);
                                     false
                                 }
                             });
@@ -954,7 +976,7 @@ impl Case {
                     libc::_exit(2);
                 }
                 if !bind(set_b) {
-                    b.sh.abort.0.store(1, Ordering::SeqCst);
+                    b.sh.abort.0.store(ABORT_BIND, Ordering::SeqCst);
                     libc::_exit(3);
                 }
                 b.serve();
@@ -1001,15 +1023,23 @@ impl Case {
     }
 
     /// The watchdog (runs on the calling thread until side A is done): after the time limit
-    /// plus 10 s, aborts and keeps waking both sides.
+    /// plus 10 s, or as soon as the child process died, aborts and keeps waking both sides.
     fn watch(&self, sh: &Shared, efd: &EventFds, done: &AtomicBool, child: &Mutex<libc::pid_t>) {
         let deadline = Instant::now() + self.cap + Duration::from_secs(10);
         while !done.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
-            if Instant::now() < deadline {
+            let why = if child_gone(child) {
+                ABORT_CHILD
+            } else if Instant::now() >= deadline {
+                ABORT_TIME
+            } else {
                 continue;
-            }
-            sh.abort.0.store(1, Ordering::SeqCst);
+            };
+            // The first reason stays.
+            let _ = sh
+                .abort
+                .0
+                .compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst);
             {
                 // Holding the lock: side A cannot reap the child (and free its pid) meanwhile.
                 let c = child.lock().unwrap_or_else(|e| e.into_inner());
@@ -1038,6 +1068,26 @@ impl Case {
                 }
             }
         }
+    }
+}
+
+/// `true` if the child (if any) has exited, without reaping it.
+fn child_gone(child: &Mutex<libc::pid_t>) -> bool {
+    let c = child.lock().unwrap_or_else(|e| e.into_inner());
+    if *c <= 0 {
+        return false;
+    }
+    // SAFETY: a zeroed siginfo is a valid out-parameter; `*c` is our unreaped child (the
+    // lock keeps side A from reaping it meanwhile).
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let w = libc::waitid(
+            libc::P_PID,
+            *c as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        w == 0 && info.si_pid() == *c
     }
 }
 
