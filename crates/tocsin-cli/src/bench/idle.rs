@@ -46,7 +46,7 @@ pub fn run(comm: &Comm, a: &IdleArgs) -> BResult<()> {
     // wall, cpu, user, sys per repetition
     let mut res = vec![0.0f64; 4 * reps];
     let mut msg = *b"tocsin!\0";
-    let pb = util::progress_bar(rank, c.quiet, a.reps, "idle");
+    let pb = util::Progress::new(rank, c.quiet, a.reps, "idle");
     for r in 0..reps {
         comm.barrier()?;
         if rank == 0 {
@@ -67,7 +67,7 @@ pub fn run(comm: &Comm, a: &IdleArgs) -> BResult<()> {
         }
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     if rank == 1 {
         comm.send(&res, 0, TAG_RESULTS)?;
         return Ok(());

@@ -51,6 +51,16 @@ pub enum BenchCmd {
 }
 
 impl BenchCmd {
+    /// The benchmark's name, as in the JSON `"bench"` field.
+    fn name(&self) -> &'static str {
+        match self {
+            BenchCmd::Pingpong(_) => "pingpong",
+            BenchCmd::Overlap(_) => "overlap",
+            BenchCmd::Idle(_) => "idle",
+            BenchCmd::Notify(_) => "notify",
+        }
+    }
+
     fn common(&self) -> &Common {
         match self {
             BenchCmd::Pingpong(a) => &a.common,
@@ -123,6 +133,9 @@ pub enum BenchError {
     /// Starting the ranks.
     #[error("launch: {0}")]
     Launch(String),
+    /// A failure rank 0 reports; the other ranks exit with an error, silently.
+    #[error("(reported by rank 0)")]
+    Silent,
 }
 
 /// Result of the benchmark code.
@@ -150,6 +163,7 @@ pub fn main(a: BenchArgs) -> ExitCode {
     };
     match r {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(BenchError::Silent) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("tocsin bench: {e}");
             ExitCode::FAILURE
@@ -165,7 +179,15 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
         plot::check_path(p)?;
     }
     for f in &c.compare {
-        schema::load_any(f)?;
+        let d = schema::load_any(f)?;
+        if d.bench() != cmd.name() {
+            return Err(BenchError::Usage(format!(
+                "--compare {}: a \"{}\" document, not \"{}\"",
+                f.display(),
+                d.bench(),
+                cmd.name()
+            )));
+        }
     }
     let mut env: Vec<(OsString, OsString)> = Vec::new();
     if let Some(p) = c.progress {
@@ -189,6 +211,9 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
 fn run_rank(cmd: &BenchCmd) -> BResult<()> {
     let comm = tocsin::init()?;
     if comm.size() != 2 {
+        if comm.rank() != 0 {
+            return Err(BenchError::Silent);
+        }
         return Err(BenchError::Usage(format!(
             "the benchmarks run on exactly 2 ranks (this job has {}); run `tocsin bench` \
              without a launcher to get 2",

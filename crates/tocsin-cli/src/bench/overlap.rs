@@ -187,19 +187,19 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
     let mut samples = vec![0.0f64; reps * nc];
 
     let lat0 = calibrate_lat0(comm)?;
+    let steps = (sides.len() * a.sizes.len() * nc) as u64 * (a.warmup + a.reps);
+    let mut pb = util::Progress::new(rank, c.quiet, steps, "overlap");
     if rank == 0 && !c.json {
-        println!(
+        pb.line(format!(
             "# {} overlap (MadMPI-benchmark method), mode {mode}, lat0 = {lat0:.3} us, \
              median of {reps} reps",
             super::impl_name()
-        );
-        println!(
+        ));
+        pb.line(format!(
             "# {:<8} {:>10} {:>10} {:>10} {:>10} {:>8}",
             "side", "bytes", "compute_us", "comm_us", "total_us", "overlap%"
-        );
+        ));
     }
-    let steps = (sides.len() * a.sizes.len() * nc) as u64 * (a.warmup + a.reps);
-    let pb = util::progress_bar(rank, c.quiet, steps, "overlap");
 
     let mut rows = Vec::new();
     for &sender_side in &sides {
@@ -253,12 +253,10 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
                     let (comp, total) = (comps[j] as f64, med[j]);
                     let ov = 100.0 * overlap_ratio(comm_us, comp, total);
                     if !c.json {
-                        pb.suspend(|| {
-                            println!(
-                                "  {sname:<8} {s:>10} {:>10} {comm_us:>10.2} {total:>10.2} {ov:>8.1}",
-                                comps[j]
-                            )
-                        });
+                        pb.line(format!(
+                            "  {sname:<8} {s:>10} {:>10} {comm_us:>10.2} {total:>10.2} {ov:>8.1}",
+                            comps[j]
+                        ));
                     }
                     rows.push(OverlapRow {
                         side: sname.into(),
@@ -272,7 +270,7 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
             }
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     if rank != 0 {
         return Ok(());
     }

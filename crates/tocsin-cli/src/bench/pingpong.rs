@@ -95,19 +95,19 @@ pub fn run(comm: &Comm, a: &PingpongArgs) -> BResult<()> {
     let sbuf = util::AlignedBuf::new(a.max_size, b'a');
     let mut rbuf = util::AlignedBuf::new(a.max_size, b'b');
 
+    let mut pb = util::Progress::new(rank, c.quiet, sizes.len() as u64, "pingpong");
     if rank == 0 && !c.json {
-        println!(
+        pb.line(format!(
             "# {} ping-pong, mode {mode}, one-way latency = RTT/2, {} round(s)",
             super::impl_name(),
             a.rounds
-        );
-        println!(
+        ));
+        pb.line(format!(
             "# {:<10} {:>14} {:>16} {:>8}",
             "Size", "Latency(us)", "Bandwidth(MB/s)", "Iters"
-        );
+        ));
     }
-    let pb = util::progress_bar(rank, c.quiet, sizes.len() as u64, "pingpong");
-    pb.set_message("warm-up");
+    pb.set_message("warm-up".into());
 
     comm.barrier()?;
     for _ in 0..a.global_warmup {
@@ -142,18 +142,18 @@ pub fn run(comm: &Comm, a: &PingpongArgs) -> BResult<()> {
             let lat = util::median(&mut lat_round);
             let bw = if s > 0 { s as f64 / lat } else { 0.0 };
             if !c.json {
-                println!("  {:<10} {:>14.3} {:>16.1} {:>8}", s, lat, bw, iters);
+                pb.line(format!("  {s:<10} {lat:>14.3} {bw:>16.1} {iters:>8}"));
             }
             rows.push(PingpongRow {
                 bytes: s as u64,
                 iters,
                 latency_us: util::round(lat, 4),
-                bandwidth_mbps: util::round(bw, 1),
+                bandwidth_mbps: util::round_sig4(bw),
             });
         }
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     if rank != 0 {
         return Ok(());
     }

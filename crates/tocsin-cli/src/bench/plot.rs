@@ -213,7 +213,7 @@ pub fn overlap(path: &Path, ours: &OverlapDoc, others: &[OverlapDoc]) -> BResult
         .into_iter()
         .filter(|s| docs.iter().any(|d| d.results.iter().any(|r| r.side == *s)))
         .collect();
-    let w = 620 * sides.len().max(1) as u32;
+    let w = 620 * sides.len().max(1) as u32 + COLOUR_BAR_W;
     let h = 60 + 440 * docs.len() as u32;
     render!(path, (w, h), draw_overlap(&docs, &sides))
 }
@@ -233,7 +233,10 @@ where
         &(FONT, 22).into_font().color(&BLACK),
         (20, 14),
     )?;
-    let cells = body.split_evenly((docs.len(), sides.len().max(1)));
+    let (w, _) = body.dim_in_pixel();
+    let (grid, bar) = body.split_horizontally(w.saturating_sub(COLOUR_BAR_W));
+    colour_bar(&bar)?;
+    let cells = grid.split_evenly((docs.len(), sides.len().max(1)));
     for (di, d) in docs.iter().enumerate() {
         for (si, side) in sides.iter().enumerate() {
             let area = &cells[di * sides.len() + si];
@@ -244,6 +247,39 @@ where
             heat_map(area, &caption, d, side)?;
         }
     }
+    Ok(())
+}
+
+/// Width of the colour scale at the right of the heat maps, pixels.
+const COLOUR_BAR_W: u32 = 90;
+
+/// The colour scale of the heat maps, 0–100 %.
+fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> PResult
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(60)
+        .margin_right(10)
+        .y_label_area_size(0)
+        .right_y_label_area_size(40)
+        .build_cartesian_2d(0.0f64..1.0, 0.0f64..100.0)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&|v| format!("{v:.0}%"))
+        .label_style((FONT, 12))
+        .draw()?;
+    chart.draw_series((0..100).map(|k| {
+        let v = k as f64;
+        Rectangle::new(
+            [(0.0, v), (1.0, v + 1.0)],
+            ViridisRGB::get_color_normalized(v + 0.5, 0.0, 100.0).filled(),
+        )
+    }))?;
     Ok(())
 }
 

@@ -122,6 +122,15 @@ pub enum Doc {
 }
 
 impl Doc {
+    /// The `"bench"` of the document.
+    pub fn bench(&self) -> &'static str {
+        match self {
+            Doc::Pingpong(_) => "pingpong",
+            Doc::Overlap(_) => "overlap",
+            Doc::Idle(_) => "idle",
+        }
+    }
+
     /// The label of a curve: `impl`, plus `(mode)` when known.
     pub fn label(impl_: &str, mode: Option<&str>) -> String {
         match mode {

@@ -5,7 +5,6 @@
 //! `CLOCK_PROCESS_CPUTIME_ID` for CPU time) so that both sides measure the same thing.
 
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
@@ -154,54 +153,83 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// Rounds to at least 4 significant digits and at least 1 decimal: small bandwidths keep
+/// their value instead of printing as 0.0.
+pub fn round_sig4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let d = (3 - x.abs().log10().floor() as i32).max(1);
+    round(x, d)
+}
+
 /// `true` when this process's stderr is a terminal.
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Writes the bars to stderr with ANSI sequences even when stderr is a pipe (a launcher
-/// forwarding it to the user's terminal).
+/// The terminal of the user who started a self-launched `tocsin bench` (`/dev/tty`), where
+/// rank 0 draws its bars directly: the launcher forwards rank output line by line, which
+/// would hold back a bar's partial lines and reorder them with stdout.
 #[derive(Debug)]
-struct RawStderr;
+struct Tty {
+    f: std::fs::File,
+}
 
-impl RawStderr {
+impl Tty {
+    /// Opens `/dev/tty` for writing, unless writes from our background process group would
+    /// stop us (`TOSTOP`).
+    fn open() -> Option<Tty> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        // SAFETY: an all-zero termios is a valid value of this plain C struct.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `f` is an open descriptor for the whole call and `t` a writable termios.
+        if unsafe { libc::tcgetattr(f.as_raw_fd(), &mut t) } != 0 || t.c_lflag & libc::TOSTOP != 0 {
+            return None;
+        }
+        Some(Tty { f })
+    }
+
     fn out(&self, s: &str) -> std::io::Result<()> {
-        let mut e = std::io::stderr().lock();
-        e.write_all(s.as_bytes())?;
-        e.flush()
+        (&self.f).write_all(s.as_bytes())
+    }
+
+    fn esc(&self, n: usize, code: char) -> std::io::Result<()> {
+        if n > 0 {
+            self.out(&format!("\x1b[{n}{code}"))?;
+        }
+        Ok(())
     }
 }
 
-impl TermLike for RawStderr {
+impl TermLike for Tty {
     fn width(&self) -> u16 {
-        std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(100)
+        use std::os::fd::AsRawFd;
+        // SAFETY: an all-zero winsize is a valid value of this plain C struct.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which is valid.
+        let r = unsafe { libc::ioctl(self.f.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+        if r == 0 && ws.ws_col > 0 {
+            ws.ws_col
+        } else {
+            80
+        }
     }
     fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        if n > 0 {
-            self.out(&format!("\x1b[{n}A"))?;
-        }
-        Ok(())
+        self.esc(n, 'A')
     }
     fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-        if n > 0 {
-            self.out(&format!("\x1b[{n}B"))?;
-        }
-        Ok(())
+        self.esc(n, 'B')
     }
     fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-        if n > 0 {
-            self.out(&format!("\x1b[{n}C"))?;
-        }
-        Ok(())
+        self.esc(n, 'C')
     }
     fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-        if n > 0 {
-            self.out(&format!("\x1b[{n}D"))?;
-        }
-        Ok(())
+        self.esc(n, 'D')
     }
     fn write_line(&self, s: &str) -> std::io::Result<()> {
         self.out(&format!("{s}\n"))
@@ -213,31 +241,86 @@ impl TermLike for RawStderr {
         self.out("\r\x1b[2K")
     }
     fn flush(&self) -> std::io::Result<()> {
-        Ok(())
+        (&self.f).flush()
     }
 }
 
-/// A progress bar on rank 0's stderr of `len` steps, or a hidden one: on other ranks, with
-/// `--quiet`, or when neither stderr nor the self-launching parent's stderr
-/// ([`super::TTY_ENV`]) is a terminal.
-pub fn progress_bar(rank: u32, quiet: bool, len: u64, what: &str) -> ProgressBar {
-    let target = if rank != 0 || quiet {
-        ProgressDrawTarget::hidden()
-    } else if stderr_is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else if std::env::var_os(super::TTY_ENV).is_some_and(|v| v == "1") {
-        ProgressDrawTarget::term_like(Box::new(RawStderr))
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let pb = ProgressBar::with_draw_target(Some(len), target);
-    pb.set_style(
-        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+/// Rank 0's progress bar and table output.
+///
+/// The bar is drawn on stderr when it is a terminal; in a self-launched job (whose ranks'
+/// stderr is a pipe to the launcher) on the user's terminal (`/dev/tty`) when the parent's
+/// stderr is one ([`super::TTY_ENV`]); otherwise, with `--quiet` and on other ranks, it is
+/// hidden. Table lines go to stdout at once, except when the bar is on `/dev/tty`: they are
+/// then held until [`Progress::finish`] has cleared the bar, so that the launcher's
+/// forwarding of stdout cannot interleave them with the bar. Nothing is redrawn by a
+/// background thread: the bar only moves between measurements.
+pub struct Progress {
+    pb: ProgressBar,
+    held: Option<Vec<String>>,
+}
+
+impl Progress {
+    /// A bar of `len` steps named `what`.
+    pub fn new(rank: u32, quiet: bool, len: u64, what: &str) -> Progress {
+        let mut held = None;
+        let target = if rank != 0 || quiet {
+            ProgressDrawTarget::hidden()
+        } else if stderr_is_terminal() {
+            ProgressDrawTarget::stderr_with_hz(10)
+        } else if std::env::var_os(super::TTY_ENV).is_some_and(|v| v == "1") {
+            match Tty::open() {
+                Some(t) => {
+                    held = Some(Vec::new());
+                    ProgressDrawTarget::term_like_with_hz(Box::new(t), 10)
+                }
+                None => ProgressDrawTarget::hidden(),
+            }
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let pb = ProgressBar::with_draw_target(Some(len), target);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+            )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_prefix(what.to_string());
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
+        );
+        pb.set_prefix(what.to_string());
+        Progress { pb, held }
+    }
+
+    /// Prints a line of the table on stdout (now, or after the bar is cleared).
+    pub fn line(&mut self, s: String) {
+        match &mut self.held {
+            Some(v) => v.push(s),
+            None => self.pb.suspend(|| {
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "{s}").and_then(|()| o.flush());
+            }),
+        }
+    }
+
+    /// Sets the text after the bar.
+    pub fn set_message(&self, m: String) {
+        self.pb.set_message(m);
+    }
+
+    /// Advances the bar.
+    pub fn inc(&self, n: u64) {
+        self.pb.inc(n);
+    }
+
+    /// Clears the bar and prints the held lines.
+    pub fn finish(self) {
+        self.pb.finish_and_clear();
+        if let Some(v) = self.held {
+            let mut o = std::io::stdout().lock();
+            for s in v {
+                let _ = writeln!(o, "{s}");
+            }
+            let _ = o.flush();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -256,6 +339,9 @@ mod tests {
         assert!(parse_size("").is_err());
         assert_eq!(fmt_size(4 << 20), "4M");
         assert_eq!(fmt_size(1536), "1536");
+        assert_eq!(round_sig4(0.0318964), 0.03190);
+        assert_eq!(round_sig4(6553.61), 6553.6);
+        assert_eq!(round_sig4(12.34567), 12.35);
     }
 
     #[test]
