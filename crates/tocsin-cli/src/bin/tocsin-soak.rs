@@ -29,7 +29,8 @@
 //!   rank 1 being scheduled within the 300 ms, rank 1 writes to a pipe of rank 0's (through
 //!   `/proc/PID/fd/N`) when its blocking call returned, and rank 0 keeps computing (with a
 //!   non-blocking `read` of that pipe every 100 µs) until it sees that notice — in `signal`,
-//!   `uintr` and `thread` modes without bound, in the others for at most another 300 ms.
+//!   `uintr` and `thread` modes for at most 10 s more (hang guard), in the others for at
+//!   most another 300 ms.
 //!   Prints `RESULT overlap ... peer_done_while_computing=BOOL complete_before_wait=BOOL`.
 //! - `storm` (2): rank 0 sends small messages as fast as it can for `--storm-ms` (2000) ms
 //!   while rank 1 performs `--work` LCG+floating-point iterations (a count, not a time)
@@ -52,8 +53,9 @@
 //!   posted, sits in a system call while rank 0 sends the burst (eager and rendezvous,
 //!   rendezvous last): `std::thread::sleep`, raw `nanosleep`, a blocking `read` on a pipe and
 //!   `poll` on it without timeout. The pipe is written by rank 0 (through
-//!   `/proc/PID/fd/N`) once its sends completed (in `signal`/`thread` modes; in the others it
-//!   writes after posting them). Prints per phase `RESULT eintr phase=P eintr=K
+//!   `/proc/PID/fd/N`) once its sends completed (in `signal`/`uintr`/`thread` modes, where
+//!   rank 1 must progress while blocked: the case fails if they do not complete within 10 s;
+//!   in the others it writes after posting them). Prints per phase `RESULT eintr phase=P eintr=K
 //!   complete_before_wait=C/M elapsed_ms=T`; every message is verified.
 
 use std::collections::HashMap;
@@ -189,7 +191,11 @@ fn check(buf: &[u8], key: u64) -> R {
     for (i, c) in (&mut chunks).enumerate() {
         let w = splitmix(&mut s).to_le_bytes();
         if c != w {
-            let j = c.iter().zip(w.iter()).position(|(a, b)| a != b).unwrap_or(0);
+            let j = c
+                .iter()
+                .zip(w.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             return Err(format!(
                 "content differs at byte {} of {}: got {:#04x}, expected {:#04x}",
                 i * 8 + j,
@@ -400,7 +406,7 @@ fn soak(comm: &Comm, o: &Opts) -> R {
     need(comm, 2)?;
     let total: u64 = o.get("messages", 100_000)?;
     let threads: u32 = o.get("threads", 2)?;
-    let seed: u64 = o.get("seed", 0x70C5_1A)?;
+    let seed: u64 = o.get("seed", 0x0070_C51A)?;
     let max: usize = o.get("max-size", 1 << 20)?;
     let compute_us: u64 = o.get("compute-us", 50)?;
     ensure!((1..=8).contains(&threads), "--threads must be 1..=8");
@@ -472,8 +478,14 @@ fn soak(comm: &Comm, o: &Opts) -> R {
         "the peer counted {:?}, I counted {mine:?}",
         &theirs[..mine.len()]
     );
-    let msgs: u64 = stats.iter().map(|s| s.counts.msgs.iter().sum::<u64>()).sum();
-    let bytes: u64 = stats.iter().map(|s| s.counts.bytes.iter().sum::<u64>()).sum();
+    let msgs: u64 = stats
+        .iter()
+        .map(|s| s.counts.msgs.iter().sum::<u64>())
+        .sum();
+    let bytes: u64 = stats
+        .iter()
+        .map(|s| s.counts.bytes.iter().sum::<u64>())
+        .sum();
     let rdv: u64 = stats.iter().map(|s| s.rendezvous).sum();
     let posted: u64 = stats.iter().map(|s| s.nb_posted).sum();
     let early: u64 = stats.iter().map(|s| s.nb_complete_before_wait).sum();
@@ -626,8 +638,11 @@ fn soak_thread(
                     }
                     Ok(out)
                 })?;
-                for (((m, rb), status), &cap) in
-                    ms.iter().zip(rbufs.iter()).zip(statuses.iter()).zip(caps.iter())
+                for (((m, rb), status), &cap) in ms
+                    .iter()
+                    .zip(rbufs.iter())
+                    .zip(statuses.iter())
+                    .zip(caps.iter())
                 {
                     if m.from == me {
                         status_is(status, me, m.tag, m.size)
@@ -647,6 +662,9 @@ fn soak_thread(
 // overlap
 
 const OVERLAP_TAG: Tag = 77;
+/// How long a rank keeps computing (overlap) or waits (eintr) for the peer to finish in the
+/// modes that must progress behind the application's back; a hang guard, far above need.
+const NOTICE_BOUND: Duration = Duration::from_secs(10);
 
 fn overlap(comm: &Comm, o: &Opts) -> R {
     need(comm, 2)?;
@@ -655,7 +673,10 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
     let bytes: usize = o.get("bytes", 4 << 20)?;
     let ms: u64 = o.get("compute-ms", 300)?;
     ensure!(side == "recv" || side == "send", "--side recv|send");
-    ensure!(order == "posted" || order == "unexpected", "--order posted|unexpected");
+    ensure!(
+        order == "posted" || order == "unexpected",
+        "--order posted|unexpected"
+    );
     let key = mix(0x0E1A, bytes as u64, 1);
     let late = Duration::from_millis(50);
     let m = mode(comm);
@@ -673,7 +694,8 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
     if me == 0 {
         comm.send(&ids, 1, INFO_TAG).ctx(|| "send pipe".into())?;
     } else {
-        comm.recv(&mut ids, 0, INFO_TAG).ctx(|| "recv pipe".into())?;
+        comm.recv(&mut ids, 0, INFO_TAG)
+            .ctx(|| "recv pipe".into())?;
     }
     comm.barrier().ctx(|| "barrier".into())?;
     phase(format!("overlap {side} {order}"));
@@ -700,7 +722,12 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
             // since before the notice has run its handler when `read` returns). Without
             // progress behind our back, rank 1 cannot finish: give up after `ms` more.
             let mut noticed = false;
-            while progresses || t.elapsed() < Duration::from_millis(2 * ms) {
+            let bound = if progresses {
+                Duration::from_millis(ms) + NOTICE_BOUND
+            } else {
+                Duration::from_millis(2 * ms)
+            };
+            while t.elapsed() < bound {
                 if oob.try_read()? {
                     noticed = true;
                     break;
@@ -917,10 +944,16 @@ fn storm(comm: &Comm, o: &Opts) -> R {
                 ensure!(st.len == 16, "end marker of {} bytes", st.len);
                 break u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
             }
-            ensure!(idx == i, "storm message {i} carries index {idx}: order broken");
+            ensure!(
+                idx == i,
+                "storm message {i} carries index {idx}: order broken"
+            );
             storm_msg(&mut expect, seed, i);
             status_is(&st, 0, STORM_TAG, expect.len())?;
-            ensure!(buf[..st.len] == expect[..], "storm message {i}: content differs");
+            ensure!(
+                buf[..st.len] == expect[..],
+                "storm message {i}: content differs"
+            );
             i += 1;
         };
         ensure!(count == i, "rank 0 sent {count} messages, received {i}");
@@ -947,7 +980,8 @@ fn storm(comm: &Comm, o: &Opts) -> R {
         let mut end = [0u8; 16];
         end[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         end[8..].copy_from_slice(&i.to_le_bytes());
-        comm.send(&end, 1, STORM_TAG).ctx(|| "send end marker".into())?;
+        comm.send(&end, 1, STORM_TAG)
+            .ctx(|| "send end marker".into())?;
         println!(
             "RESULT storm-sender mode={} messages={i} sending_ms={}",
             mode(comm).name(),
@@ -1054,14 +1088,18 @@ fn storm_recv(comm: &Comm, o: &Opts) -> R {
                 }
                 // Keep the storm on until rank 1 has checked everything.
                 let mut done = [0u8; 1];
-                comm.recv(&mut done, 1, INFO_TAG).ctx(|| "recv done".into())?;
+                comm.recv(&mut done, 1, INFO_TAG)
+                    .ctx(|| "recv done".into())?;
                 Ok(())
             })();
             stop.store(true, Ordering::Relaxed);
             let counts = flood.join().map_err(|_| "flood thread panicked")?;
             res.map(|_| counts)
         })?;
-        ensure!(sent > 0, "no signal could be sent to rank 1 ({refused} refused)");
+        ensure!(
+            sent > 0,
+            "no signal could be sent to rank 1 ({refused} refused)"
+        );
         println!(
             "RESULT storm-recv-sender with={with} mode={} signals_sent={sent} refused={refused}",
             mode(comm).name()
@@ -1092,7 +1130,9 @@ fn ring(comm: &Comm, o: &Opts) -> R {
         if me == 0 {
             token[0] = start;
             comm.send(&token, next, rt).ctx(|| "send token".into())?;
-            let st = comm.recv(&mut token, prev, rt).ctx(|| "recv token".into())?;
+            let st = comm
+                .recv(&mut token, prev, rt)
+                .ctx(|| "recv token".into())?;
             status_is(&st, prev, rt, 8)?;
             ensure!(
                 token[0] == start + n as u64 - 1,
@@ -1101,9 +1141,15 @@ fn ring(comm: &Comm, o: &Opts) -> R {
                 start + n as u64 - 1
             );
         } else {
-            let st = comm.recv(&mut token, prev, rt).ctx(|| "recv token".into())?;
+            let st = comm
+                .recv(&mut token, prev, rt)
+                .ctx(|| "recv token".into())?;
             status_is(&st, prev, rt, 8)?;
-            ensure!(token[0] == start + me as u64 - 1, "round {round}: token {}", token[0]);
+            ensure!(
+                token[0] == start + me as u64 - 1,
+                "round {round}: token {}",
+                token[0]
+            );
             token[0] += 1;
             comm.send(&token, next, rt).ctx(|| "send token".into())?;
         }
@@ -1114,10 +1160,18 @@ fn ring(comm: &Comm, o: &Opts) -> R {
         fill(&mut out_next[..size], key(me, next));
         fill(&mut out_prev[..size], key(me, prev));
         let (a, b) = comm.scope(|s| -> R<(Status, Status)> {
-            let r1 = s.irecv(&mut in_prev[..size], prev, rt + 1).ctx(|| "irecv prev".into())?;
-            let r2 = s.irecv(&mut in_next[..size], next, rt + 2).ctx(|| "irecv next".into())?;
-            let q1 = s.isend(&out_next[..size], next, rt + 1).ctx(|| "isend next".into())?;
-            let q2 = s.isend(&out_prev[..size], prev, rt + 2).ctx(|| "isend prev".into())?;
+            let r1 = s
+                .irecv(&mut in_prev[..size], prev, rt + 1)
+                .ctx(|| "irecv prev".into())?;
+            let r2 = s
+                .irecv(&mut in_next[..size], next, rt + 2)
+                .ctx(|| "irecv next".into())?;
+            let q1 = s
+                .isend(&out_next[..size], next, rt + 1)
+                .ctx(|| "isend next".into())?;
+            let q2 = s
+                .isend(&out_prev[..size], prev, rt + 2)
+                .ctx(|| "isend prev".into())?;
             q1.wait().ctx(|| "wait isend next".into())?;
             q2.wait().ctx(|| "wait isend prev".into())?;
             let a = r1.wait().ctx(|| "wait irecv prev".into())?;
@@ -1126,8 +1180,10 @@ fn ring(comm: &Comm, o: &Opts) -> R {
         })?;
         status_is(&a, prev, rt + 1, size)?;
         status_is(&b, next, rt + 2, size)?;
-        check(&in_prev[..size], key(prev, me)).map_err(|e| format!("round {round} from prev: {e}"))?;
-        check(&in_next[..size], key(next, me)).map_err(|e| format!("round {round} from next: {e}"))?;
+        check(&in_prev[..size], key(prev, me))
+            .map_err(|e| format!("round {round} from prev: {e}"))?;
+        check(&in_next[..size], key(next, me))
+            .map_err(|e| format!("round {round} from next: {e}"))?;
         phase(format!("ring round {round}: gather"));
         if me == 0 {
             let mut seen = vec![false; n as usize];
@@ -1142,7 +1198,11 @@ fn ring(comm: &Comm, o: &Opts) -> R {
                     "gather from {}: {v:?}",
                     st.source
                 );
-                ensure!(!seen[st.source as usize], "two gather messages from {}", st.source);
+                ensure!(
+                    !seen[st.source as usize],
+                    "two gather messages from {}",
+                    st.source
+                );
                 seen[st.source as usize] = true;
             }
         } else {
@@ -1248,7 +1308,11 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                         if r == 1 {
                             break;
                         }
-                        ensure!(r < 0 && errno() == libc::EINTR, "read: {r}, errno {}", errno());
+                        ensure!(
+                            r < 0 && errno() == libc::EINTR,
+                            "read: {r}, errno {}",
+                            errno()
+                        );
                         eintrs += 1;
                     },
                     _ => {
@@ -1263,7 +1327,11 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                             if r == 1 {
                                 break;
                             }
-                            ensure!(r < 0 && errno() == libc::EINTR, "poll: {r}, errno {}", errno());
+                            ensure!(
+                                r < 0 && errno() == libc::EINTR,
+                                "poll: {r}, errno {}",
+                                errno()
+                            );
                             eintrs += 1;
                         }
                         let mut b = [0u8; 1];
@@ -1321,13 +1389,36 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                     // Spread the burst: each post finds rank 1 inside its system call.
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                if strict || p < 2 {
+                if p < 2 {
                     for (i, r) in reqs.into_iter().enumerate() {
                         r.wait().ctx(|| format!("wait isend {i}"))?;
                     }
-                    if p >= 2 {
-                        pipe.write_all(b"x").map_err(|e| format!("write pipe: {e}"))?;
+                } else if strict {
+                    // Our rendezvous sends need rank 1's progress while it is blocked in
+                    // `read`/`poll`; give up after NOTICE_BOUND (then release it anyway).
+                    let t = Instant::now();
+                    let mut stuck = false;
+                    while !reqs.iter().all(|r| r.is_complete()) {
+                        for (i, r) in reqs.iter_mut().enumerate() {
+                            r.test().ctx(|| format!("test isend {i}"))?;
+                        }
+                        if t.elapsed() > NOTICE_BOUND {
+                            stuck = true;
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
                     }
+                    pipe.write_all(b"x").map_err(|e| format!("write pipe: {e}"))?;
+                    for (i, r) in reqs.into_iter().enumerate() {
+                        r.wait().ctx(|| format!("wait isend {i}"))?;
+                    }
+                    ensure!(
+                        !stuck,
+                        "phase {name}: the burst to rank 1 did not complete within {NOTICE_BOUND:?} \
+                         while rank 1's registered thread was blocked in a system call: no \
+                         progress behind its back in {} mode",
+                        m.name()
+                    );
                 } else {
                     // Rank 1 cannot progress in this mode while it reads: release it first.
                     std::thread::sleep(Duration::from_millis(100));
