@@ -301,6 +301,12 @@ type Env<'a> = &'a [(&'a str, &'a str)];
 
 const BLOCK: (&str, &str) = ("TOCSIN_PROGRESS", "block");
 const NO_CMA: (&str, &str) = ("TOCSIN_CMA", "0");
+/// Smallest rings (4 KiB): records wait for room all the time.
+const TINY_RING: (&str, &str) = ("TOCSIN_RING_BYTES", "4096");
+/// An eager threshold that fits [`TINY_RING`].
+const EAGER_900: (&str, &str) = ("TOCSIN_EAGER_THRESHOLD", "900");
+/// Every message with a byte in it goes through the rendezvous.
+const EAGER_0: (&str, &str) = ("TOCSIN_EAGER_THRESHOLD", "0");
 
 // ---------------------------------------------------------------------------------------
 // sizes: 0, 1, eager−1, eager, eager+1, 4 MiB+3; blocking / non-blocking; both orders
@@ -343,6 +349,34 @@ fn sizes_three_ranks_block() {
     case(3, "sizes", &[BLOCK]);
 }
 
+#[test]
+fn sizes_pipelined_odd_chunks() {
+    case(2, "sizes", &[NO_CMA, ("TOCSIN_CHUNK_BYTES", "4097")]);
+    case(2, "sizes", &[NO_CMA, BLOCK, ("TOCSIN_CHUNK_BYTES", "64")]);
+}
+
+#[test]
+fn sizes_tiny_rings() {
+    case(2, "sizes", &[TINY_RING, EAGER_900]);
+    case(2, "sizes", &[TINY_RING, EAGER_900, NO_CMA, BLOCK]);
+}
+
+#[test]
+fn sizes_eager_threshold_0() {
+    case(2, "sizes", &[EAGER_0]);
+    case(2, "sizes", &[EAGER_0, NO_CMA, BLOCK]);
+}
+
+/// TOCSIN_SHM=posix works, and leaves nothing in /dev/shm after a clean run.
+#[test]
+fn sizes_posix_shm() {
+    let before = dev_shm_tocsin();
+    case(2, "sizes", &[("TOCSIN_SHM", "posix")]);
+    case(3, "sizes", &[("TOCSIN_SHM", "posix"), NO_CMA, BLOCK]);
+    let _g = serial();
+    assert_no_new_shm(&before, "after clean posix-mode runs");
+}
+
 // ---------------------------------------------------------------------------------------
 // wildcards
 
@@ -361,6 +395,12 @@ fn wildcards_4_ranks_pipelined_block() {
     case(4, "wildcards", &[NO_CMA, BLOCK]);
 }
 
+#[test]
+fn wildcards_4_ranks_all_rendezvous_block() {
+    case(4, "wildcards", &[EAGER_0, BLOCK]);
+    case(4, "wildcards", &[EAGER_0, NO_CMA, BLOCK]);
+}
+
 // ---------------------------------------------------------------------------------------
 // ordering
 
@@ -372,6 +412,30 @@ fn ordering_cma_poll() {
 #[test]
 fn ordering_pipelined_block() {
     case(2, "ordering", &[NO_CMA, BLOCK]);
+}
+
+#[test]
+fn ordering_tiny_rings_block() {
+    case(2, "ordering", &[TINY_RING, EAGER_900, BLOCK]);
+    case(2, "ordering", &[TINY_RING, EAGER_900, NO_CMA, BLOCK]);
+}
+
+// ---------------------------------------------------------------------------------------
+// flood: thousands of unexpected messages, full rings, received by tag in another order
+
+#[test]
+fn flood_2_ranks_poll() {
+    case(2, "flood", &[]);
+}
+
+#[test]
+fn flood_3_ranks_block() {
+    case(3, "flood", &[BLOCK]);
+}
+
+#[test]
+fn flood_3_ranks_tiny_rings_pipelined_block() {
+    case(3, "flood", &[TINY_RING, EAGER_900, NO_CMA, BLOCK]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -392,6 +456,12 @@ fn truncation_cma_block_3_ranks() {
     case(3, "truncation", &[BLOCK]);
 }
 
+#[test]
+fn truncation_all_rendezvous_and_tiny_rings() {
+    case(2, "truncation", &[EAGER_0, BLOCK]);
+    case(2, "truncation", &[TINY_RING, EAGER_900, NO_CMA, BLOCK]);
+}
+
 // ---------------------------------------------------------------------------------------
 // self-send
 
@@ -403,6 +473,12 @@ fn self_send_cma() {
 #[test]
 fn self_send_pipelined_block() {
     case(2, "self", &[NO_CMA, BLOCK]);
+}
+
+#[test]
+fn self_send_all_rendezvous() {
+    case(2, "self", &[EAGER_0]);
+    case(2, "self", &[EAGER_0, NO_CMA, BLOCK]);
 }
 
 /// Without any launcher the program is rank 0 of a world of one.
@@ -447,6 +523,35 @@ fn random_10000_messages_4_ranks_block() {
 #[test]
 fn random_10000_messages_4_ranks_pipelined_block() {
     case(4, "random", &[NO_CMA, BLOCK]);
+}
+
+#[test]
+fn random_4_ranks_tiny_rings_block() {
+    case(
+        4,
+        "random",
+        &[
+            TINY_RING,
+            EAGER_900,
+            BLOCK,
+            ("TESTRANK_RANDOM_TOTAL", "4000"),
+        ],
+    );
+}
+
+#[test]
+fn random_4_ranks_all_rendezvous_pipelined_block() {
+    case(
+        4,
+        "random",
+        &[
+            EAGER_0,
+            NO_CMA,
+            BLOCK,
+            ("TESTRANK_RANDOM_TOTAL", "2000"),
+            ("TESTRANK_RANDOM_MAX", "70000"),
+        ],
+    );
 }
 
 #[test]
@@ -534,6 +639,34 @@ fn die_block_3_ranks() {
 #[test]
 fn die_pipelined_2_ranks() {
     case(2, "die", &[NO_CMA]);
+}
+
+#[test]
+fn die_rendezvous_in_flight_cma() {
+    case(2, "die-rendezvous", &[]);
+}
+
+#[test]
+fn die_rendezvous_in_flight_pipelined_block() {
+    case(2, "die-rendezvous", &[NO_CMA, BLOCK]);
+}
+
+// ---------------------------------------------------------------------------------------
+// long waits; block mode must sleep
+
+#[test]
+fn sleepy_block() {
+    case(2, "sleepy", &[BLOCK]);
+}
+
+#[test]
+fn sleepy_pipelined_block() {
+    case(2, "sleepy", &[NO_CMA, BLOCK]);
+}
+
+#[test]
+fn sleepy_poll() {
+    case(2, "sleepy", &[]);
 }
 
 // ---------------------------------------------------------------------------------------
