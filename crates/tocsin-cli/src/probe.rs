@@ -73,6 +73,7 @@ pub fn main(a: ProbeArgs) -> ExitCode {
     let mut items = uintr_items();
     items.extend(cma_items());
     items.push(rt_signals());
+    items.push(sigqueue());
     items.push(futex());
     items.push(eventfd());
     items.push(pidfd_open());
@@ -278,7 +279,7 @@ fn cma_items() -> Vec<Item> {
     let scope_item = match scope {
         Some(s) => Item::new(
             "ptrace_scope",
-            s == 0,
+            s <= 1,
             format!(
                 "kernel.yama.ptrace_scope = {s} ({})",
                 match s {
@@ -409,6 +410,46 @@ fn cma_items() -> Vec<Item> {
 
 // ---------------------------------------------------------------------------------------
 // Signals and system calls
+
+/// The per-user queue of pending signals (`SigQ` in /proc/self/status): a full queue makes
+/// every real-time signal send of this user fail with EAGAIN.
+fn sigqueue() -> Item {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let q = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigQ:"))
+        .and_then(|v| {
+            let (a, b) = v.trim().split_once('/')?;
+            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+        });
+    match q {
+        Some((n, max)) => {
+            let full = n >= max;
+            Item::new(
+                "signal_queue",
+                !full && n * 10 < max * 9,
+                format!(
+                    "{n} of {max} signals queued for this user (RLIMIT_SIGPENDING){}",
+                    if full {
+                        ": FULL, every real-time signal send fails with EAGAIN until other \
+                         processes of this user take theirs"
+                    } else if n * 10 >= max * 9 {
+                        ": nearly full, real-time signal sends may fail with EAGAIN"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .with("queued", json!(n))
+            .with("limit", json!(max))
+        }
+        None => Item::new(
+            "signal_queue",
+            true,
+            "SigQ not found in /proc/self/status (not checked)",
+        ),
+    }
+}
 
 fn rt_signals() -> Item {
     let (lo, hi) = (libc::SIGRTMIN(), libc::SIGRTMAX());

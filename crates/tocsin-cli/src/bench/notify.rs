@@ -4,7 +4,7 @@
 //!
 //! Owns the notification micro-benchmark: the mechanisms (spinning on a shared flag, a
 //! shared futex, eventfd, a real-time signal to a busy receiver, the same signal to a
-//! receiver blocked in `sigwaitinfo`, and UINTR where the machine and the library allow),
+//! receiver blocked in `sigtimedwait`, and UINTR where the machine and the library allow),
 //! the placement of the two sides (hwloc cores, via [`crate::probe::topology`]), the
 //! ping-pong method, its statistics, its table, JSON and plot. It does not use tocsin's
 //! communicator: it measures the raw mechanisms the progress modes are built from.
@@ -27,7 +27,8 @@
 //!   computing; its handler only increments an atomic counter that the compute loop checks
 //!   between chunks of arithmetic. This is tocsin's case: an interrupt reaching a rank that
 //!   computes.
-//! - `signal-wait`: the same signal, blocked, taken by a receiver waiting in `sigwaitinfo`.
+//! - `signal-wait`: the same signal, blocked, taken by a receiver waiting in `sigtimedwait`
+//!   (its 100 ms timeout is only a hang guard; a healthy round trip never reaches it).
 //! - `uintr`: reported as skipped with the reason (see [`uintr_skip_reason`]).
 //!
 //! On the same core the spinning sides (`flag`, and the busy loop of `signal`) call
@@ -89,7 +90,7 @@ pub enum Mech {
     Eventfd,
     /// Real-time signal (tgkill) to a busy receiver; the handler sets a flag.
     Signal,
-    /// Real-time signal to a receiver blocked in sigwaitinfo.
+    /// Real-time signal to a receiver blocked in sigtimedwait.
     SignalWait,
     /// x86 user interrupt (SENDUIPI).
     Uintr,
@@ -189,6 +190,9 @@ pub struct Row {
     pub pus: (usize, usize),
     /// One-way latencies, µs, sorted.
     pub samples: Vec<f64>,
+    /// Signal sends retried after EAGAIN (a full per-user signal queue); such a case's
+    /// latencies include the retries.
+    pub send_retries: u32,
 }
 
 impl Row {
@@ -315,12 +319,13 @@ fn run(a: &NotifyArgs) -> Result<(), String> {
                     cap: Duration::from_secs_f64(a.case_secs),
                 };
                 match case.run() {
-                    Ok(samples) => rows.push(Row {
+                    Ok((samples, send_retries)) => rows.push(Row {
                         mech: m,
                         between,
                         placement,
                         pus: (pa, pb),
                         samples,
+                        send_retries,
                     }),
                     Err(e) => skipped.push(Skip {
                         mechanism: m.name().into(),
@@ -515,10 +520,23 @@ fn mask(how: libc::c_int, sig: i32) {
     }
 }
 
-fn tgkill(pid: i32, tid: i32, sig: i32) {
-    // SAFETY: integer arguments only.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+/// `tgkill`: 0, or the errno. Async-signal-safe.
+fn tgkill(pid: i32, tid: i32, sig: i32) -> i32 {
+    // SAFETY: integer arguments only; errno is read right after the call, on this thread.
+    unsafe {
+        if libc::syscall(libc::SYS_tgkill, pid, tid, sig) == 0 {
+            0
+        } else {
+            *libc::__errno_location()
+        }
+    }
 }
+
+/// Why an RT signal send fails with EAGAIN: the queue limit is per *user*, so other
+/// processes of the same user that let signals pile up make every sender fail.
+const EAGAIN_WHY: &str = "tgkill failed with EAGAIN: the per-user limit of queued \
+    real-time signals (RLIMIT_SIGPENDING; SigQ in /proc/self/status) is reached, usually \
+    because other processes of this user let signals pile up";
 
 // ---------------------------------------------------------------------------------------
 // Shared page
@@ -539,6 +557,8 @@ struct Shared {
     stop: AtomicU32,
     /// B is bound, masked and published its ids.
     ready: AtomicU32,
+    /// Signal sends that failed with EAGAIN and were retried (both sides).
+    eagain: AtomicU32,
     /// Process and thread ids of each side (signals, watchdog).
     pid: [AtomicI32; 2],
     tid: [AtomicI32; 2],
@@ -655,11 +675,15 @@ impl End<'_> {
     }
 
     /// Why the case was aborted.
-    fn abort_reason(&self) -> &'static str {
-        match self.sh.abort.0.load(Ordering::SeqCst) {
+    fn abort_reason(&self) -> String {
+        let why = match self.sh.abort.0.load(Ordering::SeqCst) {
             ABORT_CHILD => "the child process B died",
             ABORT_BIND => "side B could not bind itself to its PU",
             _ => "the case exceeded its time limit (watchdog)",
+        };
+        match self.sh.eagain.load(Ordering::SeqCst) {
+            0 => why.to_owned(),
+            n => format!("{why}; {EAGAIN_WHY} ({n} retries)"),
         }
     }
 
@@ -691,11 +715,20 @@ impl End<'_> {
                 // SAFETY: an 8-byte value to an eventfd open for the whole case.
                 unsafe { libc::write(self.efd[p], (&one as *const u64).cast(), 8) };
             }
-            Mech::Signal | Mech::SignalWait => tgkill(
-                self.sh.pid[p].load(Ordering::Relaxed),
-                self.sh.tid[p].load(Ordering::Relaxed),
-                SIGNO[p].load(Ordering::Relaxed),
-            ),
+            Mech::Signal | Mech::SignalWait => {
+                let (pid, tid) = (
+                    self.sh.pid[p].load(Ordering::Relaxed),
+                    self.sh.tid[p].load(Ordering::Relaxed),
+                );
+                let sig = SIGNO[p].load(Ordering::Relaxed);
+                // EAGAIN: nothing was queued; retry (counted) until it goes or the case is
+                // aborted. Any other error (ESRCH: the peer is gone) is left to the watchdog.
+                while tgkill(pid, tid, sig) == libc::EAGAIN && !self.aborted() {
+                    self.sh.eagain.fetch_add(1, Ordering::Relaxed);
+                    // SAFETY: no arguments.
+                    unsafe { libc::sched_yield() };
+                }
+            }
             Mech::Uintr => {}
         }
     }
@@ -770,13 +803,20 @@ impl End<'_> {
             }
             Mech::SignalWait => {
                 let sig = SIGNO[me].load(Ordering::Relaxed);
-                // SAFETY: a local sigset holding the blocked signal; sigwaitinfo takes it.
+                // A timeout (never reached in a healthy case) so that the watchdog's abort is
+                // seen even when its kick cannot be queued (EAGAIN, full signal queue).
+                let timeout = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000_000,
+                };
+                // SAFETY: a local sigset holding the blocked signal and a valid timeout;
+                // sigtimedwait takes the signal.
                 unsafe {
                     let mut set: libc::sigset_t = std::mem::zeroed();
                     libc::sigemptyset(&mut set);
                     libc::sigaddset(&mut set, sig);
                     loop {
-                        let r = libc::sigwaitinfo(&set, std::ptr::null_mut());
+                        let r = libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout);
                         if r == sig {
                             return !self.aborted();
                         }
@@ -890,8 +930,9 @@ impl Drop for EventFds {
 }
 
 impl Case {
-    /// Runs the case: sorted one-way latencies in µs, or why it failed.
-    fn run(&self) -> Result<Vec<f64>, String> {
+    /// Runs the case: sorted one-way latencies in µs and the EAGAIN retries of signal
+    /// sends, or why it failed.
+    fn run(&self) -> Result<(Vec<f64>, u32), String> {
         let shm = Shm::new().map_err(|e| format!("mmap: {e}"))?;
         let efd = EventFds::new(self.mech == Mech::Eventfd).map_err(|e| format!("eventfd: {e}"))?;
         for h in &HITS {
@@ -949,7 +990,7 @@ impl Case {
         if v.is_empty() {
             return Err("no sample".into());
         }
-        Ok(v)
+        Ok((v, sh.eagain.load(Ordering::SeqCst)))
     }
 
     /// Forks B, drives A, reaps B.
@@ -1025,12 +1066,17 @@ impl Case {
     /// The watchdog (runs on the calling thread until side A is done): after the time limit
     /// plus 10 s, or as soon as the child process died, aborts and keeps waking both sides.
     fn watch(&self, sh: &Shared, efd: &EventFds, done: &AtomicBool, child: &Mutex<libc::pid_t>) {
-        let deadline = Instant::now() + self.cap + Duration::from_secs(10);
+        let start = Instant::now();
+        let deadline = start + self.cap + Duration::from_secs(10);
         while !done.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
             let why = if child_gone(child) {
                 ABORT_CHILD
-            } else if Instant::now() >= deadline {
+            } else if Instant::now() >= deadline
+                || (sh.eagain.load(Ordering::Relaxed) > 0 && start.elapsed() > self.cap * 2)
+            {
+                // (A full signal queue would stall the case until the deadline: give up
+                // sooner.)
                 ABORT_TIME
             } else {
                 continue;
@@ -1116,6 +1162,7 @@ fn to_json(rows: &[Row], skipped: &[Skip]) -> Value {
             "p90_us": r3(r.pct(90.0)),
             "p99_us": r3(r.pct(99.0)),
             "iters": r.samples.len(),
+            "send_retries": r.send_retries,
         })).collect::<Vec<_>>(),
         "skipped": skipped.iter().map(|s| {
             let mut o = json!({ "mechanism": s.mechanism, "reason": s.reason });
@@ -1172,10 +1219,20 @@ fn table(rows: &[Row], skipped: &[Skip]) -> String {
             .join(" ");
         let _ = writeln!(t, "skipped: {what}: {}", s.reason);
     }
+    for r in rows.iter().filter(|r| r.send_retries > 0) {
+        let _ = writeln!(
+            t,
+            "warning: {} {} {}: {} signal sends retried; {EAGAIN_WHY}: its latencies include the retries",
+            r.mech.name(),
+            r.between.name(),
+            r.placement.name(),
+            r.send_retries
+        );
+    }
     let _ = writeln!(
         t,
         "# signal: receiver busy computing, its handler bumps an atomic the compute loop \
-         checks; signal-wait: receiver blocked in sigwaitinfo; same-core: both on one PU, \
+         checks; signal-wait: receiver blocked in sigtimedwait; same-core: both on one PU, \
          spinning sides call sched_yield"
     );
     t
