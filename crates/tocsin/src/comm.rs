@@ -284,6 +284,24 @@ impl<'s, 'env> Scope<'s, 'env> {
         Ok(self.track(h))
     }
 
+    /// Like [`Scope::irecv`], but [`RecvRequest::wait`] hands the buffer back once the
+    /// message is in, so it can be read inside the scope (e.g. to unpack a halo as soon as
+    /// it arrives).
+    ///
+    /// # Errors
+    /// As [`Scope::irecv`].
+    pub fn irecv_buf<T: Pod>(
+        &'s self,
+        buf: &'s mut [T],
+        source: Rank,
+        tag: Tag,
+    ) -> Result<RecvRequest<'s, T>> {
+        let ptr = buf.as_mut_ptr();
+        let len = buf.len();
+        let req = self.irecv(buf, source, tag)?;
+        Ok(RecvRequest { req, ptr, len })
+    }
+
     fn track(&'s self, h: ReqHandle) -> Request<'s> {
         self.pending.borrow_mut().push(h.clone());
         Request {
@@ -371,6 +389,45 @@ impl Drop for Request<'_> {
     }
 }
 
+/// A receive that returns its buffer when it completes; see [`Scope::irecv_buf`].
+pub struct RecvRequest<'s, T> {
+    req: Request<'s>,
+    ptr: *mut T,
+    len: usize,
+}
+
+impl<T> std::fmt::Debug for RecvRequest<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.req.fmt(f)
+    }
+}
+
+impl<'s, T: Pod> RecvRequest<'s, T> {
+    /// Waits for the message and returns its status (or error) with the buffer, now free to
+    /// read and write for the rest of the scope.
+    pub fn wait(self) -> (Result<Status>, &'s mut [T]) {
+        let RecvRequest { req, ptr, len } = self;
+        let st = req.wait();
+        // SAFETY: `ptr/len` come from the `&'s mut [T]` moved into `irecv_buf`, whose only
+        // other user was the request; it has completed, so the engine no longer touches the
+        // buffer, and this is the only place the borrow is handed back (wait consumes self).
+        (st, unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+    }
+
+    /// As [`Request::test`].
+    ///
+    /// # Errors
+    /// As [`Request::test`].
+    pub fn test(&mut self) -> Result<Option<Status>> {
+        self.req.test()
+    }
+
+    /// As [`Request::is_complete`].
+    pub fn is_complete(&self) -> bool {
+        self.req.is_complete()
+    }
+}
+
 /// Waits for every request and returns their statuses in order.
 ///
 /// # Errors
@@ -418,5 +475,40 @@ pub fn wait_any(reqs: &mut [Request<'_>]) -> Result<Option<(usize, Status)>> {
             return Ok(None);
         }
         eng.progress_once()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A singleton world (no launcher): self-sends through every API path.
+    #[test]
+    fn singleton_self_messages_and_buffer_handback() {
+        let comm = match crate::init() {
+            Ok(c) => c,
+            // Another test in this process initialized first.
+            Err(crate::Error::AlreadyInitialized) => return,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!((comm.rank(), comm.size()), (0, 1));
+        let out: Vec<u32> = (0..50_000).collect(); // 200 KB: rendezvous to self
+        let mut inb = vec![0u32; 50_000];
+        comm.scope(|s| {
+            let r = s.irecv_buf(&mut inb, 0, 3).unwrap();
+            let q = s.isend(&out, 0, 3).unwrap();
+            let (st, buf) = r.wait();
+            assert_eq!(st.unwrap().len, 200_000);
+            assert_eq!(buf[49_999], 49_999);
+            buf[0] = 7; // readable and writable inside the scope
+            q.wait().unwrap();
+        });
+        assert_eq!(inb[0], 7);
+        comm.send(b"hi", 0, 1).unwrap();
+        assert_eq!(comm.iprobe(0, 1).unwrap().unwrap().len, 2);
+        let mut b = [0u8; 1];
+        let e = comm.recv(&mut b, 0, 1).unwrap_err();
+        assert!(matches!(e, crate::Error::Truncated { message_len: 2, buffer_len: 1, .. }), "{e}");
+        assert!(matches!(comm.send(b"x", 1, 0), Err(crate::Error::InvalidRank { rank: 1, size: 1 })));
+        assert!(matches!(comm.send(b"x", 0, -3), Err(crate::Error::InvalidTag { tag: -3 })));
+        comm.barrier().unwrap();
     }
 }

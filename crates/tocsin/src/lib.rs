@@ -48,7 +48,7 @@ mod progress;
 mod shm;
 mod sys;
 
-pub use comm::{wait_all, wait_any, Comm, Request, Scope, Status};
+pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status};
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};
 
