@@ -165,8 +165,18 @@ fn notify_json_has_positive_medians_and_skips_uintr_with_a_reason() {
     );
     assert_eq!(j["bench"], "notify");
     let results = j["results"].as_array().expect("results");
+    let skipped = j["skipped"].as_array().expect("skipped");
     for mech in ["flag", "futex", "eventfd", "signal"] {
         let rows: Vec<&Value> = results.iter().filter(|r| r["mechanism"] == mech).collect();
+        // The one environmental failure tolerated: the per-user queue of real-time signals
+        // filled by other processes (tgkill then fails with EAGAIN); the bench must say so.
+        let eagain = skipped.iter().any(|s| {
+            s["mechanism"] == mech && s["reason"].as_str().is_some_and(|r| r.contains("EAGAIN"))
+        });
+        if rows.is_empty() && mech == "signal" && eagain {
+            eprintln!("warning: signal cases skipped: the user's RT signal queue is full: {j:#}");
+            continue;
+        }
         assert!(!rows.is_empty(), "no result for {mech}: {j:#}");
         for r in rows {
             assert!(
@@ -196,7 +206,6 @@ fn notify_json_has_positive_medians_and_skips_uintr_with_a_reason() {
     for b in ["threads", "processes"] {
         assert!(results.iter().any(|r| r["between"] == b), "no {b}: {j:#}");
     }
-    let skipped = j["skipped"].as_array().expect("skipped");
     let uintr = skipped
         .iter()
         .find(|s| s["mechanism"] == "uintr")
