@@ -150,9 +150,11 @@ fn secs(s: u64) -> Duration {
 // ---------------------------------------------------------------------------------------
 // 1. Soak
 
-fn soak(mode: &str, messages: u64, deadline: Duration) {
+fn soak(mode: &str, messages: u64, extra: &[&str], deadline: Duration) {
     let m = messages.to_string();
-    let j = job(2, mode, &["soak", "--messages", &m], &[], deadline);
+    let mut args = vec!["soak", "--messages", &m];
+    args.extend_from_slice(extra);
+    let j = job(2, mode, &args, &[], deadline);
     j.assert_ok();
     let r = j.results("soak");
     assert_eq!(r.len(), 2, "one summary per rank\n{}", j.out);
@@ -179,17 +181,24 @@ fn soak(mode: &str, messages: u64, deadline: Duration) {
 /// progress: every byte, status and count checked by the ranks.
 #[test]
 fn soak_signal_100k_messages_two_threads() {
-    soak("signal", 100_000, secs(240));
+    soak("signal", 100_000, &[], secs(240));
+}
+
+/// The registered thread only joins two workers: signals land in `pthread_join`, whose
+/// handler runs progress for the workers.
+#[test]
+fn soak_signal_registered_thread_idle_in_join() {
+    soak("signal", 20_000, &["--main", "idle"], secs(120));
 }
 
 #[test]
 fn soak_thread_mode() {
-    soak("thread", 20_000, secs(120));
+    soak("thread", 20_000, &[], secs(120));
 }
 
 #[test]
 fn soak_block_mode() {
-    soak("block", 20_000, secs(120));
+    soak("block", 20_000, &[], secs(120));
 }
 
 // ---------------------------------------------------------------------------------------

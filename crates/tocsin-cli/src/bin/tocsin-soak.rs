@@ -20,7 +20,9 @@
 //!   each thread computes (busy loop that never calls tocsin) 0..=`--compute-us` (50) µs.
 //!   Contents derive from (seed, thread, index); statuses, the bytes past the message in the
 //!   receive buffer, per-thread counts (checked against the schedule and against the peer's
-//!   counts) are verified.
+//!   counts) are verified. With `--main idle`, every application thread is spawned and the
+//!   thread that called `tocsin::init` only joins them (in `signal` mode, interrupts then
+//!   land in `pthread_join`).
 //! - `overlap` (2): rank 0 posts `irecv` (`--side recv`) or `isend` (`--side send`) of
 //!   `--bytes` (4 MiB), computes `--compute-ms` (300) ms without calling tocsin, then records
 //!   `Request::is_complete()` before waiting; rank 1 waits in `send` / `recv`. `--order posted`
@@ -409,6 +411,11 @@ fn soak(comm: &Comm, o: &Opts) -> R {
     let seed: u64 = o.get("seed", 0x0070_C51A)?;
     let max: usize = o.get("max-size", 1 << 20)?;
     let compute_us: u64 = o.get("compute-us", 50)?;
+    let main_idle = match o.str("main", "works").as_str() {
+        "works" => false,
+        "idle" => true,
+        m => return Err(format!("--main works|idle, not {m:?}")),
+    };
     ensure!((1..=8).contains(&threads), "--threads must be 1..=8");
     let eager = comm.config().eager_threshold_bytes();
     let per = |t: u32| total / threads as u64 + u64::from((t as u64) < total % threads as u64);
@@ -431,17 +438,21 @@ fn soak(comm: &Comm, o: &Opts) -> R {
     phase("soak traffic");
     let start = Instant::now();
     let results: Vec<R<Stats>> = std::thread::scope(|ts| {
-        let handles: Vec<_> = (1..threads)
+        let run = move |c: &Comm, t: u32| {
+            soak_thread(c, t, seed, per(t), max, compute_us, eager)
+                .map_err(|e| format!("thread {t}: {e}"))
+        };
+        let first_spawned = if main_idle { 0 } else { 1 };
+        let handles: Vec<_> = (first_spawned..threads)
             .map(|t| {
                 let c = comm.clone();
-                ts.spawn(move || {
-                    soak_thread(&c, t, seed, per(t), max, compute_us, eager)
-                        .map_err(|e| format!("thread {t}: {e}"))
-                })
+                ts.spawn(move || run(&c, t))
             })
             .collect();
-        let mut v = vec![soak_thread(comm, 0, seed, per(0), max, compute_us, eager)
-            .map_err(|e| format!("thread 0: {e}"))];
+        let mut v = Vec::new();
+        if !main_idle {
+            v.push(run(comm, 0));
+        }
         v.extend(
             handles
                 .into_iter()
@@ -490,7 +501,7 @@ fn soak(comm: &Comm, o: &Opts) -> R {
     let posted: u64 = stats.iter().map(|s| s.nb_posted).sum();
     let early: u64 = stats.iter().map(|s| s.nb_complete_before_wait).sum();
     println!(
-        "RESULT soak rank={} mode={} threads={threads} messages={msgs} bytes={bytes} rendezvous={rdv} \
+        "RESULT soak rank={} mode={} threads={threads} main_idle={main_idle} messages={msgs} bytes={bytes} rendezvous={rdv} \
          nonblocking_complete_before_wait={early}/{posted} elapsed_s={:.2}",
         comm.rank(),
         mode(comm).name(),
