@@ -32,14 +32,19 @@
 //! - `die` (≥2): rank 1 sends one message and exits 0 at once; rank 0 still receives that
 //!   message, then gets `Error::PeerDied` (receive, rendezvous send, iprobe) within seconds;
 //!   ranks ≥2 keep talking to rank 0.
+//! - `die-unexpected` (≥2): rank 1 sends a message and exits; rank 0 first waits for
+//!   another one (getting `PeerDied`), then receives the first.
 //! - `die-rendezvous` (≥2): rank 1 posts a 4 MiB isend and exits; rank 0's receive ends
 //!   with the right bytes or `PeerDied`, within seconds.
 //! - `flood` (≥2): `TESTRANK_FLOOD` (3000) mixed messages with tags 0, 1, 2 posted at once
 //!   from every rank but 1 to rank 1, and from rank 1 to rank 0; received tag 2 first, then
 //!   1, then 0 (unexpected queue and full rings).
 //! - `sleepy` (≥2): receives and rendezvous sends that wait ~400 ms for a napping peer, and
-//!   a receive posted before a computation; in block mode the waits must use less than half
-//!   their wall time in CPU.
+//!   a receive posted before a computation; in every mode but poll the waits must use less
+//!   than half their wall time in CPU, and in thread, signal and uintr modes the receive
+//!   posted before the computation must complete during it.
+//! - `background` (≥2): rank 1 posts a receive and computes 400 ms; in thread, signal and
+//!   uintr modes it must have completed meanwhile (`TESTRANK_BG_LEN`, `TESTRANK_BG_BARRIER`).
 //! - `threads` (≥2): `TESTRANK_THREADS` (2) threads per rank communicate at once, each with
 //!   its own tags.
 //! - `hold` (≥1): initialize, barrier, print `pid R PID`, sleep `TESTRANK_HOLD_SECS` (30).
@@ -2023,6 +2028,38 @@ fn case_die(comm: &Comm) -> R {
     Ok(())
 }
 
+/// A message that arrived (unexpected) before its sender died can still be received:
+/// rank 1 sends tag 1 and exits; rank 0 first waits for tag 2 from rank 1 (so the tag 1
+/// message is drained into the unexpected queue, then the death is noticed), then receives
+/// tag 1.
+fn case_die_unexpected(comm: &Comm) -> R {
+    need_ranks(comm, 2)?;
+    let (me, n) = (comm.rank(), comm.size());
+    let data = pattern(seed(&[31]), 100);
+    comm.barrier().ctx("barrier")?;
+    if me == 1 {
+        comm.send(&data, 0, 1).ctx("send")?;
+        println!("ok die-unexpected rank 1/{n} (exiting at once)");
+        let _ = std::io::stdout().flush();
+        std::process::exit(0);
+    }
+    if me == 0 {
+        step("die-unexpected: waiting for a message rank 1 never sends");
+        let mut buf = rbuf(100);
+        let r = comm.recv(&mut buf[..100], 1, 2);
+        ensure!(
+            matches!(r, Err(Error::PeerDied { rank: 1, .. })),
+            "recv(1, 2): {r:?}, expected PeerDied"
+        );
+        step("die-unexpected: receiving the message rank 1 sent before dying");
+        let r = comm.recv(&mut buf[..100], 1, 1);
+        let st =
+            r.ctx("recv(1, 1) of the message rank 1 sent (and rank 0 received) before it died")?;
+        check_recv("message sent before the death", &st, &buf, 1, 1, &data)?;
+    }
+    Ok(())
+}
+
 /// Rank 1 posts a large rendezvous send and exits at once: rank 0's receive must end
 /// (either with the right bytes, if it copied them before rank 1 was gone, or with
 /// `PeerDied`), never hang or deliver wrong bytes.
@@ -2108,7 +2145,13 @@ fn case_sleepy(comm: &Comm) -> R {
     need_ranks(comm, 2)?;
     let me = comm.rank();
     let e = eager(comm);
-    let block = comm.config().progress_mode() == tocsin::ProgressMode::Block;
+    let mode = comm.config().progress_mode();
+    // Every mode but poll sleeps while it waits.
+    let block = mode != tocsin::ProgressMode::Poll;
+    let background = matches!(
+        mode,
+        tocsin::ProgressMode::Thread | tocsin::ProgressMode::Signal | tocsin::ProgressMode::Uintr
+    );
     let nap = Duration::from_millis(400);
     let check_cpu = |what: &str, wall: Duration, cpu: Duration| -> R {
         println!(
@@ -2123,7 +2166,8 @@ fn case_sleepy(comm: &Comm) -> R {
         if block {
             ensure!(
                 cpu < wall / 2,
-                "{what}: block mode used {cpu:?} of CPU in a {wall:?} wait"
+                "{what}: {} mode used {cpu:?} of CPU in a {wall:?} wait",
+                mode.name()
             );
         }
         Ok(())
@@ -2176,10 +2220,58 @@ fn case_sleepy(comm: &Comm) -> R {
             let st = comm.scope(|s| -> R<Status> {
                 let r = s.irecv(&mut buf[..len], 0, tag + 200).ctx("irecv")?;
                 std::thread::sleep(nap);
+                // Modes that progress in the background finish while the rank computes.
+                ensure!(
+                    r.is_complete() || !background,
+                    "{} mode: a {len}-byte receive posted before a {nap:?} computation \
+                     did not complete during it",
+                    mode.name()
+                );
                 r.wait().ctx("wait")
             })?;
             check_recv("message during computation", &st, &buf, 0, tag + 200, &data)?;
         }
+    }
+    comm.barrier().ctx("final barrier")
+}
+
+/// Minimal background-progress check: rank 1 posts a receive and computes 400 ms without
+/// calling tocsin; rank 0 sends (after 100 ms) `TESTRANK_BG_LEN` bytes (100). In thread,
+/// signal and uintr modes the receive must be complete when the computation ends. With
+/// `TESTRANK_BG_BARRIER=1` both ranks first pass a barrier.
+fn case_background(comm: &Comm) -> R {
+    need_ranks(comm, 2)?;
+    let me = comm.rank();
+    let len: usize = env_num("TESTRANK_BG_LEN", 100);
+    let data = pattern(seed(&[32]), len);
+    if env_num("TESTRANK_BG_BARRIER", 0u32) == 1 {
+        comm.barrier().ctx("barrier")?;
+    }
+    if me == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+        comm.send(&data, 1, 1).ctx("send")?;
+    } else if me == 1 {
+        let mut buf = rbuf(len);
+        let (done, st) = comm.scope(|s| -> R<(bool, Status)> {
+            let r = s.irecv(&mut buf[..len], 0, 1).ctx("irecv")?;
+            std::thread::sleep(Duration::from_millis(400));
+            let done = r.is_complete();
+            Ok((done, r.wait().ctx("wait")?))
+        })?;
+        check_recv("background", &st, &buf, 0, 1, &data)?;
+        println!(
+            "background: {} mode, {len} bytes: complete after the computation: {done}",
+            comm.config().progress_mode().name()
+        );
+        let mode = comm.config().progress_mode();
+        ensure!(
+            done || matches!(
+                mode,
+                tocsin::ProgressMode::Poll | tocsin::ProgressMode::Block
+            ),
+            "{} mode: the receive did not complete while the rank computed",
+            mode.name()
+        );
     }
     comm.barrier().ctx("final barrier")
 }
@@ -2316,8 +2408,10 @@ fn run_case(case: &str, comm: &Comm) -> R {
         "waitany" => case_waitany(comm),
         "die" => case_die(comm),
         "die-rendezvous" => case_die_rendezvous(comm),
+        "die-unexpected" => case_die_unexpected(comm),
         "flood" => case_flood(comm),
         "sleepy" => case_sleepy(comm),
+        "background" => case_background(comm),
         "threads" => case_threads(comm),
         "hold" | "hold-bootstrap" => case_hold(comm),
         _ => Err(fail(format!(
