@@ -233,7 +233,6 @@ fn overlap_must_complete(mode: &str) {
 /// The receiver (irecv 4 MiB) and the sender (isend 4 MiB) compute 300 ms without calling
 /// tocsin while the peer waits: the request must be complete before `wait`.
 #[test]
-#[ignore = "library bug: signal mode never interrupts: Control::tid is never written at attach, so peers tgkill(pid, 0, sig) = EINVAL (error ignored in signal::send); passes once Segment::bootstrap stores gettid() next to pid"]
 fn overlap_happens_in_signal_mode() {
     overlap_must_complete("signal");
 }
@@ -398,7 +397,6 @@ fn eintr(mode: &str) {
 }
 
 #[test]
-#[ignore = "library bug: signal mode never interrupts: Control::tid is never written at attach, so peers tgkill(pid, 0, sig) = EINVAL (error ignored in signal::send); passes once Segment::bootstrap stores gettid() next to pid"]
 fn eintr_in_the_registered_thread_signal_mode() {
     eintr("signal");
 }

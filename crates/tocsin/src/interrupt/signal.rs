@@ -18,6 +18,13 @@
 //!   the engine's lock: a handler that finds it taken leaves the work to the lock holder.
 //! - After the communicator is dropped the signal stays *ignored* (a late signal from a peer
 //!   must not kill the process with the default action of a real-time signal).
+//! - Do not raise tocsin's signal yourself: real-time signals queue rather than merge, so an
+//!   unpaced flood keeps the registered thread entering handlers (tocsin's senders keep at
+//!   most one outstanding per rank).
+//! - Real-time signals count against `RLIMIT_SIGPENDING`; if that queue is full, a sender's
+//!   `tgkill` fails with EAGAIN, it retries briefly and then gives up *this* interrupt (the
+//!   next message to the rank tries again). Nothing is lost: the messages wait in the rings
+//!   and progress on the rank's next tocsin call.
 
 use std::io;
 
@@ -183,8 +190,8 @@ pub(crate) fn gettid() -> i32 {
 /// Sends `signo` to thread `tid` of process `pid`. Async-signal-safe (one system call).
 ///
 /// # Errors
-/// ESRCH if the thread is gone, EAGAIN if the real-time signal queue is full (then a signal
-/// is already pending, which is enough).
+/// ESRCH if the thread is gone; EAGAIN if the user's queue of pending real-time signals is
+/// full (`RLIMIT_SIGPENDING`): nothing was queued.
 pub(crate) fn send(pid: i32, tid: i32, signo: i32) -> io::Result<()> {
     // SAFETY: integer arguments only.
     let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signo) };

@@ -161,7 +161,14 @@ impl Engine {
                     });
                 }
             }
-            let tids = (0..size).map(|r| seg.control(r).tid.load(Ordering::Acquire)).collect();
+            let tids: Vec<i32> = (0..size)
+                .map(|r| seg.control(r).tid.load(Ordering::Acquire))
+                .collect();
+            if let Some(r) = tids.iter().position(|&t| t <= 0) {
+                return Err(Error::Unsupported(format!(
+                    "signal progress: rank {r} published no thread id to signal"
+                )));
+            }
             interrupter = Interrupter::Signal { signo: sig.signo(), tids };
         }
         if cfg.progress == ProgressMode::Uintr && seg.is_some() {
@@ -268,9 +275,23 @@ impl Engine {
         match &self.interrupter {
             Interrupter::None => {}
             Interrupter::Signal { signo, tids } => {
-                // ESRCH: the peer is gone (liveness checks will notice); EAGAIN: the queue is
-                // full, so a signal is pending anyway.
-                let _ = signal::send(self.pids[peer as usize], tids[peer as usize], *signo);
+                let (pid, tid) = (self.pids[peer as usize], tids[peer as usize]);
+                let mut tries = 0;
+                while let Err(e) = signal::send(pid, tid, *signo) {
+                    // EAGAIN: the user's queue of pending real-time signals is full
+                    // (RLIMIT_SIGPENDING); nothing was queued. Retry briefly, then release
+                    // the claim so that the next record posted to this peer tries again
+                    // (the records themselves wait safely in the ring). ESRCH: the peer is
+                    // gone; liveness checks will report it.
+                    tries += 1;
+                    if e.raw_os_error() != Some(libc::EAGAIN) || tries > 3 {
+                        if let Some(seg) = &self.seg {
+                            seg.control(peer).irq_pending.store(0, Ordering::SeqCst);
+                        }
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
             }
             Interrupter::Uintr(s) => {
                 if let Some(i) = s.index(peer) {

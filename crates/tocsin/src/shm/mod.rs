@@ -224,6 +224,10 @@ impl Segment {
         seg.control(me)
             .pid
             .store(std::process::id() as i32, Ordering::Release);
+        // The calling thread is the registered thread, target of signals.
+        seg.control(me)
+            .tid
+            .store(crate::interrupt::signal::gettid(), Ordering::Release);
         pmi.barrier()?; // every rank mapped the segment and published its pid
         drop(keep_fd);
         if let Some(name) = &seg.posix_name {
