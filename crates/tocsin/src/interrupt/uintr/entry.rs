@@ -12,7 +12,7 @@
 //!
 //! It must not touch anything but this frame; the Rust side must be async-signal-safe.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Bytes of the XSAVE area (a multiple of 64), set by [`prepare`] before registration.
 #[no_mangle]
@@ -76,10 +76,36 @@ extern "C" {
     fn tocsin_uintr_entry();
 }
 
+/// A replacement for the engine dispatch, for benchmarks that time raw delivery.
+static HOOK: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes the handler call `hook(vector)` instead of the progress engine (or restores the
+/// engine with `None`). For measurement programs (`tocsin bench notify`); a communicator in
+/// `uintr` mode must not be running at the same time in this process.
+///
+/// # Safety
+/// `hook` runs in interrupt context on whatever the thread was doing: it must be
+/// async-signal-safe (atomics only, no allocation, no lock) and must not unwind.
+pub unsafe fn set_hook(hook: Option<extern "C" fn(u64)>) {
+    HOOK.store(
+        hook.map_or(std::ptr::null_mut(), |f| f as *mut ()),
+        Ordering::SeqCst,
+    );
+}
+
 /// Called by the entry with the vector number. Async-signal-safe: saves errno and
-/// dispatches to the progress engine.
-extern "C" fn tocsin_uintr_handler(_vector: u64) {
-    super::super::preserving_errno(super::super::dispatch);
+/// dispatches to the progress engine (or to the hook, if one is set).
+extern "C" fn tocsin_uintr_handler(vector: u64) {
+    super::super::preserving_errno(|| {
+        let h = HOOK.load(Ordering::SeqCst);
+        if h.is_null() {
+            super::super::dispatch();
+        } else {
+            // SAFETY: only `set_hook` stores non-null values, all `extern "C" fn(u64)`.
+            let f: extern "C" fn(u64) = unsafe { std::mem::transmute(h) };
+            f(vector);
+        }
+    });
 }
 
 /// Address of the entry, for `uintr_register_handler`.
