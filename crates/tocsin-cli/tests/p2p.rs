@@ -687,6 +687,18 @@ fn threads_2_per_rank_poll() {
     case(2, "threads", &[("TESTRANK_THREAD_ITERS", "60")]);
 }
 
+/// Cross-thread self-sends wake a sleeping receiver; producer / consumer threads.
+#[test]
+fn threads_cross_block() {
+    case(2, "threads-cross", &[BLOCK]);
+    case(3, "threads-cross", &[BLOCK, NO_CMA, EAGER_0]);
+}
+
+#[test]
+fn threads_cross_poll() {
+    case(2, "threads-cross", &[("TESTRANK_THREAD_ITERS", "20")]);
+}
+
 #[test]
 fn threads_3_per_rank_4_ranks_block() {
     case(4, "threads", &[BLOCK, ("TESTRANK_THREADS", "3")]);
@@ -725,6 +737,7 @@ fn mode_p2p(mode: (&str, &str)) {
 fn mode_stress(mode: (&str, &str)) {
     case(3, "flood", &[mode]);
     case(2, "threads", &[mode]);
+    case(2, "threads-cross", &[mode]);
     case(
         4,
         "random",

@@ -47,6 +47,8 @@
 //!   uintr modes it must have completed meanwhile (`TESTRANK_BG_LEN`, `TESTRANK_BG_BARRIER`).
 //! - `threads` (≥2): `TESTRANK_THREADS` (2) threads per rank communicate at once, each with
 //!   its own tags.
+//! - `threads-cross` (≥2): a thread blocked in a receive from its own rank is woken by
+//!   another thread's send (eager and rendezvous); producer and consumer threads.
 //! - `hold` (≥1): initialize, barrier, print `pid R PID`, sleep `TESTRANK_HOLD_SECS` (30).
 //! - `hold-bootstrap` (≥2): print `pid R PID`; ranks other than 0 sleep
 //!   `TESTRANK_HOLD_SECS` before initializing, so rank 0 stays inside the bootstrap.
@@ -2378,6 +2380,87 @@ fn case_threads(comm: &Comm) -> R {
     comm.barrier().ctx("final barrier")
 }
 
+/// Threads of one rank talking to each other and split producer/consumer roles:
+/// - a thread blocks in `recv` from its own rank while another thread sends to it later
+///   (eager and rendezvous): the sleeping receiver must be woken by a self-send;
+/// - one thread only sends to the partner rank while another only receives from it.
+fn case_threads_cross(comm: &Comm) -> R {
+    need_ranks(comm, 2)?;
+    let (me, n) = (comm.rank(), comm.size());
+    let e = eager(comm);
+    let partner = if me ^ 1 < n { me ^ 1 } else { me };
+    let iters: usize = env_num("TESTRANK_THREAD_ITERS", 50);
+    let sizes = [0, 10, e, e + 1, 200_000];
+    let nap = Duration::from_millis(30);
+    step("threads-cross: self-sends between threads");
+    std::thread::scope(|sc| -> R {
+        let rx = sc.spawn(|| -> R {
+            for (i, &len) in sizes.iter().enumerate() {
+                let want = pattern(seed(&[33, me as u64, i as u64]), len);
+                let mut buf = rbuf(len);
+                let st = comm
+                    .recv(&mut buf[..len], me, 400)
+                    .ctx(format!("self recv #{i}"))?;
+                check_recv(
+                    &format!("cross-thread self message #{i}"),
+                    &st,
+                    &buf,
+                    me,
+                    400,
+                    &want,
+                )?;
+            }
+            Ok(())
+        });
+        for (i, &len) in sizes.iter().enumerate() {
+            std::thread::sleep(nap); // let the receiver fall asleep first
+            let data = pattern(seed(&[33, me as u64, i as u64]), len);
+            comm.send(&data, me, 400).ctx(format!("self send #{i}"))?;
+        }
+        rx.join()
+            .unwrap_or_else(|_| Err(fail("receiver thread panicked".into())))
+    })?;
+    comm.barrier().ctx("barrier")?;
+    step("threads-cross: producer and consumer threads");
+    std::thread::scope(|sc| -> R {
+        let prod = sc.spawn(|| -> R {
+            for i in 0..iters {
+                let len = sizes[i % sizes.len()];
+                let data = pattern(seed(&[34, me as u64, i as u64]), len);
+                comm.send(&data, partner, 500)
+                    .ctx(format!("producer send #{i}"))?;
+            }
+            Ok(())
+        });
+        let cons = sc.spawn(|| -> R {
+            let maxlen = *sizes.iter().max().unwrap();
+            let mut buf = rbuf(maxlen);
+            for i in 0..iters {
+                let len = sizes[i % sizes.len()];
+                let want = pattern(seed(&[34, partner as u64, i as u64]), len);
+                buf.fill(SENTINEL);
+                let st = comm
+                    .recv(&mut buf[..maxlen], partner, 500)
+                    .ctx(format!("consumer recv #{i}"))?;
+                check_recv(
+                    &format!("consumer message #{i}"),
+                    &st,
+                    &buf,
+                    partner,
+                    500,
+                    &want,
+                )?;
+            }
+            Ok(())
+        });
+        prod.join()
+            .unwrap_or_else(|_| Err(fail("producer panicked".into())))?;
+        cons.join()
+            .unwrap_or_else(|_| Err(fail("consumer panicked".into())))
+    })?;
+    comm.barrier().ctx("final barrier")
+}
+
 // ---------------------------------------------------------------------------------------
 // hold
 
@@ -2413,6 +2496,7 @@ fn run_case(case: &str, comm: &Comm) -> R {
         "sleepy" => case_sleepy(comm),
         "background" => case_background(comm),
         "threads" => case_threads(comm),
+        "threads-cross" => case_threads_cross(comm),
         "hold" | "hold-bootstrap" => case_hold(comm),
         _ => Err(fail(format!(
             "unknown case {case:?} (see the source for the list)"
