@@ -29,9 +29,20 @@
 //!   computes.
 //! - `signal-wait`: the same signal, blocked, taken by a receiver waiting in `sigtimedwait`
 //!   (its 100 ms timeout is only a hang guard; a healthy round trip never reaches it).
-//! - `uintr`: reported as skipped with the reason (see [`uintr_skip_reason`]).
+//! - `uintr`: a user interrupt (`SENDUIPI`) to the peer thread, which is busy computing
+//!   exactly as in `signal`: each side's receiving thread registers the library's handler
+//!   entry (`uintr_register_handler`), creates a vector fd (`uintr_vector_fd`) and executes
+//!   `STUI`; the entry calls this benchmark's hook ([`on_uintr`], installed with
+//!   `entry::set_hook`), which only increments an atomic counter. The sending thread holds a
+//!   UITT index for the peer's vector fd (`uintr_register_sender`). Between threads the fd
+//!   is registered directly; between processes the child sends its fd number and pid through
+//!   a pipe and the parent takes the fd with `pidfd_getfd`, while the child registers to the
+//!   parent's vector fd, which it inherited through `fork` (see `Case::fork_and_drive`).
+//!   Runs only when `tocsin::interrupt::uintr::support().require()` is `Ok`; otherwise the
+//!   mechanism is reported as skipped with that reason, and no UINTR instruction or system
+//!   call is ever executed.
 //!
-//! On the same core the spinning sides (`flag`, and the busy loop of `signal`) call
+//! On the same core the spinning sides (`flag`, and the busy loops of `signal` and `uintr`) call
 //! `sched_yield` between checks, since otherwise each hop would wait for the scheduler to
 //! preempt the spinner (a time slice, milliseconds).
 //!
@@ -43,7 +54,8 @@
 
 use std::hint::black_box;
 use std::io;
-use std::os::fd::RawFd;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
@@ -281,14 +293,21 @@ fn run(a: &NotifyArgs) -> Result<(), String> {
     let total = mechs.len() * 2 * places.len();
     let mut k = 0;
     for &m in &mechs {
+        // Installed only for the UINTR cases, and only when the machine supports UINTR.
+        let mut hook = None;
         if m == Mech::Uintr {
-            skipped.push(Skip {
-                mechanism: "uintr".into(),
-                between: None,
-                placement: None,
-                reason: uintr_skip_reason(),
-            });
-            continue;
+            match uintr_support() {
+                Ok(()) => hook = Some(UintrHook::install()),
+                Err(reason) => {
+                    skipped.push(Skip {
+                        mechanism: "uintr".into(),
+                        between: None,
+                        placement: None,
+                        reason,
+                    });
+                    continue;
+                }
+            }
         }
         if m.uses_signals() && signals.is_none() {
             continue;
@@ -336,6 +355,9 @@ fn run(a: &NotifyArgs) -> Result<(), String> {
                 }
             }
         }
+        // Every handler of the cases is unregistered by now (their threads and child
+        // processes are gone): the entry's dispatch goes back to the progress engine.
+        drop(hook);
     }
     if progress {
         eprint!("\r\x1b[K");
@@ -429,25 +451,276 @@ fn placements() -> (Vec<(Placement, usize, usize)>, Vec<Skip>) {
     (out, skipped)
 }
 
-/// Why UINTR is not measured.
+/// `Ok` if the UINTR cases can run here, else why not (the reason of the `uintr` skip).
 ///
-/// Even on UINTR hardware, this benchmark would need the library to let it choose the
-/// handler: `tocsin::interrupt::uintr::register_handler` installs the library's assembly
-/// entry, which only calls `interrupt::dispatch`, whose target registration
-/// (`register_target`) is `pub(crate)`, so a handler outside the library cannot observe the
-/// interrupt. What the case would do with such a hook: the receiving side registers a
-/// handler that increments an atomic counter (as the signal handler here does), creates
-/// `vector_fd(VECTOR)` and executes `stui()`, then computes; the sending side obtains a UITT
-/// index with `KernelRegistrar::register_sender` (for processes, after `get_fd` through
-/// `pidfd_getfd`), and each notification is one `senduipi(index)`.
-pub fn uintr_skip_reason() -> String {
-    const HOOK: &str = "this benchmark would also need a public hook in \
-        tocsin::interrupt::uintr to register its own handler (the library's entry only \
-        reaches the progress engine through a pub(crate) target)";
-    match tocsin::interrupt::uintr::support().require() {
-        Err(e) => format!("{e}; {HOOK}"),
-        Ok(()) => format!("UINTR is available, but {HOOK}"),
+/// `support()` reads CPUID and `/proc/cpuinfo` and issues a (then undone) handler
+/// registration only when both report UINTR: on a machine without it, nothing UINTR-specific
+/// executes, here or later (every UINTR call of this file is reached only through `Ok`).
+pub fn uintr_support() -> Result<(), String> {
+    tocsin::interrupt::uintr::support()
+        .require()
+        .map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// UINTR: the library's handler entry, with this benchmark's hook; one receiver and one
+// sender registration per side.
+//
+// ABI: Intel's `uintr-linux-kernel` tree, as wrapped by `tocsin::interrupt::uintr` (system
+// calls 471–475, man pages `tools/uintr/manpages`; shared/reference/uintr.md §1.1–1.2).
+// Handlers and vector fds are per *thread* and not inherited by `fork`; a vector fd is; a
+// UITT index is valid in the process that registered it. Every registration below is made
+// by the thread that uses it (the receiving thread registers its handler, the thread that
+// executes `SENDUIPI` registers as sender), which is right for both the per-task UITT of the
+// 2021 RFC and the per-mm UITT of the later tree.
+
+/// The user-interrupt vector that notifies side `i` (0 = A, 1 = B). Vectors are per
+/// receiving thread (0–63); distinct ones let the hook tell the two sides apart when both
+/// are threads of this process.
+const UVEC: [u64; 2] = [
+    tocsin::interrupt::uintr::VECTOR,
+    tocsin::interrupt::uintr::VECTOR + 1,
+];
+
+/// The hook the library's handler entry calls with the delivered vector, in interrupt
+/// context: async-signal-safe (one atomic increment, no allocation, no lock, cannot unwind).
+/// The entry saved every register and the extended state before calling it.
+pub extern "C" fn on_uintr(vector: u64) {
+    if vector == UVEC[0] {
+        HITS[0].fetch_add(1, Ordering::Release);
+    } else if vector == UVEC[1] {
+        HITS[1].fetch_add(1, Ordering::Release);
     }
+}
+
+/// [`on_uintr`] installed as the handler entry's hook; dropping gives the entry back to the
+/// progress engine. Created only after `uintr_support()` said yes.
+struct UintrHook;
+
+impl UintrHook {
+    fn install() -> UintrHook {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `on_uintr` only touches atomics and cannot unwind; no communicator runs in
+        // this process.
+        unsafe {
+            tocsin::interrupt::uintr::entry::set_hook(Some(on_uintr));
+        }
+        UintrHook
+    }
+}
+
+impl Drop for UintrHook {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: clearing the hook; the engine's dispatch is the library's default.
+        unsafe {
+            tocsin::interrupt::uintr::entry::set_hook(None);
+        }
+    }
+}
+
+/// The UINTR calls of a case, by the number sent through the child's pipe.
+const UINTR_CALLS: [&str; 4] = [
+    "?",
+    "uintr_register_handler",
+    "uintr_vector_fd",
+    "uintr_register_sender",
+];
+const CALL_HANDLER: i32 = 1;
+const CALL_VECTOR_FD: i32 = 2;
+const CALL_SENDER: i32 = 3;
+
+/// A failed UINTR call, without allocation (it may happen in the forked child).
+#[derive(Debug, Clone, Copy)]
+struct UintrFail {
+    /// Index into [`UINTR_CALLS`].
+    call: i32,
+    errno: i32,
+}
+
+impl UintrFail {
+    fn new(call: i32, e: &io::Error) -> UintrFail {
+        UintrFail {
+            call,
+            errno: e.raw_os_error().unwrap_or(0),
+        }
+    }
+
+    /// The explanation, naming the side (`A` or `B`).
+    fn describe(self, side: &str) -> String {
+        let call = UINTR_CALLS.get(self.call as usize).copied().unwrap_or("?");
+        format!(
+            "side {side}: {}",
+            tocsin::interrupt::uintr::explain(call, &io::Error::from_raw_os_error(self.errno))
+        )
+    }
+}
+
+/// This thread as a UINTR receiver: handler registered, vector fd, UIF set. Dropping
+/// unregisters the handler (then closes the fd); it is neither `Send` nor `Sync` so that
+/// the drop happens on the thread that registered.
+struct UintrRx {
+    fd: OwnedFd,
+    _thread_bound: PhantomData<*const ()>,
+}
+
+impl UintrRx {
+    /// Registers the calling thread as side `side`'s receiver. Async-signal-safe and
+    /// allocation-free (also runs in the forked child). Call only after `uintr_support()`.
+    fn new(side: usize) -> Result<UintrRx, UintrFail> {
+        use tocsin::interrupt::uintr;
+        #[cfg(target_arch = "x86_64")]
+        uintr::register_handler().map_err(|e| UintrFail::new(CALL_HANDLER, &e))?;
+        #[cfg(not(target_arch = "x86_64"))]
+        return Err(UintrFail {
+            call: CALL_HANDLER,
+            errno: libc::ENOSYS,
+        });
+        match uintr::vector_fd(UVEC[side]) {
+            Ok(fd) => {
+                // Registered: STUI cannot raise #UD now. From here on interrupts are taken.
+                uintr::stui();
+                Ok(UintrRx {
+                    fd,
+                    _thread_bound: PhantomData,
+                })
+            }
+            Err(e) => {
+                uintr::unregister_handler();
+                Err(UintrFail::new(CALL_VECTOR_FD, &e))
+            }
+        }
+    }
+}
+
+impl Drop for UintrRx {
+    fn drop(&mut self) {
+        tocsin::interrupt::uintr::unregister_handler();
+    }
+}
+
+/// A UITT index of this process for a peer's vector fd. Dropping unregisters it
+/// (`uintr_unregister_sender(index, 0)`, system call 475 of the later tree, which takes the
+/// index; the 2021 RFC took the fd, but the library follows the later tree's numbers), then
+/// closes the fd if this process had to take it from the peer.
+struct UintrTx {
+    index: u64,
+    _fd: Option<OwnedFd>,
+}
+
+impl UintrTx {
+    /// Registers this process as a sender to `uvec`. Async-signal-safe and allocation-free.
+    /// Call only after `uintr_support()`, on the thread that will send.
+    fn register(uvec: &OwnedFd) -> Result<UintrTx, UintrFail> {
+        use tocsin::interrupt::uintr::{KernelRegistrar, Registrar};
+        match KernelRegistrar.register_sender(uvec) {
+            Ok(index) => Ok(UintrTx { index, _fd: None }),
+            Err(e) => Err(UintrFail::new(CALL_SENDER, &e)),
+        }
+    }
+
+    /// Takes descriptor `fd` of process `pid` (`pidfd_getfd`) and registers to it.
+    fn register_remote(pid: i32, fd: i32) -> Result<UintrTx, String> {
+        use tocsin::interrupt::uintr::{explain, KernelRegistrar, Registrar};
+        let local = KernelRegistrar.get_fd(pid, fd).map_err(|e| {
+            format!(
+                "side A: taking B's vector fd {fd} of pid {pid}: {}",
+                explain("pidfd_getfd", &e)
+            )
+        })?;
+        let mut tx = UintrTx::register(&local).map_err(|f| f.describe("A"))?;
+        // Kept open for as long as the registration, as the library's `Senders` does.
+        tx._fd = Some(local);
+        Ok(tx)
+    }
+}
+
+impl Drop for UintrTx {
+    fn drop(&mut self) {
+        // SAFETY: integer arguments; `index` was returned by `uintr_register_sender` in this
+        // process and is unregistered once (errors ignored: nothing left to undo).
+        unsafe {
+            libc::syscall(
+                tocsin::interrupt::uintr::SYS_UINTR_UNREGISTER_SENDER,
+                self.index,
+                0u32,
+            )
+        };
+    }
+}
+
+/// What the forked child B reports through the pipe: `[0, pid, vector fd]` once its
+/// receiver and its sender registration are in place, or `[call, errno, 0]` (a `CALL_*`).
+type ChildReport = [i32; 3];
+
+/// In the forked child: B's receiver, then B's sender registration to A's vector fd (the
+/// parent's, inherited through `fork`), reported on `report`. Async-signal-safe and
+/// allocation-free. `None` if a step failed (reported).
+fn child_uintr(a_fd: &OwnedFd, report: RawFd) -> Option<(UintrRx, UintrTx)> {
+    let r = UintrRx::new(1).and_then(|rx| UintrTx::register(a_fd).map(|tx| (rx, tx)));
+    let msg: ChildReport = match &r {
+        // SAFETY: no arguments.
+        Ok((rx, _)) => [0, unsafe { libc::getpid() }, rx.fd.as_raw_fd()],
+        Err(f) => [f.call, f.errno, 0],
+    };
+    // SAFETY: 12 bytes from a local to the pipe's write end (atomic: below PIPE_BUF).
+    let n = unsafe {
+        libc::write(
+            report,
+            msg.as_ptr().cast(),
+            std::mem::size_of::<ChildReport>(),
+        )
+    };
+    if n != std::mem::size_of::<ChildReport>() as isize {
+        return None;
+    }
+    r.ok()
+}
+
+/// In the parent: reads the child's report (EOF if it died first) and registers as a
+/// sender to its vector fd.
+fn parent_uintr(report: &OwnedFd, child: libc::pid_t) -> Result<UintrTx, String> {
+    let mut msg: ChildReport = [0; 3];
+    let want = std::mem::size_of::<ChildReport>();
+    let mut got = 0usize;
+    while got < want {
+        // SAFETY: reading into the rest of a local buffer of `want` bytes.
+        let n = unsafe {
+            libc::read(
+                report.as_raw_fd(),
+                msg.as_mut_ptr().cast::<u8>().add(got).cast(),
+                want - got,
+            )
+        };
+        if n > 0 {
+            got += n as usize;
+        } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        } else if n == 0 {
+            return Err("child B ended before reporting its UINTR setup".into());
+        } else {
+            return Err(format!(
+                "reading child B's UINTR report: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    match msg {
+        [0, pid, fd] if pid == child => UintrTx::register_remote(pid, fd),
+        [0, pid, _] => Err(format!("child B reported pid {pid}, not {child}")),
+        [call, errno, _] => Err(UintrFail { call, errno }.describe("B")),
+    }
+}
+
+/// A pipe (`O_CLOEXEC`): (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: a valid array of two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -570,6 +843,8 @@ const ABORT_TIME: u32 = 1;
 const ABORT_CHILD: u32 = 2;
 /// `Shared::abort`: side B could not bind itself to its PU.
 const ABORT_BIND: u32 = 3;
+/// `Shared::abort`: side A's UINTR setup failed after B's (side A reports why).
+const ABORT_SETUP: u32 = 4;
 
 /// An anonymous `MAP_SHARED` mapping holding a [`Shared`].
 struct Shm {
@@ -663,6 +938,9 @@ struct End<'a> {
     yield_: bool,
     /// `efd[i]`: the eventfd that notifies side `i`.
     efd: [RawFd; 2],
+    /// `uintr`: this process's UITT index for the peer's vector fd, registered by this
+    /// side's thread before it serves or drives (`None` for the other mechanisms).
+    uitt: Option<u64>,
 }
 
 impl End<'_> {
@@ -679,6 +957,7 @@ impl End<'_> {
         let why = match self.sh.abort.0.load(Ordering::SeqCst) {
             ABORT_CHILD => "the child process B died",
             ABORT_BIND => "side B could not bind itself to its PU",
+            ABORT_SETUP => "side A's UINTR setup failed",
             _ => "the case exceeded its time limit (watchdog)",
         };
         match self.sh.eagain.load(Ordering::SeqCst) {
@@ -729,7 +1008,14 @@ impl End<'_> {
                     unsafe { libc::sched_yield() };
                 }
             }
-            Mech::Uintr => {}
+            Mech::Uintr => {
+                debug_assert!(self.uitt.is_some(), "uintr side without a UITT index");
+                if let Some(index) = self.uitt {
+                    // SAFETY: `index` was returned by `uintr_register_sender` on this thread
+                    // of this process (`UintrTx`), which stays registered while we run.
+                    unsafe { tocsin::interrupt::uintr::senduipi(index) };
+                }
+            }
         }
     }
 
@@ -780,8 +1066,9 @@ impl End<'_> {
                 }
                 return false;
             },
-            Mech::Signal => {
-                // The receiver computes; the handler's counter is checked between chunks.
+            Mech::Signal | Mech::Uintr => {
+                // The receiver computes; the handler's counter (`on_signal` or the UINTR
+                // hook `on_uintr`) is checked between chunks.
                 let hits = &HITS[me];
                 let mut x = seq as u64;
                 let mut n = 0u32;
@@ -826,7 +1113,6 @@ impl End<'_> {
                     }
                 }
             }
-            Mech::Uintr => false,
         }
     }
 
@@ -945,6 +1231,7 @@ impl Case {
             me,
             yield_: self.yield_,
             efd: efd.0,
+            uitt: None,
         };
         let (set_a, set_b) = (cpu_set(self.pus.0), cpu_set(self.pus.1));
         // The child's pid while it may be killed (not yet reaped), else 0.
@@ -959,24 +1246,27 @@ impl Case {
                         io::Error::last_os_error()
                     ))
                 } else {
-                    match self.between {
-                        Between::Threads => {
-                            let b = s.spawn(|| {
-                                if bind(&set_b) {
-                                    end(1).serve();
-                                    true
-                                } else {
-                                    sh.abort.0.store(ABORT_BIND, Ordering::SeqCst);
-                                    false
+                    // uintr: A's receiver, registered on this thread (the one that waits)
+                    // before B exists, so that a forked B inherits its vector fd.
+                    let rx_a = if self.mech == Mech::Uintr {
+                        UintrRx::new(0).map(Some).map_err(|f| f.describe("A"))
+                    } else {
+                        Ok(None)
+                    };
+                    match rx_a {
+                        Err(e) => Err(e),
+                        Ok(rx_a) => {
+                            let a_fd = rx_a.as_ref().map(|rx| &rx.fd);
+                            let r = match self.between {
+                                Between::Threads => self.pair_threads(&end, a_fd, &set_b, sh),
+                                Between::Processes => {
+                                    self.fork_and_drive(&end(0), &end(1), a_fd, &set_b, &child)
                                 }
-                            });
-                            let r = end(0).drive(self.iters, self.warmup, self.cap);
-                            match b.join() {
-                                Ok(true) => r,
-                                _ => Err(format!("binding B to PU {} failed", self.pus.1)),
-                            }
+                            };
+                            // B is joined or reaped: A's handler can go.
+                            drop(rx_a);
+                            r
                         }
-                        Between::Processes => self.fork_and_drive(&end(0), &end(1), &set_b, &child),
                     }
                 };
                 done.store(true, Ordering::SeqCst);
@@ -993,18 +1283,120 @@ impl Case {
         Ok((v, sh.eagain.load(Ordering::SeqCst)))
     }
 
+    /// Starts B on a thread of its own, drives A on the calling thread, joins B.
+    ///
+    /// `uintr` (`a_fd` is A's vector fd): B registers its receiver and a sender index for
+    /// `a_fd`, then hands A a duplicate of its own vector fd, for which A registers.
+    fn pair_threads<'e, F>(
+        &self,
+        end: &F,
+        a_fd: Option<&OwnedFd>,
+        set_b: &libc::cpu_set_t,
+        sh: &Shared,
+    ) -> Result<Vec<f64>, String>
+    where
+        F: Fn(usize) -> End<'e> + Sync,
+    {
+        std::thread::scope(|s| {
+            let (report, reported) = std::sync::mpsc::sync_channel::<Result<OwnedFd, String>>(1);
+            let b = s.spawn(move || -> Result<(), String> {
+                if !bind(set_b) {
+                    sh.abort.0.store(ABORT_BIND, Ordering::SeqCst);
+                    return Err(format!("binding B to PU {} failed", self.pus.1));
+                }
+                let Some(a_fd) = a_fd else {
+                    end(1).serve();
+                    return Ok(());
+                };
+                let setup = UintrRx::new(1)
+                    .and_then(|rx| UintrTx::register(a_fd).map(|tx| (rx, tx)))
+                    .map_err(|f| f.describe("B"))
+                    .and_then(|(rx, tx)| match rx.fd.try_clone() {
+                        Ok(dup) => Ok((rx, tx, dup)),
+                        Err(e) => Err(format!("side B: duplicating its vector fd: {e}")),
+                    });
+                match setup {
+                    Err(e) => {
+                        let _ = report.send(Err(e.clone()));
+                        Err(e)
+                    }
+                    Ok((rx, tx, dup)) => {
+                        let _ = report.send(Ok(dup));
+                        End {
+                            uitt: Some(tx.index),
+                            ..end(1)
+                        }
+                        .serve();
+                        // Done sending, then done receiving.
+                        drop(tx);
+                        drop(rx);
+                        Ok(())
+                    }
+                }
+            });
+            let r = match a_fd {
+                None => end(0).drive(self.iters, self.warmup, self.cap),
+                Some(_) => match reported.recv() {
+                    Ok(Ok(b_fd)) => match UintrTx::register(&b_fd) {
+                        Ok(mut tx) => {
+                            tx._fd = Some(b_fd);
+                            let r = End {
+                                uitt: Some(tx.index),
+                                ..end(0)
+                            }
+                            .drive(self.iters, self.warmup, self.cap);
+                            drop(tx);
+                            r
+                        }
+                        Err(f) => {
+                            // B is serving: make it leave.
+                            let _ = sh.abort.0.compare_exchange(
+                                0,
+                                ABORT_SETUP,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            );
+                            Err(f.describe("A"))
+                        }
+                    },
+                    // B failed and returns the same error (or why it left) from `join`.
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err("side B ended before its UINTR setup".into()),
+                },
+            };
+            match b.join() {
+                Ok(Ok(())) => r,
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err("side B panicked".into()),
+            }
+        })
+    }
+
     /// Forks B, drives A, reaps B.
+    ///
+    /// `uintr` (`a_fd` is A's vector fd, inherited by the child): the child registers its
+    /// receiver and a sender index for its copy of `a_fd` (through `fork`, not
+    /// `pidfd_getfd`: taking the parent's descriptor needs ptrace rights over the parent,
+    /// which Yama's `ptrace_scope = 1` denies to a child), and reports its pid and vector fd
+    /// number through a pipe; the parent takes that fd with `pidfd_getfd` (allowed: the
+    /// child is its descendant) and registers as sender.
     fn fork_and_drive(
         &self,
         a: &End<'_>,
         b: &End<'_>,
+        a_fd: Option<&OwnedFd>,
         set_b: &libc::cpu_set_t,
         child: &Mutex<libc::pid_t>,
     ) -> Result<Vec<f64>, String> {
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
+        let report = match a_fd {
+            Some(_) => Some(pipe().map_err(|e| format!("pipe: {e}"))?),
+            None => None,
+        };
         // SAFETY: fork from a multi-threaded process: the child runs only async-signal-safe,
-        // allocation-free code (`End::serve`, raw system calls) and leaves with `_exit`.
+        // allocation-free code (`End::serve`, `child_uintr`, raw system calls) and leaves
+        // with `_exit`.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(format!("fork: {}", io::Error::last_os_error()));
@@ -1020,12 +1412,58 @@ impl Case {
                     b.sh.abort.0.store(ABORT_BIND, Ordering::SeqCst);
                     libc::_exit(3);
                 }
-                b.serve();
+                match (a_fd, &report) {
+                    (Some(a_fd), Some((_, w))) => match child_uintr(a_fd, w.as_raw_fd()) {
+                        Some((rx, tx)) => {
+                            End {
+                                uitt: Some(tx.index),
+                                ..*b
+                            }
+                            .serve();
+                            // Done sending, then done receiving.
+                            drop(tx);
+                            drop(rx);
+                        }
+                        // Reported to the parent (or the pipe failed: it sees EOF).
+                        None => libc::_exit(4),
+                    },
+                    _ => b.serve(),
+                }
                 libc::_exit(0);
             }
         }
         *child.lock().unwrap_or_else(|e| e.into_inner()) = pid;
-        let r = a.drive(self.iters, self.warmup, self.cap);
+        let r = match report {
+            None => a.drive(self.iters, self.warmup, self.cap),
+            Some((rd, wr)) => {
+                // Only the child writes: its exit then reads as EOF.
+                drop(wr);
+                match parent_uintr(&rd, pid) {
+                    Ok(tx) => {
+                        let r = End {
+                            uitt: Some(tx.index),
+                            ..*a
+                        }
+                        .drive(self.iters, self.warmup, self.cap);
+                        drop(tx);
+                        r
+                    }
+                    Err(e) => {
+                        // If B is serving, make it leave; an earlier reason (e.g. B could
+                        // not bind, or the watchdog killed it) stays and is reported.
+                        match a.sh.abort.0.compare_exchange(
+                            0,
+                            ABORT_SETUP,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        ) {
+                            Ok(_) => Err(e),
+                            Err(_) => Err(format!("{e}: {}", a.abort_reason())),
+                        }
+                    }
+                }
+            }
+        };
         // Reap B (it leaves on `stop`; killed if it does not). Its exit is first observed
         // without reaping (WNOWAIT) so that the watchdog stops using the pid before the
         // kernel may reuse it.
@@ -1232,7 +1670,8 @@ fn table(rows: &[Row], skipped: &[Skip]) -> String {
     let _ = writeln!(
         t,
         "# signal: receiver busy computing, its handler bumps an atomic the compute loop \
-         checks; signal-wait: receiver blocked in sigtimedwait; same-core: both on one PU, \
+         checks; signal-wait: receiver blocked in sigtimedwait; uintr: SENDUIPI to a busy \
+         receiver, its handler bumps an atomic likewise; same-core: both on one PU, \
          spinning sides call sched_yield"
     );
     t
@@ -1397,6 +1836,57 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert!(percentile(&[], 50.0).is_nan());
         assert_eq!(percentile(&[3.0], 90.0), 3.0);
+    }
+
+    /// The parent's side of the child's UINTR report, on the paths that issue no UINTR
+    /// system call: a failure reported by the child, a pid that does not match, EOF.
+    #[test]
+    fn child_uintr_reports_are_parsed() {
+        let send = |msg: Option<ChildReport>| {
+            let (rd, wr) = pipe().expect("pipe");
+            if let Some(m) = msg {
+                // SAFETY: 12 bytes from a local to a pipe we own.
+                let n = unsafe {
+                    libc::write(
+                        wr.as_raw_fd(),
+                        m.as_ptr().cast(),
+                        std::mem::size_of::<ChildReport>(),
+                    )
+                };
+                assert_eq!(n, 12);
+            }
+            drop(wr);
+            parent_uintr(&rd, 4242).map(|_| ()).unwrap_err()
+        };
+        let e = send(Some([CALL_HANDLER, libc::ENOSYS, 0]));
+        assert!(
+            e.contains("side B") && e.contains("uintr_register_handler") && e.contains("ENOSYS"),
+            "{e}"
+        );
+        let e = send(Some([CALL_SENDER, libc::ENOSPC, 0]));
+        assert!(
+            e.contains("uintr_register_sender") && e.contains("ENOSPC"),
+            "{e}"
+        );
+        let e = send(Some([0, 4243, 5]));
+        assert!(e.contains("4243") && e.contains("4242"), "{e}");
+        let e = send(None);
+        assert!(e.contains("ended before reporting"), "{e}");
+    }
+
+    #[test]
+    fn uintr_hook_counts_per_side() {
+        // Called directly (no interrupt): the vector selects the side's counter.
+        let before = [
+            HITS[0].load(Ordering::SeqCst),
+            HITS[1].load(Ordering::SeqCst),
+        ];
+        on_uintr(UVEC[1]);
+        on_uintr(UVEC[0]);
+        on_uintr(UVEC[1]);
+        on_uintr(63);
+        assert_eq!(HITS[0].load(Ordering::SeqCst) - before[0], 1);
+        assert_eq!(HITS[1].load(Ordering::SeqCst) - before[1], 2);
     }
 
     #[test]
