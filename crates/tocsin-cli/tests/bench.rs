@@ -294,3 +294,62 @@ fn bad_plot_name_is_refused_before_launching() {
     assert_ne!(o.code, Some(0));
     assert!(o.stderr.contains(".svg or .png"), "{}", o.stderr);
 }
+
+#[test]
+fn plot_redraws_saved_documents() {
+    let docs = [
+        (
+            "pp.json",
+            r#"{"impl":"tocsin 0.1.0","bench":"pingpong","mode":"poll","rounds":1,"results":[{"bytes":0,"iters":10,"latency_us":0.2,"bandwidth_MBps":0.0},{"bytes":1024,"iters":10,"latency_us":0.3,"bandwidth_MBps":3413.3}]}"#,
+        ),
+        (
+            "ov.json",
+            r#"{"impl":"Fake MPI 1.0","bench":"overlap","lat0_us":0.2,"reps":3,"results":[{"side":"sender","bytes":4096,"compute_us":10,"comm_us":1.0,"total_us":10.5,"overlap_pct":50.0},{"side":"receiver","bytes":4096,"compute_us":10,"comm_us":1.0,"total_us":11.0,"overlap_pct":0.0}]}"#,
+        ),
+        (
+            "idle.json",
+            r#"{"impl":"Fake MPI 1.0","bench":"idle","sleep_ms":200,"results":[{"wall_ms":200.0,"cpu_ms":199.0,"user_ms":199.0,"sys_ms":0.0,"cpu_pct":99.5}]}"#,
+        ),
+    ];
+    let paths: Vec<PathBuf> = docs
+        .iter()
+        .map(|(n, d)| {
+            let p = tmp(n);
+            std::fs::write(&p, d).unwrap();
+            p
+        })
+        .collect();
+    for (i, ext) in ["svg", "png", "svg"].iter().enumerate() {
+        let out = tmp(&format!("replot{i}.{ext}"));
+        let o = bench(&[
+            "plot",
+            "--plot",
+            out.to_str().unwrap(),
+            paths[i].to_str().unwrap(),
+            paths[i].to_str().unwrap(),
+        ]);
+        assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
+        assert_plot(&out);
+    }
+    // Kinds must not be mixed.
+    let o = bench(&[
+        "plot",
+        "--plot",
+        tmp("mixed.svg").to_str().unwrap(),
+        paths[0].to_str().unwrap(),
+        paths[2].to_str().unwrap(),
+    ]);
+    assert_ne!(o.code, Some(0));
+    assert!(
+        o.stderr.contains("not a \"pingpong\" document"),
+        "{}",
+        o.stderr
+    );
+    // Nor given to the wrong benchmark.
+    let o = bench(&["idle", "--compare", paths[0].to_str().unwrap()]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("not \"idle\""), "{}", o.stderr);
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -48,6 +48,8 @@ pub enum BenchCmd {
     Idle(idle::IdleArgs),
     /// One-way notification latency: flag, futex, eventfd, signal, UINTR; threads/processes.
     Notify(notify::NotifyArgs),
+    /// Redraw the figure of saved results (JSON of one benchmark kind, ours or the peers').
+    Plot(plot::PlotArgs),
 }
 
 impl BenchCmd {
@@ -58,6 +60,7 @@ impl BenchCmd {
             BenchCmd::Overlap(_) => "overlap",
             BenchCmd::Idle(_) => "idle",
             BenchCmd::Notify(_) => "notify",
+            BenchCmd::Plot(_) => "plot",
         }
     }
 
@@ -66,7 +69,9 @@ impl BenchCmd {
             BenchCmd::Pingpong(a) => &a.common,
             BenchCmd::Overlap(a) => &a.common,
             BenchCmd::Idle(a) => &a.common,
-            BenchCmd::Notify(_) => unreachable!("notify runs in-process, without ranks"),
+            BenchCmd::Notify(_) | BenchCmd::Plot(_) => {
+                unreachable!("notify and plot run in-process, without ranks")
+            }
         }
     }
 }
@@ -110,6 +115,10 @@ pub struct Common {
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Before starting, wait up to SECS seconds for the machine to be idle (other
+    /// processes using < 10% of the CPUs over a second), as bench/peers/run.sh does.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait_idle: u64,
 }
 
 /// Errors of the benchmarks.
@@ -155,6 +164,15 @@ fn under_launcher() -> bool {
 pub fn main(a: BenchArgs) -> ExitCode {
     if let BenchCmd::Notify(n) = a.cmd {
         return notify::main(n);
+    }
+    if let BenchCmd::Plot(p) = &a.cmd {
+        return match plot::replot(p) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tocsin bench plot: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let r = if under_launcher() {
         run_rank(&a.cmd).map(|()| 0)
@@ -204,8 +222,28 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
         args: std::env::args_os().skip(1).collect(),
         env,
     };
-    launcher::launch(&spec).map_err(|e| BenchError::Launch(e.to_string()))
+    if c.wait_idle > 0 {
+        util::wait_idle(std::time::Duration::from_secs(c.wait_idle), DISTURBED_FOREIGN_PCT);
+    }
+    let meter = util::Disturbance::start();
+    let code = launcher::launch(&spec).map_err(|e| BenchError::Launch(e.to_string()))?;
+    if let Some((foreign, steal)) = meter.finish() {
+        if foreign > DISTURBED_FOREIGN_PCT || steal > DISTURBED_STEAL_PCT {
+            eprintln!(
+                "tocsin bench: warning: other processes used {foreign:.0}% and the hypervisor \
+                 stole {steal:.0}% of the CPUs during the run: numbers disturbed, rerun on a \
+                 quiet machine"
+            );
+        }
+    }
+    Ok(code)
 }
+
+/// Above this share of the machine's CPU used by other processes during a run, the run is
+/// reported as disturbed (the threshold of bench/peers/run.sh).
+pub const DISTURBED_FOREIGN_PCT: f64 = 10.0;
+/// Above this share of CPU time stolen by the hypervisor, the run is reported as disturbed.
+pub const DISTURBED_STEAL_PCT: f64 = 5.0;
 
 /// Runs the benchmark as one rank of a 2-rank job.
 fn run_rank(cmd: &BenchCmd) -> BResult<()> {
@@ -237,7 +275,9 @@ fn run_rank(cmd: &BenchCmd) -> BResult<()> {
         BenchCmd::Pingpong(a) => pingpong::run(&comm, a),
         BenchCmd::Overlap(a) => overlap::run(&comm, a),
         BenchCmd::Idle(a) => idle::run(&comm, a),
-        BenchCmd::Notify(_) => unreachable!("notify runs in-process, without ranks"),
+        BenchCmd::Notify(_) | BenchCmd::Plot(_) => {
+            unreachable!("notify and plot run in-process, without ranks")
+        }
     };
     if r.is_ok() {
         // Nobody leaves while the peer may still need it.

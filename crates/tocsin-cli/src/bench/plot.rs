@@ -6,6 +6,8 @@
 //!   time, colour = overlap %, the value written in each cell);
 //! - idle: CPU time as a percentage of the wall time blocked in a receive, one bar per
 //!   implementation.
+//!
+//! `tocsin bench plot --plot FILE IN.json…` redraws a figure from saved documents.
 
 use std::error::Error;
 use std::path::Path;
@@ -15,13 +17,54 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::schema::{Doc, IdleDoc, OverlapDoc, PingpongDoc};
+use super::schema::{self, Doc, IdleDoc, OverlapDoc, PingpongDoc};
 use super::util::fmt_size;
 use super::{BResult, BenchError};
 
 type PResult = Result<(), Box<dyn Error>>;
 
 const FONT: &str = "sans-serif";
+
+/// Arguments of `tocsin bench plot`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// The figure to write (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: std::path::PathBuf,
+    /// Saved results, all of one benchmark kind (`tocsin bench … --json`, bench/peers).
+    #[arg(required = true, value_name = "IN.json")]
+    pub inputs: Vec<std::path::PathBuf>,
+}
+
+/// Draws the figure of saved documents; the first one is drawn as "ours".
+pub fn replot(a: &PlotArgs) -> BResult<()> {
+    check_path(&a.plot)?;
+    let first = schema::load_any(&a.inputs[0])?;
+    let rest = &a.inputs[1..];
+    match first {
+        Doc::Pingpong(d) => {
+            let o = schema::load_compare(rest, "pingpong", |x| match x {
+                Doc::Pingpong(p) => Some(p),
+                _ => None,
+            })?;
+            pingpong(&a.plot, &d, &o)
+        }
+        Doc::Overlap(d) => {
+            let o = schema::load_compare(rest, "overlap", |x| match x {
+                Doc::Overlap(p) => Some(p),
+                _ => None,
+            })?;
+            overlap(&a.plot, &d, &o)
+        }
+        Doc::Idle(d) => {
+            let o = schema::load_compare(rest, "idle", |x| match x {
+                Doc::Idle(p) => Some(p),
+                _ => None,
+            })?;
+            idle(&a.plot, &d, &o)
+        }
+    }
+}
 
 /// The image formats, by file extension.
 enum Format {
@@ -395,6 +438,7 @@ where
         .x_labels(n + 1)
         .x_label_formatter(&|v| cell_label(*v, &names, &name))
         .y_desc("CPU / wall (%)")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 15))
         .draw()?;

@@ -163,6 +163,102 @@ pub fn round_sig4(x: f64) -> f64 {
     round(x, d)
 }
 
+/// Aggregate CPU counters of the machine (`cpu` line of `/proc/stat`), seconds.
+#[derive(Debug, Clone, Copy)]
+struct MachineCpu {
+    busy: f64,
+    steal: f64,
+    total: f64,
+}
+
+fn machine_cpu() -> Option<MachineCpu> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // user nice system idle iowait irq softirq steal
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6];
+    Some(MachineCpu {
+        busy: busy / hz,
+        steal: v[7] / hz,
+        total: (busy + v[3] + v[4] + v[7]) / hz,
+    })
+}
+
+/// CPU time (user + system) of this process and of its waited-for children, seconds.
+fn own_cpu_s() -> f64 {
+    let get = |who| {
+        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable rusage and `who` a valid selector.
+        unsafe { libc::getrusage(who, &mut ru) };
+        let s = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+        s(ru.ru_utime) + s(ru.ru_stime)
+    };
+    get(libc::RUSAGE_SELF) + get(libc::RUSAGE_CHILDREN)
+}
+
+/// Measures how much other processes and the hypervisor took from the machine while a
+/// job ran, as bench/peers/run.sh does: busy CPU time of the machine minus ours, and steal.
+pub struct Disturbance {
+    machine: Option<MachineCpu>,
+    own: f64,
+}
+
+impl Disturbance {
+    /// Starts measuring.
+    pub fn start() -> Disturbance {
+        Disturbance {
+            machine: machine_cpu(),
+            own: own_cpu_s(),
+        }
+    }
+
+    /// `(foreign %, steal %)` of the machine's CPU capacity since [`Disturbance::start`], or
+    /// `None` if `/proc/stat` is unreadable.
+    pub fn finish(&self) -> Option<(f64, f64)> {
+        let (a, b) = (self.machine?, machine_cpu()?);
+        let total = b.total - a.total;
+        if total <= 0.0 {
+            return None;
+        }
+        let foreign = ((b.busy - a.busy) - (own_cpu_s() - self.own)).max(0.0);
+        Some((100.0 * foreign / total, 100.0 * (b.steal - a.steal) / total))
+    }
+}
+
+/// Waits until other processes use less than `max_pct` % of the machine over one second,
+/// or `limit` has passed (then warns on stderr).
+pub fn wait_idle(limit: std::time::Duration, max_pct: f64) {
+    let start = std::time::Instant::now();
+    loop {
+        let d = Disturbance::start();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let Some((busy, steal)) = d.finish() else {
+            return;
+        };
+        if busy < max_pct && steal < max_pct {
+            return;
+        }
+        if start.elapsed() >= limit {
+            eprintln!(
+                "tocsin bench: warning: the machine is still {busy:.0}% busy after {}s; \
+                 measuring anyway",
+                limit.as_secs()
+            );
+            return;
+        }
+    }
+}
+
 /// `true` when this process's stderr is a terminal.
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
