@@ -223,7 +223,10 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
         env,
     };
     if c.wait_idle > 0 {
-        util::wait_idle(std::time::Duration::from_secs(c.wait_idle), DISTURBED_FOREIGN_PCT);
+        util::wait_idle(
+            std::time::Duration::from_secs(c.wait_idle),
+            DISTURBED_FOREIGN_PCT,
+        );
     }
     let meter = util::Disturbance::start();
     let code = launcher::launch(&spec).map_err(|e| BenchError::Launch(e.to_string()))?;
