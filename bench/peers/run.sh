@@ -269,7 +269,7 @@ for impl in impls:
 print()
 print(f"== summary ({cpu_model()}, {ncpu} CPUs; JSON in {outdir})")
 w0 = max(len(k) for k in rows) + 2
-w1 = max(18, *(len(n) + 2 for n in names))
+w1 = max(18, *(len(n) + 2 for n in names), *(len(x) + 2 for v in rows.values() for x in v.values()))
 print("".ljust(w0) + "".join(n.rjust(w1) for n in names))
 for k, v in rows.items():
     print(k.ljust(w0) + "".join(v.get(i, "-").rjust(w1) for i in impls))
