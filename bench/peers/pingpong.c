@@ -8,9 +8,10 @@
  *
  * Iterations: `--iters` (default 10000) up to 8 KiB, then scaled by 8 KiB/size
  * with a floor of `--iters-min` (default 100); warm-up = iters/10 (>= 10),
- * or `--warmup N` for every size. `--rounds R` (default 1) repeats warm-up + timed
- * loop R times per size and reports the median round (robust to a round
- * disturbed by another process on a shared machine; R = 1 is plain OSU).
+ * or `--warmup N` for every size. `--rounds R` (default 1) repeats the whole
+ * sweep R times (rounds outermost) and reports, per size, the median of its R
+ * rounds (robust to a slow spell of a shared or virtual machine; R = 1 is plain
+ * OSU).
  * Separate, page-aligned, pre-touched send and
  * receive buffers, reused across iterations (cache-hot, as OSU does).
  *
@@ -87,16 +88,29 @@ int main(int argc, char **argv)
             }
         }
 
-    int first = 1;
-    for (long long s = 0; s <= max_bytes; s = s ? 2 * s : 1) {
-        long long iters = iters_small;
-        if (s > 8192) {
-            iters = iters_small * 8192 / s;
-            if (iters < iters_min) iters = iters_min;
-        }
-        long long warm = warmup_fixed >= 0 ? warmup_fixed : (iters / 10 < 10 ? 10 : iters / 10);
-        double lat_round[1000];
-        for (long long rd = 0; rd < rounds; rd++) {
+    /* the size list: 0, 1, 2, 4, ..., max_bytes */
+    long long sizes[64];
+    int nsizes = 0;
+    for (long long s = 0; s <= max_bytes && nsizes < 64; s = s ? 2 * s : 1) {
+        sizes[nsizes++] = s;
+        if (max_bytes == 0) break;
+    }
+    double *lat = malloc(sizeof(double) * (size_t)nsizes * (size_t)rounds);
+    long long *iters_of = malloc(sizeof(long long) * (size_t)nsizes);
+    if (!lat || !iters_of) DIE("out of memory");
+
+    /* rounds outermost: the R samples of one size are spread over the whole run,
+     * so that a slow spell of the (virtual) machine hits every size alike */
+    for (long long rd = 0; rd < rounds; rd++) {
+        for (int si = 0; si < nsizes; si++) {
+            const long long s = sizes[si];
+            long long iters = iters_small;
+            if (s > 8192) {
+                iters = iters_small * 8192 / s;
+                if (iters < iters_min) iters = iters_min;
+            }
+            iters_of[si] = iters;
+            const long long warm = warmup_fixed >= 0 ? warmup_fixed : (iters / 10 < 10 ? 10 : iters / 10);
             double t0 = 0.0, t1 = 0.0;
             MPI_Barrier(MPI_COMM_WORLD);
             if (rank <= 1) {
@@ -119,21 +133,22 @@ int main(int argc, char **argv)
                 }
                 t1 = now_us();
             }
-            lat_round[rd] = (t1 - t0) / (double)iters / 2.0;
+            lat[(size_t)si * rounds + rd] = (t1 - t0) / (double)iters / 2.0;
         }
-        if (rank == 0) {
-            double lat = median(lat_round, (int)rounds);
-            double bw = s ? (double)s / lat : 0.0;
+    }
+    if (rank == 0)
+        for (int si = 0; si < nsizes; si++) {
+            const long long s = sizes[si];
+            const double l = median(lat + (size_t)si * rounds, (int)rounds);
+            const double bw = s ? (double)s / l : 0.0;
             if (json)
                 printf("%s{\"bytes\":%lld,\"iters\":%lld,\"latency_us\":%.4f,\"bandwidth_MBps\":%.1f}",
-                       first ? "" : ",", s, iters, lat, bw);
+                       si ? "," : "", s, iters_of[si], l, bw);
             else
-                printf("  %10lld %8lld %12.3f %14.1f\n", s, iters, lat, bw);
-            fflush(stdout);
+                printf("  %10lld %8lld %12.3f %14.1f\n", s, iters_of[si], l, bw);
         }
-        first = 0;
-        if (max_bytes == 0) break;
-    }
+    free(lat);
+    free(iters_of);
     if (rank == 0 && json) printf("]}\n");
     fflush(stdout);
     free(sbuf);
