@@ -669,6 +669,18 @@ fn sleepy_poll() {
     case(2, "sleepy", &[]);
 }
 
+/// Poll and block modes: a computation while a message arrives is not slowed down (the
+/// receive completes at the next call).
+#[test]
+fn background_poll_and_block() {
+    case(2, "background", &[]);
+    case(
+        2,
+        "background",
+        &[BLOCK, NO_CMA, ("TESTRANK_BG_LEN", "2000000")],
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // threads
 
@@ -767,6 +779,11 @@ fn thread_mode_stress() {
 fn thread_mode_background_progress() {
     case(2, "background", &[THREAD]);
     case(2, "background", &[THREAD, ("TESTRANK_BG_LEN", "1000000")]);
+    case(
+        2,
+        "background",
+        &[THREAD, NO_CMA, ("TESTRANK_BG_LEN", "2000000")],
+    );
     case(2, "sleepy", &[THREAD]);
     case(2, "sleepy", &[THREAD, NO_CMA]);
 }
@@ -793,11 +810,52 @@ fn signal_mode_stress() {
 
 /// A receive posted before a computation must complete during it in signal mode.
 #[test]
-#[ignore = "library bug: signal mode never interrupts (Control::tid is never published, tgkill(pid, 0) fails with EINVAL and the error is ignored)"]
 fn signal_mode_background_progress() {
     case(2, "background", &[SIGNAL]);
     case(2, "background", &[SIGNAL, ("TESTRANK_BG_LEN", "1000000")]);
+    // Many eager messages into tiny rings while the receiver computes: handlers must not
+    // starve it.
+    case(
+        2,
+        "background",
+        &[
+            SIGNAL,
+            TINY_RING,
+            EAGER_900,
+            ("TESTRANK_BG_LEN", "900"),
+            ("TESTRANK_BG_COUNT", "200"),
+        ],
+    );
     case(2, "sleepy", &[SIGNAL]);
+}
+
+/// A pipelined rendezvous (no CMA) larger than the ring, sent to a rank that computes:
+/// the computing rank must be neither starved nor left without progress.
+#[test]
+#[ignore = "library bug: signal mode + TOCSIN_CMA=0, a rendezvous larger than the ring sent to a computing rank starves it (a 400 ms computation takes 1-2 s or never ends)"]
+fn signal_mode_pipelined_rendezvous_to_computing_rank() {
+    case(
+        2,
+        "background",
+        &[
+            SIGNAL,
+            NO_CMA,
+            ("TESTRANK_BG_LEN", "2000000"),
+            ("TESTRANK_TIMEOUT", "20"),
+        ],
+    );
+    case(
+        2,
+        "background",
+        &[
+            SIGNAL,
+            NO_CMA,
+            TINY_RING,
+            EAGER_900,
+            ("TESTRANK_BG_LEN", "100000"),
+            ("TESTRANK_TIMEOUT", "20"),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------

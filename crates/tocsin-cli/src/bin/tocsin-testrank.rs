@@ -43,8 +43,9 @@
 //!   a receive posted before a computation; in every mode but poll the waits must use less
 //!   than half their wall time in CPU, and in thread, signal and uintr modes the receive
 //!   posted before the computation must complete during it.
-//! - `background` (≥2): rank 1 posts a receive and computes 400 ms; in thread, signal and
-//!   uintr modes it must have completed meanwhile (`TESTRANK_BG_LEN`, `TESTRANK_BG_BARRIER`).
+//! - `background` (≥2): rank 1 posts a receive and computes 400 ms while rank 0 sends; the
+//!   computation must not be starved, and in thread, signal and uintr modes the receive must
+//!   have completed meanwhile (`TESTRANK_BG_LEN`, `TESTRANK_BG_COUNT`, `TESTRANK_BG_BARRIER`).
 //! - `threads` (≥2): `TESTRANK_THREADS` (2) threads per rank communicate at once, each with
 //!   its own tags.
 //! - `threads-cross` (≥2): a thread blocked in a receive from its own rank is woken by
@@ -2238,34 +2239,72 @@ fn case_sleepy(comm: &Comm) -> R {
 }
 
 /// Minimal background-progress check: rank 1 posts a receive and computes 400 ms without
-/// calling tocsin; rank 0 sends (after 100 ms) `TESTRANK_BG_LEN` bytes (100). In thread,
-/// signal and uintr modes the receive must be complete when the computation ends. With
+/// calling tocsin; rank 0 sends (after 100 ms) `TESTRANK_BG_COUNT` (1) messages of
+/// `TESTRANK_BG_LEN` bytes (100), the first to the posted receive, the others unexpected.
+/// The computation must not be starved by the library (under 2 s), and in thread, signal
+/// and uintr modes the posted receive must be complete when it ends. With
 /// `TESTRANK_BG_BARRIER=1` both ranks first pass a barrier.
 fn case_background(comm: &Comm) -> R {
     need_ranks(comm, 2)?;
     let me = comm.rank();
     let len: usize = env_num("TESTRANK_BG_LEN", 100);
-    let data = pattern(seed(&[32]), len);
+    let count: usize = env_num("TESTRANK_BG_COUNT", 1).max(1);
+    let mode = comm.config().progress_mode();
+    let msg = |i: usize| pattern(seed(&[32, i as u64]), len);
     if env_num("TESTRANK_BG_BARRIER", 0u32) == 1 {
         comm.barrier().ctx("barrier")?;
     }
     if me == 0 {
         std::thread::sleep(Duration::from_millis(100));
-        comm.send(&data, 1, 1).ctx("send")?;
+        step("background: sending");
+        let ms: Vec<Vec<u8>> = (0..count).map(msg).collect();
+        comm.scope(|s| -> R {
+            let mut reqs = Vec::new();
+            for m in &ms {
+                reqs.push(s.isend(m, 1, 1).ctx("isend")?);
+            }
+            wait_all(reqs).ctx("wait_all of the sends")?;
+            Ok(())
+        })?;
     } else if me == 1 {
         let mut buf = rbuf(len);
         let (done, st) = comm.scope(|s| -> R<(bool, Status)> {
             let r = s.irecv(&mut buf[..len], 0, 1).ctx("irecv")?;
+            step("background: computing");
+            let (c0, w0) = (thread_cpu(), Instant::now());
             std::thread::sleep(Duration::from_millis(400));
+            let (cpu, wall) = (thread_cpu() - c0, w0.elapsed());
+            println!(
+                "background: the 400 ms computation took {:.1} ms wall, {:.1} ms CPU (handlers)",
+                wall.as_secs_f64() * 1e3,
+                cpu.as_secs_f64() * 1e3
+            );
+            ensure!(
+                wall < Duration::from_secs(2),
+                "a 400 ms computation took {wall:?} ({cpu:?} of CPU in handlers): \
+                 interrupts starve the application"
+            );
             let done = r.is_complete();
-            Ok((done, r.wait().ctx("wait")?))
+            step("background: wait");
+            let t0 = Instant::now();
+            let st = r.wait().ctx("wait")?;
+            println!(
+                "background: the wait after the computation took {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+            Ok((done, st))
         })?;
-        check_recv("background", &st, &buf, 0, 1, &data)?;
+        check_recv("background message 0", &st, &buf, 0, 1, &msg(0))?;
+        for i in 1..count {
+            step(format!("background: receiving message {i}"));
+            buf.fill(SENTINEL);
+            let st = comm.recv(&mut buf[..len], 0, 1).ctx(format!("recv #{i}"))?;
+            check_recv(&format!("background message {i}"), &st, &buf, 0, 1, &msg(i))?;
+        }
         println!(
-            "background: {} mode, {len} bytes: complete after the computation: {done}",
-            comm.config().progress_mode().name()
+            "background: {} mode, {count} x {len} bytes: first complete after the computation: {done}",
+            mode.name()
         );
-        let mode = comm.config().progress_mode();
         ensure!(
             done || matches!(
                 mode,
@@ -2275,6 +2314,7 @@ fn case_background(comm: &Comm) -> R {
             mode.name()
         );
     }
+    step("background: final barrier");
     comm.barrier().ctx("final barrier")
 }
 
