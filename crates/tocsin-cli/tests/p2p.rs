@@ -590,7 +590,6 @@ fn errors_3_ranks() {
 /// `Comm::sendrecv` posts its receive before checking the send's arguments: with an invalid
 /// destination the `?` drops the posted receive, whose `Drop` waits forever.
 #[test]
-#[ignore = "library bug: sendrecv with an invalid destination hangs (comm.rs posts the irecv before isend's argument check)"]
 fn errors_sendrecv_invalid_destination() {
     case(2, "errors-sendrecv", &[("TESTRANK_TIMEOUT", "20")]);
 }
@@ -719,7 +718,6 @@ fn threads_3_per_rank_4_ranks_block() {
 /// A message that had already arrived when its sender died is discarded instead of being
 /// delivered (in every mode; see the `die-unexpected` case).
 #[test]
-#[ignore = "library bug: Core::fail_peer drops the dead peer's unexpected (already received) messages"]
 fn die_unexpected_message_survives_the_sender() {
     case(2, "die-unexpected", &[]);
     case(2, "die-unexpected", &[BLOCK]);
@@ -792,7 +790,6 @@ fn thread_mode_background_progress() {
 /// `die_unexpected_message_survives_the_sender`: the progress thread has already moved the
 /// message to the unexpected queue when the death is noticed).
 #[test]
-#[ignore = "library bug: Core::fail_peer drops the dead peer's unexpected messages (thread mode always hits it)"]
 fn thread_mode_die() {
     case(3, "die", &[THREAD]);
 }
@@ -832,7 +829,6 @@ fn signal_mode_background_progress() {
 /// A pipelined rendezvous (no CMA) larger than the ring, sent to a rank that computes:
 /// the computing rank must be neither starved nor left without progress.
 #[test]
-#[ignore = "library bug: signal mode + TOCSIN_CMA=0, a rendezvous larger than the ring sent to a computing rank starves it (a 400 ms computation takes 1-2 s or never ends)"]
 fn signal_mode_pipelined_rendezvous_to_computing_rank() {
     case(
         2,

@@ -154,6 +154,10 @@ impl Comm {
         source: Rank,
         rtag: Tag,
     ) -> Result<Status> {
+        // Check both sides before posting anything: a receive posted and then abandoned
+        // because the send was invalid would wait forever in its scope.
+        self.check_dest(dest, stag)?;
+        self.check_source(source, rtag)?;
         self.scope(|s| {
             let r = s.irecv(rbuf, source, rtag)?;
             let q = s.isend(sbuf, dest, stag)?;

@@ -495,7 +495,9 @@ impl Core {
         ctx: u16,
     ) -> Arc<ReqShared> {
         let shared = ReqShared::new();
-        if source != ANY_SOURCE && self.peers[source as usize].dead {
+        let pat = Pattern { source, tag, ctx };
+        let dead = source != ANY_SOURCE && self.peers[source as usize].dead;
+        if dead && self.unexpected.peek_match(&pat).is_none() {
             shared.complete(
                 Status {
                     source,
@@ -520,7 +522,6 @@ impl Core {
             done_bytes: 0,
             remote: 0,
         });
-        let pat = Pattern { source, tag, ctx };
         match self.unexpected.take_match(&pat) {
             None => self.posted.push(pat, tok),
             Some((env, u)) => {
@@ -736,16 +737,25 @@ impl Core {
         }
     }
 
-    /// `true` if any record of at most `payload` bytes can be handled without allocating:
-    /// room in the unexpected queue, a pooled buffer large enough, room for one more
-    /// control record toward every peer and one more stream.
-    fn headroom(&self, payload: usize) -> bool {
-        self.unexpected.has_room()
-            && self.pool.last().is_some_and(|v| v.capacity() >= payload)
-            && self
-                .peers
+    /// `true` if a record of `kind` with `payload` bytes can be handled without allocating.
+    /// EAGER and RTS may become unexpected (a queue entry; EAGER also a pooled buffer large
+    /// enough); RTS may answer a CTS or FIN and CTS may answer a FIN or start a stream
+    /// (room toward every peer); DATA and FIN only copy into or complete live requests.
+    fn headroom(&self, kind: Kind, payload: usize) -> bool {
+        let ctrl_room = || {
+            self.peers
                 .iter()
                 .all(|p| p.ctrl.len() < p.ctrl.capacity() && p.streams.len() < p.streams.capacity())
+        };
+        match kind {
+            Kind::Eager => {
+                self.unexpected.has_room()
+                    && self.pool.last().is_some_and(|v| v.capacity() >= payload)
+            }
+            Kind::Rts => self.unexpected.has_room() && ctrl_room(),
+            Kind::Cts => ctrl_room(),
+            Kind::Data | Kind::Fin => true,
+        }
     }
 
     /// Handles one record received from `peer`.
@@ -764,7 +774,7 @@ impl Core {
     ) -> Result<Taken, Fail> {
         let malformed = |detail| Fail::Malformed { rank: peer, detail };
         let (h, payload) = Header::decode(rec).map_err(|_| malformed("undecodable header"))?;
-        if self.no_alloc && !self.headroom(payload.len()) {
+        if self.no_alloc && !self.headroom(h.kind, payload.len()) {
             return Ok(Taken::LeftInRing);
         }
         match h.kind {
@@ -932,7 +942,8 @@ impl Core {
 
     /// Marks `peer` dead: completes with [`Fail::PeerDied`] every request that involves it,
     /// and every `ANY_SOURCE` receive still unmatched (it might have been meant for `peer`;
-    /// as in MPI's fault-tolerance proposal), and drops its queued records.
+    /// as in MPI's fault-tolerance proposal), and drops its queued records. Complete eager
+    /// messages it sent before dying stay in the unexpected queue and can still be received.
     pub fn fail_peer(&mut self, peer: Rank) {
         let p = &mut self.peers[peer as usize];
         if p.dead {
@@ -947,8 +958,12 @@ impl Core {
             |pat, _| pat.source == peer || pat.source == ANY_SOURCE,
             |_, t| toks.push(t),
         );
-        self.unexpected
-            .drain_where(|e, _| e.source == peer, |_, _| {});
+        // Complete EAGER messages it sent before dying stay receivable; rendezvous
+        // announcements cannot complete any more (the data was in its memory).
+        self.unexpected.drain_where(
+            |e, u| e.source == peer && matches!(u, Unexp::Rts { .. }),
+            |_, _| {},
+        );
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(r) = &s.req {
                 if r.peer == peer && !toks.contains(&((s.gen as u64) << 32 | (i as u64 + 1))) {

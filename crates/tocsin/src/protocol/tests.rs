@@ -432,3 +432,35 @@ fn no_alloc_mode_leaves_records_it_cannot_store() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn messages_of_a_dead_peer_already_received_stay_receivable() {
+    let mut p = Pair::new(64, true, true, 8);
+    let a = pattern(30, 3);
+    p.send(1, &a, 4); // eager, arrives
+    let big = pattern(500, 4);
+    p.send(1, &big, 5); // RTS, arrives; its data dies with the peer
+    p.pump();
+    p.c[0].fail_peer(1);
+    let mut b = vec![0u8; 30];
+    let r = p.recv(0, &mut b, 1, 4);
+    assert_eq!(r.outcome().unwrap(), (Status { source: 1, tag: 4, len: 30 }, None));
+    assert_eq!(a, b);
+    let mut bb = vec![0u8; 500];
+    let r2 = p.recv(0, &mut bb, 1, 5);
+    assert_eq!(r2.outcome().unwrap().1, Some(Fail::PeerDied { rank: 1 }));
+}
+
+#[test]
+fn handler_mode_takes_rendezvous_data_chunks() {
+    // DATA chunks larger than the pooled eager buffers must still be consumed in a handler.
+    let mut p = Pair::new(64, false, false, 4);
+    let a = pattern(5000, 5);
+    let mut b = vec![0u8; 5000];
+    let r = p.recv(1, &mut b, 0, 1);
+    p.c[1].no_alloc = true;
+    p.send(0, &a, 1);
+    p.pump();
+    assert_eq!(r.outcome().unwrap().1, None);
+    assert_eq!(a, b);
+}
