@@ -7,6 +7,18 @@
 //! [`dispatch`]). It must not make progress itself: handlers call back into the progress
 //! engine through [`dispatch`], which is async-signal-safe.
 //!
+//! ## Which records interrupt
+//! Only records that ask the computing peer to act: an RTS (match it, answer CTS), a CTS
+//! (copy or stream), DATA (drain the ring so the sender can go on), and any record that
+//! finds the peer's ring full (the sender's backlog needs room). EAGER data and FIN need no
+//! answer: they wait in the ring and complete at the peer's next tocsin call or in its next
+//! handler, which saves an interrupt per message (a signal costs the interrupted thread
+//! several µs in a virtual machine). A sleeping peer is always woken (doorbell).
+//!
+//! A handler that cannot store a record without allocating (unexpected queue or buffer
+//! pool full) leaves it in the ring and keeps `irq_pending` set, so that peers stop
+//! interrupting a rank whose handlers cannot help; its next ordinary pass re-arms it.
+//!
 //! ## No lost wake-up
 //! A peer's control block says whether it is *asleep* (`sleepers > 0`: ring the futex
 //! doorbell), *polling* (`polling > 0`: it will see the record by itself), or neither

@@ -76,6 +76,9 @@ pub(crate) struct Engine {
     pending: AtomicBool,
     /// Peers found failed inside a handler, to be failed by the next ordinary pass.
     bad_peers: Vec<AtomicBool>,
+    /// A handler left a record it could not store without allocating; interrupts are
+    /// suppressed (`irq_pending` kept at 1) until the next ordinary pass.
+    stalled: AtomicBool,
     pids: Vec<i32>,
     pidfds: Vec<Option<PidFd>>,
     pmi: Mutex<Option<Pmi>>,
@@ -91,6 +94,11 @@ impl interrupt::Target for Engine {
     /// The handler body (signal or user interrupt): acknowledge, then progress in
     /// no-allocation mode, or leave it to the lock holder. Async-signal-safe.
     fn on_interrupt(&self) {
+        if self.stalled.load(Ordering::SeqCst) {
+            // Handlers cannot help until an ordinary pass has made room; an interrupt that
+            // still arrives (sent before we suppressed them) is ignored.
+            return;
+        }
         if let Some(seg) = &self.seg {
             interrupt::acknowledge(&seg.control(self.me).irq_pending);
         }
@@ -205,6 +213,7 @@ impl Engine {
             inner: SpinLock::new(Inner { core, drv, cons }),
             pending: AtomicBool::new(false),
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
+            stalled: AtomicBool::new(false),
             pids,
             pidfds,
             pmi: Mutex::new(pmi),
@@ -261,12 +270,12 @@ impl Engine {
     fn ring_bells(&self, inner: &mut Inner) {
         let mode = self.cfg.progress;
         match &self.seg {
-            Some(seg) if mode.sleeps() => inner.core.take_touched(|p| {
-                if seg.notify(p, true, mode.interrupts()) {
+            Some(seg) if mode.sleeps() => inner.core.take_touched(|p, urgent| {
+                if seg.notify(p, true, mode.interrupts() && urgent) {
                     self.interrupt(p);
                 }
             }),
-            _ => inner.core.take_touched(|_| {}),
+            _ => inner.core.take_touched(|_, _| {}),
         }
     }
 
@@ -315,6 +324,13 @@ impl Engine {
         let Inner { core, drv, cons } = inner;
         core.no_alloc = handler;
         if !handler {
+            if self.stalled.swap(false, Ordering::SeqCst) {
+                // Ordinary context again: accept interrupts again (records published after
+                // this are either drained below or interrupt us).
+                if let Some(seg) = &self.seg {
+                    interrupt::acknowledge(&seg.control(self.me).irq_pending);
+                }
+            }
             for (p, b) in self.bad_peers.iter().enumerate() {
                 if b.swap(false, Ordering::Relaxed) {
                     tracing::error!(peer = p, "malformed or corrupt data from peer: treating it as failed");
@@ -335,7 +351,17 @@ impl Engine {
                     Err(f) => (true, Err(f)),
                 });
                 match r {
-                    Ok(None) | Ok(Some(Ok(false))) => break,
+                    Ok(None) => break,
+                    Ok(Some(Ok(false))) => {
+                        // A handler could not store this record without allocating. Keep
+                        // `irq_pending` set so that peers stop interrupting a rank whose
+                        // handlers cannot help; the next ordinary pass takes it from here.
+                        self.stalled.store(true, Ordering::SeqCst);
+                        if let Some(seg) = &self.seg {
+                            seg.control(self.me).irq_pending.store(1, Ordering::SeqCst);
+                        }
+                        break;
+                    }
                     Ok(Some(Ok(true))) => did = true,
                     Ok(Some(Err(_))) | Err(_) => {
                         if handler {

@@ -245,6 +245,9 @@ struct PeerQ {
     cma_ok: bool,
     dead: bool,
     touched: bool,
+    /// A record pushed since the last notification needs the peer to act (RTS, CTS, DATA),
+    /// or our records wait for space in its ring: worth an interrupt.
+    urgent: bool,
 }
 
 /// The protocol state of one rank. See the module documentation.
@@ -295,6 +298,7 @@ impl Core {
                     cma_ok: cfg.cma,
                     dead: false,
                     touched: false,
+                    urgent: false,
                 })
                 .collect(),
             pool: (0..POOL)
@@ -375,11 +379,13 @@ impl Core {
         self.finish(tok, st, None);
     }
 
-    /// Peers with records pushed since the last call (to ring their doorbells), cleared.
-    pub fn take_touched(&mut self, mut f: impl FnMut(Rank)) {
+    /// Peers with records pushed since the last call, and whether one of those records asks
+    /// the peer to act (see [`Core::flush`]); cleared. FIN and EAGER records need no action
+    /// from a computing peer: they complete at its next call, or in its next handler.
+    pub fn take_touched(&mut self, mut f: impl FnMut(Rank, bool)) {
         for (i, p) in self.peers.iter_mut().enumerate() {
             if std::mem::take(&mut p.touched) {
-                f(i as Rank);
+                f(i as Rank, std::mem::take(&mut p.urgent));
             }
         }
     }
@@ -631,6 +637,12 @@ impl Core {
         self.flush(drv, peer);
     }
 
+    /// Our records toward peer index `p` wait for ring space: the peer must drain its ring.
+    fn backlogged(&mut self, p: usize) {
+        self.peers[p].touched = true;
+        self.peers[p].urgent = true;
+    }
+
     /// Pushes as many queued records toward `peer` as its ring accepts, in order: control
     /// records first, then EAGER/RTS in post order, then DATA chunks.
     pub fn flush(&mut self, drv: &mut dyn Driver, peer: Rank) {
@@ -664,9 +676,11 @@ impl Core {
                 }
             };
             if !drv.try_push(peer, &h, &[]) {
+                self.backlogged(p);
                 return;
             }
             self.peers[p].touched = true;
+            self.peers[p].urgent |= h.kind == Kind::Cts;
             self.peers[p].ctrl.pop_front();
         }
         while let Some(&tok) = self.peers[p].msgs.front() {
@@ -691,9 +705,11 @@ impl Core {
             h.ctx = r.ctx;
             h.tag = r.tag;
             if !drv.try_push(peer, &h, payload) {
+                self.backlogged(p);
                 return;
             }
             self.peers[p].touched = true;
+            self.peers[p].urgent |= h.kind == Kind::Rts;
             self.peers[p].msgs.pop_front();
             if h.kind == Kind::Eager {
                 self.finish_send(tok);
@@ -717,10 +733,11 @@ impl Core {
                 // SAFETY: the send buffer is live; `done_bytes + n ≤ accept ≤ len`.
                 let payload = unsafe { std::slice::from_raw_parts(r.buf.add(r.done_bytes), n) };
                 if !drv.try_push(peer, &h, payload) {
-                    self.peers[p].touched = true;
+                    self.backlogged(p);
                     return;
                 }
                 self.peers[p].touched = true;
+                self.peers[p].urgent = true;
                 self.get(tok).unwrap().done_bytes += n;
             }
             self.peers[p].streams.pop_front();
