@@ -448,12 +448,18 @@ impl Engine {
         tag: Tag,
         ctx: u16,
     ) -> Result<ReqHandle> {
+        Ok(self.locked(|core, drv| core.post_send(drv, p, len, dest, tag, ctx)))
+    }
+
+    /// Runs `f` on the core under the lock (waiting for it: application context only), then
+    /// notifies the peers it pushed records to and releases the lock.
+    fn locked<R>(&self, f: impl FnOnce(&mut Core, &mut ShmDriver) -> R) -> R {
         let mut g = self.inner.lock();
         let Inner { core, drv, .. } = &mut *g;
-        let h = core.post_send(drv, p, len, dest, tag, ctx);
+        let r = f(core, drv);
         self.ring_bells(&mut g);
         self.unlock(g);
-        Ok(h)
+        r
     }
 
     pub(crate) fn post_recv(
@@ -478,13 +484,10 @@ impl Engine {
         ctx: u16,
         blocking: bool,
     ) -> Result<ReqHandle> {
-        let mut g = self.inner.lock();
-        g.core.receiver_waiting = blocking;
-        let Inner { core, drv, .. } = &mut *g;
-        let h = core.post_recv(drv, p, len, src, tag, ctx);
-        self.ring_bells(&mut g);
-        self.unlock(g);
-        Ok(h)
+        Ok(self.locked(|core, drv| {
+            core.receiver_waiting = blocking;
+            core.post_recv(drv, p, len, src, tag, ctx)
+        }))
     }
 
     fn outcome(&self, h: &ReqShared) -> Result<Status> {
