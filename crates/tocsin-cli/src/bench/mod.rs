@@ -83,6 +83,12 @@ pub enum ProgressArg {
     Poll,
     /// Spin briefly, then sleep on the doorbell.
     Block,
+    /// `block` plus a progress thread per rank.
+    Thread,
+    /// `block` plus real-time signals to a computing peer.
+    Signal,
+    /// `block` plus x86 user interrupts (needs UINTR hardware and kernel).
+    Uintr,
 }
 
 impl ProgressArg {
@@ -91,6 +97,9 @@ impl ProgressArg {
         match self {
             ProgressArg::Poll => "poll",
             ProgressArg::Block => "block",
+            ProgressArg::Thread => "thread",
+            ProgressArg::Signal => "signal",
+            ProgressArg::Uintr => "uintr",
         }
     }
 }
