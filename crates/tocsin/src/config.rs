@@ -81,6 +81,12 @@ impl std::str::FromStr for ProgressMode {
 /// development machine (see BENCHMARKS.md): above it, the single-copy rendezvous wins.
 pub const DEFAULT_EAGER_THRESHOLD: usize = 16 * 1024;
 
+/// Default spin before a waiting thread sleeps, µs. On the development VM waking a sleeping
+/// thread costs 16–30 µs plus the idle-exit of its vCPU, which a waiting peer pays on every
+/// message it sleeps through; a 1 ms spin keeps that off messages that arrive within 1 ms,
+/// while a rank blocked 200 ms still uses about 1.2 ms of CPU (BENCHMARKS.md).
+pub const DEFAULT_SPIN_US: u64 = 1000;
+
 /// Start-up settings. Build with [`Config::default`] or [`Config::from_env`], adjust with
 /// the builder methods, then call [`Config::init`].
 #[derive(Debug, Clone)]
@@ -103,7 +109,7 @@ impl Default for Config {
             eager_threshold: DEFAULT_EAGER_THRESHOLD,
             cma: true,
             ring_bytes: None,
-            spin_us: 20,
+            spin_us: DEFAULT_SPIN_US,
             chunk_bytes: 64 * 1024,
             posix_shm: false,
             signal: None,
@@ -138,7 +144,7 @@ impl Config {
     /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes | 16384 |
     /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
     /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring (power of two, ≥ 4096) | by rank count |
-    /// | `TOCSIN_SPIN_US` | `block` mode: µs spent spinning before sleeping | 20 |
+    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping | 1000 |
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes | 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: signal number, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
