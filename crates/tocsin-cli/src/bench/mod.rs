@@ -239,7 +239,7 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
     }
     let meter = util::Disturbance::start();
     let code = launcher::launch(&spec).map_err(|e| BenchError::Launch(e.to_string()))?;
-    if let Some((foreign, steal)) = meter.finish() {
+    if let Some((foreign, steal)) = meter.finish().filter(|_| code == 0) {
         if foreign > DISTURBED_FOREIGN_PCT || steal > DISTURBED_STEAL_PCT {
             eprintln!(
                 "tocsin bench: warning: other processes used {foreign:.0}% and the hypervisor \
