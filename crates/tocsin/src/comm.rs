@@ -510,9 +510,25 @@ mod tests {
         assert_eq!(comm.iprobe(0, 1).unwrap().unwrap().len, 2);
         let mut b = [0u8; 1];
         let e = comm.recv(&mut b, 0, 1).unwrap_err();
-        assert!(matches!(e, crate::Error::Truncated { message_len: 2, buffer_len: 1, .. }), "{e}");
-        assert!(matches!(comm.send(b"x", 1, 0), Err(crate::Error::InvalidRank { rank: 1, size: 1 })));
-        assert!(matches!(comm.send(b"x", 0, -3), Err(crate::Error::InvalidTag { tag: -3 })));
+        assert!(
+            matches!(
+                e,
+                crate::Error::Truncated {
+                    message_len: 2,
+                    buffer_len: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(matches!(
+            comm.send(b"x", 1, 0),
+            Err(crate::Error::InvalidRank { rank: 1, size: 1 })
+        ));
+        assert!(matches!(
+            comm.send(b"x", 0, -3),
+            Err(crate::Error::InvalidTag { tag: -3 })
+        ));
         comm.barrier().unwrap();
     }
 }

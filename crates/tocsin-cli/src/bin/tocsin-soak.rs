@@ -1357,7 +1357,9 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                 // As in `overlap`: complete, or after one progress pass.
                 let early = reqs
                     .iter_mut()
-                    .filter_map(|r| (r.is_complete() || matches!(r.test(), Ok(Some(_)))).then_some(()))
+                    .filter_map(|r| {
+                        (r.is_complete() || matches!(r.test(), Ok(Some(_)))).then_some(())
+                    })
                     .count();
                 let mut out = Vec::new();
                 for (i, r) in reqs.into_iter().enumerate() {

@@ -162,7 +162,10 @@ mod tests {
         assert!(!claim_interrupt(&w), "second sender coalesces");
         assert!(!claim_interrupt(&w));
         acknowledge(&w);
-        assert!(claim_interrupt(&w), "after the handler started, a new one is needed");
+        assert!(
+            claim_interrupt(&w),
+            "after the handler started, a new one is needed"
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ unsafe impl Sync for Installed {}
 
 impl std::fmt::Debug for Installed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Installed").field("signo", &self.signo).finish()
+        f.debug_struct("Installed")
+            .field("signo", &self.signo)
+            .finish()
     }
 }
 
@@ -80,7 +82,8 @@ pub fn pick_free_signal() -> Result<i32> {
         }
     }
     Err(Error::Unsupported(
-        "signal progress: every real-time signal from SIGRTMIN+3 has a handler; set TOCSIN_SIGNAL".into(),
+        "signal progress: every real-time signal from SIGRTMIN+3 has a handler; set TOCSIN_SIGNAL"
+            .into(),
     ))
 }
 

@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 use crate::comm::Status;
 use crate::config::{Config, ProgressMode};
 use crate::error::{Error, Result};
+use crate::interrupt::{self, signal, uintr};
 use crate::pmi::Pmi;
 use crate::protocol::{Core, CoreConfig, Fail, ReqShared};
 use crate::ring::{Consumer, ShmRing};
 use crate::shm::{default_ring_bytes, Segment, ShmDriver};
-use crate::interrupt::{self, signal, uintr};
 use crate::sys::{self, PidFd};
 use crate::{Rank, Tag};
 
@@ -121,6 +121,10 @@ impl Engine {
     fn init_inner(cfg: Config) -> Result<Arc<Engine>> {
         let mut pmi = Pmi::from_env()?;
         let (me, size) = pmi.as_ref().map_or((0, 1), |p| (p.rank(), p.size()));
+        let mut cfg = cfg;
+        if cfg.eager_auto {
+            cfg.eager_threshold = crate::shm::default_eager_threshold(size, cfg.ring_bytes);
+        }
         let cap = cfg
             .ring_bytes
             .unwrap_or_else(|| default_ring_bytes(size, cfg.eager_threshold));
@@ -165,7 +169,9 @@ impl Engine {
                     return Err(Error::Config {
                         name: "TOCSIN_SIGNAL",
                         value: sig.signo().to_string(),
-                        reason: "ranks chose different signals: set TOCSIN_SIGNAL for the whole job".into(),
+                        reason:
+                            "ranks chose different signals: set TOCSIN_SIGNAL for the whole job"
+                                .into(),
                     });
                 }
             }
@@ -177,7 +183,10 @@ impl Engine {
                     "signal progress: rank {r} published no thread id to signal"
                 )));
             }
-            interrupter = Interrupter::Signal { signo: sig.signo(), tids };
+            interrupter = Interrupter::Signal {
+                signo: sig.signo(),
+                tids,
+            };
         }
         if cfg.progress == ProgressMode::Uintr && seg.is_some() {
             let p = pmi.as_mut().expect("multi-rank job has PMI");
@@ -204,7 +213,13 @@ impl Engine {
             cma: cfg.cma,
             queue_capacity: 1024,
         });
-        tracing::debug!(rank = me, size, ring_bytes = cap, mode = cfg.progress.name(), "tocsin initialized");
+        tracing::debug!(
+            rank = me,
+            size,
+            ring_bytes = cap,
+            mode = cfg.progress.name(),
+            "tocsin initialized"
+        );
         let core_pin = cfg.progress_core;
         let eng = Arc::new(Engine {
             cfg,
@@ -225,7 +240,11 @@ impl Engine {
         });
         if eng.cfg.progress.interrupts() {
             // SAFETY: unregistered in `shutdown` before the engine can be freed.
-            unsafe { interrupt::register_target(&*eng as &dyn interrupt::Target as *const dyn interrupt::Target) };
+            unsafe {
+                interrupt::register_target(
+                    &*eng as &dyn interrupt::Target as *const dyn interrupt::Target,
+                )
+            };
             if eng.cfg.progress == ProgressMode::Uintr {
                 uintr::stui();
             }
@@ -333,7 +352,10 @@ impl Engine {
             }
             for (p, b) in self.bad_peers.iter().enumerate() {
                 if b.swap(false, Ordering::Relaxed) {
-                    tracing::error!(peer = p, "malformed or corrupt data from peer: treating it as failed");
+                    tracing::error!(
+                        peer = p,
+                        "malformed or corrupt data from peer: treating it as failed"
+                    );
                     core.fail_peer(p as Rank);
                 }
             }
@@ -368,7 +390,10 @@ impl Engine {
                             self.bad_peers[p as usize].store(true, Ordering::Relaxed);
                             self.pending.store(true, Ordering::SeqCst);
                         } else {
-                            tracing::error!(peer = p, "malformed record or corrupt ring: treating the peer as failed");
+                            tracing::error!(
+                                peer = p,
+                                "malformed record or corrupt ring: treating the peer as failed"
+                            );
                             core.fail_peer(p);
                         }
                         break;
@@ -420,10 +445,9 @@ impl Engine {
                     self.pending.store(false, Ordering::SeqCst);
                     // In a handler, the rank is "waiting" only if some thread polls.
                     g.core.receiver_waiting = !handler
-                        || self
-                            .seg
-                            .as_ref()
-                            .is_some_and(|s| s.control(self.me).polling.load(Ordering::Relaxed) > 0);
+                        || self.seg.as_ref().is_some_and(|s| {
+                            s.control(self.me).polling.load(Ordering::Relaxed) > 0
+                        });
                     self.pass_ctx(&mut g, handler);
                     drop(g);
                     if !self.pending.load(Ordering::SeqCst) {

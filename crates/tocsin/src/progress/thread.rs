@@ -42,8 +42,11 @@ pub(crate) fn bind_current_thread(core: usize) -> Result<()> {
             reason: format!("hwloc reports {n} cores (valid: 0..{n})"),
         })?
         .clone_target();
-    topo.bind_cpu(&set, CpuBindingFlags::THREAD)
-        .map_err(|e| Error::Unsupported(format!("hwloc could not bind the progress thread to core {core}: {e}")))
+    topo.bind_cpu(&set, CpuBindingFlags::THREAD).map_err(|e| {
+        Error::Unsupported(format!(
+            "hwloc could not bind the progress thread to core {core}: {e}"
+        ))
+    })
 }
 
 impl ProgressThread {

@@ -444,7 +444,17 @@ fn messages_of_a_dead_peer_already_received_stay_receivable() {
     p.c[0].fail_peer(1);
     let mut b = vec![0u8; 30];
     let r = p.recv(0, &mut b, 1, 4);
-    assert_eq!(r.outcome().unwrap(), (Status { source: 1, tag: 4, len: 30 }, None));
+    assert_eq!(
+        r.outcome().unwrap(),
+        (
+            Status {
+                source: 1,
+                tag: 4,
+                len: 30
+            },
+            None
+        )
+    );
     assert_eq!(a, b);
     let mut bb = vec![0u8; 500];
     let r2 = p.recv(0, &mut bb, 1, 5);

@@ -97,6 +97,20 @@ pub(crate) fn default_ring_bytes(n: u32, eager: usize) -> usize {
     cap.max(need)
 }
 
+/// Default eager threshold for `n` ranks: [`crate::config::DEFAULT_EAGER_THRESHOLD`], or
+/// less when rings are small (the largest power of two that lets an eager record fit a
+/// quarter of the ring), at least 64 bytes.
+pub(crate) fn default_eager_threshold(n: u32, ring_bytes: Option<usize>) -> usize {
+    let cap = ring_bytes.unwrap_or_else(|| default_ring_bytes(n, 0));
+    let room = ring::max_body(cap).saturating_sub(64);
+    let pow = if room == 0 {
+        0
+    } else {
+        1usize << (usize::BITS - 1 - room.leading_zeros())
+    };
+    pow.clamp(64, crate::config::DEFAULT_EAGER_THRESHOLD)
+}
+
 fn pmi_err(what: &str, e: std::io::Error) -> Error {
     Error::io(what.to_string(), e)
 }
@@ -383,5 +397,27 @@ impl Driver for ShmDriver {
     }
     fn cma_write(&mut self, peer: Rank, remote: u64, local: &[u8]) -> std::io::Result<()> {
         sys::cma_write(self.pids[peer as usize], remote, local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_shrink_with_the_job() {
+        assert_eq!(default_eager_threshold(2, None), 64 << 10);
+        assert_eq!(default_eager_threshold(8, None), 64 << 10);
+        assert_eq!(default_eager_threshold(16, None), 16 << 10);
+        assert_eq!(default_eager_threshold(64, None), 8 << 10);
+        assert_eq!(default_eager_threshold(2, Some(4096)), 512);
+        for n in [1, 2, 3, 4, 8, 16, 64, 256] {
+            let e = default_eager_threshold(n, None);
+            let cap = default_ring_bytes(n, e);
+            assert!(
+                e + crate::wire::EAGER_HDR_LEN <= ring::max_body(cap),
+                "n={n}"
+            );
+        }
     }
 }

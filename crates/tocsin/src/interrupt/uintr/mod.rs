@@ -133,10 +133,14 @@ pub fn explain(call: &str, e: &io::Error) -> String {
     let why = match e.raw_os_error() {
         Some(libc::ENOSYS) => "the kernel has no UINTR system calls (ENOSYS)",
         Some(libc::EOPNOTSUPP) => "the kernel or CPU does not support UINTR (EOPNOTSUPP)",
-        Some(libc::EINVAL) => "the kernel rejected the arguments (EINVAL: a different UINTR ABI version?)",
+        Some(libc::EINVAL) => {
+            "the kernel rejected the arguments (EINVAL: a different UINTR ABI version?)"
+        }
         Some(libc::EBUSY) => "a handler is already registered on this thread (EBUSY)",
         Some(libc::ENOSPC) => "no free vector or UITT entry (ENOSPC)",
-        Some(libc::EPERM) | Some(libc::EACCES) => "not permitted (ptrace rules forbid taking the peer's vector fd)",
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "not permitted (ptrace rules forbid taking the peer's vector fd)"
+        }
         _ => "unexpected error",
     };
     format!("{call}: {why}: {e}")
@@ -313,7 +317,10 @@ mod tests {
     #[test]
     fn one_index_per_peer_and_none_for_self() {
         let peers = [(0, 100, 5), (1, 101, 5), (2, 102, 7), (3, 103, 9)];
-        let mut f = Fake { next: 0, fail_for_pid: None };
+        let mut f = Fake {
+            next: 0,
+            fail_for_pid: None,
+        };
         let s = Senders::register(1, 4, &peers, &mut f).unwrap();
         assert_eq!(s.index(0), Some(0));
         assert_eq!(s.index(1), None);
@@ -325,8 +332,13 @@ mod tests {
     #[test]
     fn failures_name_the_peer_and_the_cause() {
         let peers = [(0, 100, 5), (1, 101, 5)];
-        let mut f = Fake { next: 0, fail_for_pid: Some(101) };
-        let e = Senders::register(0, 2, &peers, &mut f).unwrap_err().to_string();
+        let mut f = Fake {
+            next: 0,
+            fail_for_pid: Some(101),
+        };
+        let e = Senders::register(0, 2, &peers, &mut f)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rank 1") && e.contains("not permitted"), "{e}");
     }
 
@@ -346,7 +358,10 @@ mod tests {
 
     #[test]
     fn errors_are_explained() {
-        let e = explain("uintr_register_handler", &io::Error::from_raw_os_error(libc::ENOSYS));
+        let e = explain(
+            "uintr_register_handler",
+            &io::Error::from_raw_os_error(libc::ENOSYS),
+        );
         assert!(e.contains("no UINTR system calls"));
     }
 }
