@@ -118,6 +118,9 @@ impl Comm {
     pub fn send<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
         self.check_dest(dest, tag)?;
         let b = bytes_of(buf);
+        if self.eng.try_send_eager_now(b, dest, tag, CTX_USER) {
+            return Ok(());
+        }
         let h = self
             .eng
             .post_send(b.as_ptr(), b.len(), dest, tag, CTX_USER)?;

@@ -475,6 +475,12 @@ impl Engine {
         Ok(self.locked(|core, drv| core.post_send(drv, p, len, dest, tag, ctx)))
     }
 
+    /// A blocking send's fast path ([`Core::try_send_eager_now`]): `true` if the message is
+    /// already in the peer's ring.
+    pub(crate) fn try_send_eager_now(&self, buf: &[u8], dest: Rank, tag: Tag, ctx: u16) -> bool {
+        self.locked(|core, drv| core.try_send_eager_now(drv, buf, dest, tag, ctx))
+    }
+
     /// Runs `f` on the core under the lock (waiting for it: application context only), then
     /// notifies the peers it pushed records to and releases the lock.
     fn locked<R>(&self, f: impl FnOnce(&mut Core, &mut ShmDriver) -> R) -> R {

@@ -397,6 +397,37 @@ impl Core {
             .any(|p| !p.ctrl.is_empty() || !p.msgs.is_empty() || !p.streams.is_empty())
     }
 
+    /// Fast path of a blocking eager send: if `buf` is eager-sized, `dest` is another live
+    /// rank with no message queued toward it (so order is kept) and its ring has room, the
+    /// message is pushed now and no request is created. Returns `false` when the caller must
+    /// take the ordinary path ([`Core::post_send`]).
+    pub fn try_send_eager_now(
+        &mut self,
+        drv: &mut dyn Driver,
+        buf: &[u8],
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> bool {
+        let p = dest as usize;
+        if dest == self.cfg.me
+            || buf.len() > self.cfg.eager_threshold
+            || self.peers[p].dead
+            || !self.peers[p].msgs.is_empty()
+        {
+            return false;
+        }
+        let mut h = Header::new(Kind::Eager);
+        h.len = buf.len() as u64;
+        h.ctx = ctx;
+        h.tag = tag;
+        if !drv.try_push(dest, &h, buf) {
+            return false;
+        }
+        self.peers[p].touched = true;
+        true
+    }
+
     /// Posts a send of `len` bytes at `buf` to `dest`. The buffer must stay valid and
     /// unmodified until the returned cell completes.
     pub fn post_send(

@@ -474,3 +474,43 @@ fn handler_mode_takes_rendezvous_data_chunks() {
     assert_eq!(r.outcome().unwrap().1, None);
     assert_eq!(a, b);
 }
+
+#[test]
+fn eager_fast_path_keeps_order_behind_queued_messages() {
+    let mut p = Pair::new(64, true, true, 1);
+    let a = pattern(10, 1);
+    let b = pattern(12, 2);
+    let c = pattern(14, 3);
+    {
+        let (cs, ds) = (&mut p.c, &mut p.d);
+        assert!(
+            cs[0].try_send_eager_now(&mut ds[0], &a, 1, 0, 0),
+            "empty ring: pushed"
+        );
+        assert!(
+            !cs[0].try_send_eager_now(&mut ds[0], &b, 1, 0, 0),
+            "full ring: refused"
+        );
+    }
+    let q = p.send(0, &b, 0); // queued behind the full ring
+    {
+        let (cs, ds) = (&mut p.c, &mut p.d);
+        assert!(
+            !cs[0].try_send_eager_now(&mut ds[0], &c, 1, 0, 0),
+            "must not overtake b"
+        );
+        assert!(
+            !cs[0].try_send_eager_now(&mut ds[0], &[0u8; 65], 1, 0, 0),
+            "not eager"
+        );
+    }
+    let q2 = p.send(0, &c, 0);
+    p.pump();
+    assert!(q.is_complete() && q2.is_complete());
+    for want in [&a, &b, &c] {
+        let mut got = vec![0u8; 64];
+        let r = p.recv(1, &mut got, 0, 0);
+        let (st, _) = r.outcome().unwrap();
+        assert_eq!(&got[..st.len], &want[..]);
+    }
+}
