@@ -18,7 +18,7 @@ struct Cli {
 enum Cmd {
     /// Start N local ranks of PROGRAM (PMI-1 server, output forwarding, binding).
     Run(launcher::RunArgs),
-    /// Benchmarks: pingpong, overlap, idle.
+    /// Benchmarks: pingpong, overlap, idle, notify (and plot to redraw saved results).
     Bench(bench::BenchArgs),
     /// What this machine offers: UINTR, CMA, signals, futex/eventfd/pidfd/memfd, topology.
     Probe(probe::ProbeArgs),
