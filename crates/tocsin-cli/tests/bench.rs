@@ -6,69 +6,31 @@
 //! oversubscribe the cores and make polling ranks crawl).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-const TIME_LIMIT: Duration = Duration::from_secs(180);
+mod common;
+use common::{run_with_limit, Out};
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+static SERIAL: Mutex<()> = Mutex::new(());
+const TIME_LIMIT: Duration = Duration::from_secs(180);
 
 /// Runs `tocsin bench ARGS` outside any launcher, with a time limit.
 fn bench(args: &[&str]) -> Out {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir();
-    let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tag = format!("tocsin-bench-test-{}-run{n}", std::process::id());
-    let (so, se) = (
-        dir.join(format!("{tag}.out")),
-        dir.join(format!("{tag}.err")),
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .arg("bench")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    cmd.arg("bench")
         .args(args)
         .env_remove("PMI_FD")
         .env_remove("PMI_PORT")
         .env_remove("PMI_RANK")
         .env_remove("PMI_SIZE")
         .env_remove("PMI_ID")
-        .env_remove("TOCSIN_PROGRESS")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&so).unwrap())
-        .stderr(std::fs::File::create(&se).unwrap())
-        .spawn()
-        .expect("start tocsin");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > TIME_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "tocsin bench {args:?} took more than {TIME_LIMIT:?}; stderr:\n{}",
-                std::fs::read_to_string(&se).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = Out {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&so).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&se).unwrap_or_default(),
-    };
-    let _ = std::fs::remove_file(so);
-    let _ = std::fs::remove_file(se);
-    out
+        .env_remove("TOCSIN_PROGRESS");
+    run_with_limit(cmd, &format!("tocsin bench {args:?}"), TIME_LIMIT)
 }
 
 /// The single JSON document on stdout of a successful run.

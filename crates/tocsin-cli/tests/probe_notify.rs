@@ -3,66 +3,24 @@
 //! positive medians for every mechanism that runs, UINTR skipped with a reason unless the
 //! library's detection says this machine has it, measured then). Never asserts on speed. Every child runs under a time limit and is killed past it.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::{run_with_limit, Out};
 
 /// One at a time: `bench notify` binds to the cores and would disturb another run.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `tocsin ARGS` with a time limit, killing it past the limit.
 fn tocsin(args: &[&str], limit: Duration) -> Out {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir();
-    let tag = format!(
-        "tocsin-probe-notify-{}-{}",
-        std::process::id(),
-        args.join("_").replace(['/', ' '], "_")
-    );
-    let (so, se) = (
-        dir.join(format!("{tag}.out")),
-        dir.join(format!("{tag}.err")),
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(args)
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&so).expect("stdout file"))
-        .stderr(std::fs::File::create(&se).expect("stderr file"))
-        .spawn()
-        .expect("start tocsin");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "tocsin {args:?} took more than {limit:?}; stderr:\n{}",
-                std::fs::read_to_string(&se).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = Out {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&so).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&se).unwrap_or_default(),
-    };
-    let _ = std::fs::remove_file(so);
-    let _ = std::fs::remove_file(se);
-    out
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    cmd.args(args).env_remove("PMI_FD").env_remove("PMI_PORT");
+    run_with_limit(cmd, &format!("tocsin {args:?}"), limit)
 }
 
 fn json_of(args: &[&str], limit: Duration) -> Value {
