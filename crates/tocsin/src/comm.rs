@@ -138,7 +138,7 @@ impl Comm {
         let b = bytes_of_mut(buf);
         let h = self
             .eng
-            .post_recv_hint(b.as_mut_ptr(), b.len(), source, tag, CTX_USER, true)?;
+            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER, true)?;
         self.eng.wait(&h)
     }
 
@@ -208,6 +208,7 @@ impl Comm {
                 from,
                 round,
                 CTX_COLL,
+                false,
             )?;
             let s = self.eng.post_send(
                 std::ptr::NonNull::<u8>::dangling().as_ptr(),
@@ -287,7 +288,7 @@ impl<'s, 'env> Scope<'s, 'env> {
         let h = self
             .comm
             .eng
-            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER)?;
+            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER, false)?;
         Ok(self.track(h))
     }
 

@@ -343,7 +343,7 @@ impl Engine {
         let Inner { core, drv, cons } = inner;
         core.no_alloc = handler;
         if !handler {
-            if self.stalled.swap(false, Ordering::SeqCst) {
+            if self.stalled.load(Ordering::Relaxed) && self.stalled.swap(false, Ordering::SeqCst) {
                 // Ordinary context again: accept interrupts again (records published after
                 // this are either drained below or interrupt us).
                 if let Some(seg) = &self.seg {
@@ -351,7 +351,7 @@ impl Engine {
                 }
             }
             for (p, b) in self.bad_peers.iter().enumerate() {
-                if b.swap(false, Ordering::Relaxed) {
+                if b.load(Ordering::Relaxed) && b.swap(false, Ordering::Relaxed) {
                     tracing::error!(
                         peer = p,
                         "malformed or corrupt data from peer: treating it as failed"
@@ -419,11 +419,18 @@ impl Engine {
         Ok(())
     }
 
-    fn progress_waiting(&self) {
-        if let Some(mut g) = self.inner.try_lock() {
-            g.core.receiver_waiting = true;
-            self.pass(&mut g);
-            self.unlock(g);
+    /// A pass as a waiting thread (a matched rendezvous is read here). Returns whether our
+    /// records still wait for ring space (`true` too when another thread holds the lock).
+    fn progress_waiting(&self) -> bool {
+        match self.inner.try_lock() {
+            Some(mut g) => {
+                g.core.receiver_waiting = true;
+                self.pass(&mut g);
+                let backlog = g.core.has_backlog();
+                self.unlock(g);
+                backlog
+            }
+            None => true,
         }
     }
 
@@ -492,20 +499,9 @@ impl Engine {
         r
     }
 
-    pub(crate) fn post_recv(
-        &self,
-        p: *mut u8,
-        len: usize,
-        src: Rank,
-        tag: Tag,
-        ctx: u16,
-    ) -> Result<ReqHandle> {
-        self.post_recv_hint(p, len, src, tag, ctx, false)
-    }
-
     /// Posts a receive; `blocking` tells the core its owner is about to wait (so a matched
     /// rendezvous is read here at once rather than answered with a CTS).
-    pub(crate) fn post_recv_hint(
+    pub(crate) fn post_recv(
         &self,
         p: *mut u8,
         len: usize,
@@ -650,8 +646,7 @@ impl Engine {
         if interrupts {
             c.polling.fetch_sub(1, Ordering::SeqCst);
         }
-        self.progress_waiting();
-        let backlog = self.inner.try_lock().is_none_or(|g| g.core.has_backlog());
+        let backlog = self.progress_waiting();
         if !done() && !backlog {
             sys::futex_wait(&c.bell, seq, MAX_SLEEP);
         } else if backlog {
