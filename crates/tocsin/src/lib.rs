@@ -44,6 +44,7 @@ pub mod ring;
 pub mod wire;
 
 mod comm;
+pub(crate) mod diag;
 mod progress;
 mod shm;
 mod sys;

@@ -121,6 +121,7 @@ impl Engine {
     fn init_inner(cfg: Config) -> Result<Arc<Engine>> {
         let mut pmi = Pmi::from_env()?;
         let (me, size) = pmi.as_ref().map_or((0, 1), |p| (p.rank(), p.size()));
+        crate::diag::set_rank(me);
         let mut cfg = cfg;
         if cfg.eager_auto {
             cfg.eager_threshold = crate::shm::default_eager_threshold(size, cfg.ring_bytes);
@@ -745,7 +746,10 @@ impl Drop for Engine {
         }
         if let Some(p) = self.pmi.get_mut().ok().and_then(|p| p.take()) {
             if let Err(e) = p.finalize() {
-                tracing::warn!(error = %e, "PMI finalize failed");
+                crate::diag::warn_once(
+                    crate::diag::Warn::Other,
+                    format_args!("PMI finalize failed: {e}"),
+                );
             }
         }
     }

@@ -62,7 +62,10 @@ impl ProgressThread {
             .spawn(move || {
                 if let Some(c) = core {
                     if let Err(e) = bind_current_thread(c) {
-                        tracing::warn!(error = %e, "progress thread left unbound");
+                        crate::diag::warn_once(
+                            crate::diag::Warn::ProgressCore,
+                            format_args!("TOCSIN_PROGRESS_CORE={c}: progress thread left unbound: {e}"),
+                        );
                     }
                 }
                 eng.progress_until(&|| stop.load(Ordering::Acquire));
