@@ -24,8 +24,8 @@
 //! ## Layout (one concept per module)
 //! - [`wire`]: header encoding on the wire (sans-I/O).
 //! - [`matching`]: posted-receive and unexpected queues (sans-I/O).
-//! - [`protocol`]: eager / rendezvous request state machines (sans-I/O, driven by tests).
-//! - [`ring`]: the lock-free single-producer/single-consumer byte ring.
+//! - `protocol`: eager / rendezvous request state machines (sans-I/O, driven by tests).
+//! - `ring`: the lock-free single-producer/single-consumer byte ring.
 //! - `shm`: the shared segment and the shared-memory driver (rings, CMA, doorbells).
 //! - `progress`: the progress engine and the wait policies of each [`ProgressMode`].
 //! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
@@ -39,17 +39,18 @@ pub mod error;
 pub mod interrupt;
 pub mod matching;
 pub mod pmi;
-pub mod protocol;
-pub mod ring;
 pub mod wire;
 
 mod comm;
+pub(crate) mod protocol;
+pub(crate) mod ring;
 pub(crate) mod diag;
 mod progress;
 mod shm;
 mod sys;
 
-pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status};
+pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status, SCOPE_UNWIND_GRACE};
+pub use progress::LIVENESS_PERIOD;
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};
 

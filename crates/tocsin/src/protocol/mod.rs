@@ -25,7 +25,7 @@
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::matching::{Envelope, Pattern, PostedQueue, UnexpectedQueue};
@@ -61,11 +61,14 @@ pub enum Fail {
         /// Buffer length, bytes.
         buffer_len: usize,
     },
-    /// The peer died before the request could complete.
+    /// The peer is gone (died, or finished cleanly) and the request can no longer complete.
     PeerDied {
-        /// The dead rank.
+        /// The rank that is gone.
         rank: Rank,
     },
+    /// The request was cancelled before it matched ([`Core::cancel`]); nothing was
+    /// transferred.
+    Cancelled,
     /// The peer sent something invalid for this request.
     Malformed {
         /// The peer.
@@ -85,6 +88,10 @@ const DONE: u32 = 1;
 #[derive(Debug)]
 pub struct ReqShared {
     state: AtomicU32,
+    /// The core's token of the request while it is live (0: none); read by the owner to
+    /// cancel it, under the engine lock.
+    tok: AtomicU64,
+    recv: bool,
     out: UnsafeCell<(Status, Option<Fail>)>,
 }
 
@@ -95,9 +102,11 @@ unsafe impl Sync for ReqShared {}
 unsafe impl Send for ReqShared {}
 
 impl ReqShared {
-    fn new() -> Arc<ReqShared> {
+    fn new(recv: bool) -> Arc<ReqShared> {
         Arc::new(ReqShared {
             state: AtomicU32::new(PENDING),
+            tok: AtomicU64::new(0),
+            recv,
             out: UnsafeCell::new((
                 Status {
                     source: 0,
@@ -107,6 +116,10 @@ impl ReqShared {
                 None,
             )),
         })
+    }
+    /// `true` for a receive, `false` for a send.
+    pub fn is_recv(&self) -> bool {
+        self.recv
     }
     /// `true` once the request has completed.
     pub fn is_complete(&self) -> bool {
@@ -243,7 +256,9 @@ struct PeerQ {
     msgs: VecDeque<u64>,
     streams: VecDeque<u64>,
     cma_ok: bool,
+    /// Gone: died, or finished cleanly (`finished`). Nothing more will come from it.
     dead: bool,
+    finished: bool,
     touched: bool,
     /// A record pushed since the last notification needs the peer to act (RTS, CTS, DATA),
     /// or our records wait for space in its ring: worth an interrupt.
@@ -263,6 +278,9 @@ pub struct Core {
     /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
     /// answered with a CTS). Set by the progress engine.
     pub receiver_waiting: bool,
+    /// The first CMA failure since the engine last looked: (peer, errno). The core then
+    /// uses the pipelined path with that peer; the engine reports it once.
+    pub cma_failure: Option<(Rank, i32)>,
     /// No-allocation mode, set while progress runs in a signal or interrupt handler: a
     /// record whose handling would need memory the core has not reserved is left in its
     /// ring ([`Taken::LeftInRing`]).
@@ -297,6 +315,7 @@ impl Core {
                     streams: VecDeque::with_capacity(16),
                     cma_ok: cfg.cma,
                     dead: false,
+                    finished: false,
                     touched: false,
                     urgent: false,
                 })
@@ -305,13 +324,9 @@ impl Core {
                 .map(|_| Vec::with_capacity(cfg.eager_threshold))
                 .collect(),
             receiver_waiting: false,
+            cma_failure: None,
             no_alloc: false,
         }
-    }
-
-    /// This rank.
-    pub fn me(&self) -> Rank {
-        self.cfg.me
     }
 
     fn alloc(&mut self, req: Req) -> u64 {
@@ -326,8 +341,10 @@ impl Core {
         };
         let s = &mut self.slots[idx];
         s.gen = s.gen.wrapping_add(1);
+        let tok = (s.gen as u64) << 32 | (idx as u64 + 1);
+        req.shared.tok.store(tok, Ordering::Relaxed);
         s.req = Some(req);
-        (s.gen as u64) << 32 | (idx as u64 + 1)
+        tok
     }
 
     fn get(&mut self, tok: u64) -> Option<&mut Req> {
@@ -439,7 +456,7 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        let shared = ReqShared::new();
+        let shared = ReqShared::new(false);
         let me = self.cfg.me;
         if self.peers[dest as usize].dead {
             shared.complete(
@@ -531,17 +548,27 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        let shared = ReqShared::new();
+        let shared = ReqShared::new(true);
         let pat = Pattern { source, tag, ctx };
-        let dead = source != ANY_SOURCE && self.peers[source as usize].dead;
-        if dead && self.unexpected.peek_match(&pat).is_none() {
+        let gone = if source == ANY_SOURCE {
+            // Self-sends can still match; another live rank too.
+            source != self.cfg.me && self.all_others_gone()
+        } else {
+            source != self.cfg.me && self.peers[source as usize].dead
+        };
+        if gone && self.unexpected.peek_match(&pat).is_none() {
+            let rank = if source == ANY_SOURCE {
+                self.last_gone()
+            } else {
+                source
+            };
             shared.complete(
                 Status {
                     source,
                     tag,
                     len: 0,
                 },
-                Some(Fail::PeerDied { rank: source }),
+                Some(Fail::PeerDied { rank }),
             );
             return shared;
         }
@@ -638,9 +665,8 @@ impl Core {
                     return;
                 }
                 Err(e) => {
-                    if !self.no_alloc {
-                        tracing::debug!(peer, error = %e, "CMA read failed; pipelining through shared memory");
-                    }
+                    self.cma_failure
+                        .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
                     self.peers[peer as usize].cma_ok = false;
                 }
             }
@@ -911,9 +937,8 @@ impl Core {
                             return Ok(Taken::Consumed);
                         }
                         Err(e) => {
-                            if !self.no_alloc {
-                                tracing::debug!(peer, error = %e, "CMA write failed; pipelining through shared memory");
-                            }
+                            self.cma_failure
+                                .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
                             self.peers[peer as usize].cma_ok = false;
                         }
                     }
@@ -988,34 +1013,46 @@ impl Core {
         })
     }
 
-    /// Marks `peer` dead: completes with [`Fail::PeerDied`] every request that involves it,
-    /// and every `ANY_SOURCE` receive still unmatched (it might have been meant for `peer`;
-    /// as in MPI's fault-tolerance proposal), and drops its queued records. Complete eager
-    /// messages it sent before dying stay in the unexpected queue and can still be received.
+    /// Marks `peer` dead (its process exited without finishing): see [`Core::peer_gone`].
     pub fn fail_peer(&mut self, peer: Rank) {
+        self.peer_gone(peer, false);
+    }
+
+    /// Marks `peer` gone, having died (`finished == false`) or finished cleanly (dropped
+    /// its communicator, `true`), once every record it published has been handled.
+    /// Completes with [`Fail::PeerDied`] exactly the requests that can no longer complete:
+    /// sends to it, receives naming it, rendezvous transfers with it, and `ANY_SOURCE`
+    /// receives only once *every* other rank is gone (until then another rank may still
+    /// match them). Its queued records are dropped. Complete eager messages it sent stay in
+    /// the unexpected queue and can still be received; its rendezvous announcements are
+    /// dropped (the data was in its memory).
+    pub fn peer_gone(&mut self, peer: Rank, finished: bool) {
         let p = &mut self.peers[peer as usize];
         if p.dead {
             return;
         }
         p.dead = true;
+        p.finished = finished;
         p.ctrl.clear();
         p.msgs.clear();
         p.streams.clear();
+        let all_gone = self.all_others_gone();
         let mut toks = Vec::new();
         self.posted.drain_where(
-            |pat, _| pat.source == peer || pat.source == ANY_SOURCE,
+            |pat, _| pat.source == peer || (all_gone && pat.source == ANY_SOURCE),
             |_, t| toks.push(t),
         );
-        // Complete EAGER messages it sent before dying stay receivable; rendezvous
-        // announcements cannot complete any more (the data was in its memory).
         self.unexpected.drain_where(
             |e, u| e.source == peer && matches!(u, Unexp::Rts { .. }),
             |_, _| {},
         );
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(r) = &s.req {
-                if r.peer == peer && !toks.contains(&((s.gen as u64) << 32 | (i as u64 + 1))) {
-                    toks.push((s.gen as u64) << 32 | (i as u64 + 1));
+                let t = (s.gen as u64) << 32 | (i as u64 + 1);
+                // A posted receive's `peer` is its pattern's source until it matches.
+                let posted_any = !r.send && r.st == St::Queued && r.peer == ANY_SOURCE;
+                if r.peer == peer && !posted_any && !toks.contains(&t) {
+                    toks.push(t);
                 }
             }
         }
@@ -1033,12 +1070,85 @@ impl Core {
         }
     }
 
-    /// `true` if `peer` has been marked dead.
+    /// `true` if the world has other ranks and all of them are gone.
+    pub fn all_others_gone(&self) -> bool {
+        self.cfg.size > 1
+            && self
+                .peers
+                .iter()
+                .enumerate()
+                .all(|(i, p)| i as Rank == self.cfg.me || p.dead)
+    }
+
+    /// Cancels the request `h` if it has not matched yet (MPI_Cancel semantics): a receive
+    /// still in the posted queue, or a send whose EAGER/RTS record has not left this rank,
+    /// completes at once with [`Fail::Cancelled`] and `true` is returned. A request that has
+    /// matched, or is already complete, is left alone (`false`): it completes normally.
+    pub fn cancel(&mut self, h: &ReqShared) -> bool {
+        if h.is_complete() {
+            return false;
+        }
+        let tok = h.tok.load(Ordering::Relaxed);
+        let (send, peer, tag, st) = match self.get(tok) {
+            Some(r) if std::ptr::eq(Arc::as_ptr(&r.shared), h) => (r.send, r.peer, r.tag, r.st),
+            _ => return false,
+        };
+        if st != St::Queued {
+            return false;
+        }
+        let mut found = false;
+        if send {
+            if peer == self.cfg.me {
+                self.unexpected
+                    .drain_where(|_, u| matches!(u, Unexp::SelfSend(t) if *t == tok), |_, _| {
+                        found = true
+                    });
+            } else {
+                let q = &mut self.peers[peer as usize].msgs;
+                if let Some(i) = q.iter().position(|&t| t == tok) {
+                    q.remove(i);
+                    found = true;
+                }
+            }
+        } else {
+            self.posted.drain_where(|_, t| *t == tok, |_, _| found = true);
+        }
+        if found {
+            let source = if send { self.cfg.me } else { peer };
+            self.finish(
+                tok,
+                Status {
+                    source,
+                    tag,
+                    len: 0,
+                },
+                Some(Fail::Cancelled),
+            );
+        }
+        found
+    }
+
+    /// `true` if every record of ours toward `peer` has left (nothing waits for ring space).
+    pub fn flushed_to(&self, peer: Rank) -> bool {
+        let p = &self.peers[peer as usize];
+        p.ctrl.is_empty() && p.msgs.is_empty() && p.streams.is_empty()
+    }
+
+    /// Some gone rank other than this one (the highest), for errors about `ANY_SOURCE`.
+    pub fn last_gone(&self) -> Rank {
+        (0..self.cfg.size)
+            .rev()
+            .find(|&r| r != self.cfg.me && self.peers[r as usize].dead)
+            .unwrap_or(self.cfg.me)
+    }
+
+    /// `true` if `peer` has been marked gone (died or finished).
     pub fn is_dead(&self, peer: Rank) -> bool {
         self.peers[peer as usize].dead
     }
 
-    /// Number of requests in flight (for diagnostics and tests).
+    /// Number of requests in flight (for tests).
+    #[cfg(test)]
     pub fn live_requests(&self) -> usize {
         self.slots.len() - self.free.len()
     }

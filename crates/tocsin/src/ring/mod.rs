@@ -7,7 +7,9 @@
 //! time, which the progress engine guarantees with its lock).
 //!
 //! ## Layout and protocol
-//! A ring is a control line (the consumer's `head`, alone in its 64-byte cache line) and a
+//! A ring is a control line (the consumer's `head` in the first 8 bytes of a 64-byte cache
+//! line; the shared-memory driver keeps its producer's rarely written "space wanted" word at
+//! byte 8 of that line, outside this module's protocol) and a
 //! data area of `cap` bytes (a power of two). Positions are absolute byte counts (`u64`,
 //! never wrapping in practice); the offset of position `p` is `p % cap`.
 //!
@@ -184,15 +186,6 @@ impl<M: RingMem> Producer<M> {
         }
         self.cached_head = self.mem.head_load(Ordering::Acquire);
         self.tail + need - self.cached_head <= cap
-    }
-
-    /// Free bytes as last known (a lower bound), for callers sizing chunks.
-    pub fn free_hint(&mut self) -> usize {
-        let cap = self.mem.cap() as u64;
-        if self.tail - self.cached_head > cap / 2 {
-            self.cached_head = self.mem.head_load(Ordering::Acquire);
-        }
-        (cap - (self.tail - self.cached_head)) as usize
     }
 
     /// Appends a record whose body is `body_len` bytes, written by `fill` directly into the

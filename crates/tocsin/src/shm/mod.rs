@@ -16,8 +16,8 @@
 //! | offset | content |
 //! |---|---|
 //! | 0 | header line: magic, layout version, rank count, ring bytes, progress mode |
-//! | 64 + 128·r | control block of rank r: line A (pid, sleepers), line B (doorbell futex) |
-//! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d (control line + data) |
+//! | 64 + 128·r | control block of rank r: line A (pid, tid, sleepers, polling, finished), line B (doorbell futex, interrupt pending) |
+//! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d: control line (consumer's head at 0, producer's "space wanted" word at 8) + data |
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -46,7 +46,11 @@ pub(crate) struct Control {
     pub sleepers: AtomicU32,
     /// Threads of this rank polling its rings in a wait: senders need not interrupt.
     pub polling: AtomicU32,
-    _pad: [u8; LINE - 16],
+    /// 1 once the rank has finished cleanly (dropped its communicator after pushing every
+    /// record it had): it will publish nothing more. Written with `Release` after its last
+    /// record.
+    pub finished: AtomicU32,
+    _pad: [u8; LINE - 20],
     /// The doorbell: a futex word bumped by senders that found `sleepers > 0`.
     pub bell: AtomicU32,
     /// 1 while an interrupt (signal or user interrupt) to this rank is outstanding.
@@ -300,6 +304,31 @@ impl Segment {
                 false
             }
             Notify::Interrupt => claim_interrupt(&c.irq_pending),
+        }
+    }
+
+    /// The "space wanted" word of the ring from `src` to `dst` (offset 8 of the ring's
+    /// control line, next to the consumer's head): `src` sets it before sleeping with
+    /// records queued for lack of room; `dst`, after freeing space, clears it and rings
+    /// `src`'s doorbell ([`Segment::space_freed`]).
+    pub(crate) fn space_wanted(&self, src: Rank, dst: Rank) -> &AtomicU32 {
+        let off = rings_base(self.n)
+            + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap)
+            + 8;
+        // SAFETY: inside the ring's 64-byte control line, whose first 8 bytes are the head
+        // and the rest unused by the ring; 4-aligned; only accessed atomically.
+        unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
+    }
+
+    /// After this rank (`dst`) consumed records from `src`'s ring: if `src` asked to be told
+    /// when space frees up, tell it (doorbell). The `SeqCst` fence pairs with `src`'s
+    /// `SeqCst` store of the word followed by its re-check of the ring (Dekker): either it
+    /// sees the space or we see the word. Async-signal-safe.
+    pub(crate) fn space_freed(&self, src: Rank, dst: Rank) {
+        fence(Ordering::SeqCst);
+        let w = self.space_wanted(src, dst);
+        if w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0 {
+            self.wake(src);
         }
     }
 
