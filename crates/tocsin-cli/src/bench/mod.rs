@@ -227,6 +227,7 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
         n: 2,
         bind: Bind::Core,
         tag_output: false,
+        keep_going: false,
         program: std::env::current_exe()?,
         args: std::env::args_os().skip(1).collect(),
         env,

@@ -31,6 +31,11 @@ pub struct RunArgs {
     /// Prefix each output line with `[rank]` (stdout stays stdout, stderr stays stderr).
     #[arg(long)]
     pub tag_output: bool,
+    /// When a rank fails, report it but leave the other ranks running (as hydra's
+    /// `-disable-auto-cleanup`, Open MPI's `--enable-recovery`): they see `PeerDied` for
+    /// what needed the failed rank. The job's exit code is still the first failure's.
+    #[arg(long)]
+    pub keep_going: bool,
     /// The program to start and its arguments (put them after `--`).
     #[arg(
         value_name = "PROGRAM",
@@ -76,6 +81,8 @@ pub struct LaunchSpec {
     pub bind: Bind,
     /// Prefix forwarded output lines with `[rank] `.
     pub tag_output: bool,
+    /// Leave the other ranks running when one fails (see [`RunArgs::keep_going`]).
+    pub keep_going: bool,
     /// Program to run: a path (containing `/`) or a name looked up in `PATH`.
     pub program: PathBuf,
     /// Its arguments (not including `argv[0]`).
@@ -97,6 +104,7 @@ impl LaunchSpec {
             n,
             bind: Bind::default_for(n),
             tag_output: false,
+            keep_going: false,
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
@@ -258,6 +266,7 @@ pub fn main(a: RunArgs) -> ExitCode {
     let mut spec = LaunchSpec::new(a.np, program, command);
     spec.bind = bind;
     spec.tag_output = a.tag_output;
+    spec.keep_going = a.keep_going;
     match launch(&spec) {
         Ok(code) => ExitCode::from(exit_byte(code)),
         Err(e) => {
