@@ -310,7 +310,14 @@ fn case_scope_panic(c: &Comm) -> R {
     let me = c.rank();
     if me == 1 {
         c.barrier().map_err(e)?; // 1: rank 0 posted its receives
-        c.send(&pattern(2, BIG), 0, 2).map_err(e)?;
+        let data = pattern(2, BIG);
+        c.scope(|s| -> R {
+            let q = s.isend(&data, 0, 2).map_err(e)?;
+            // Behind the RTS in the same ring: once rank 0 sees it, the RTS has matched.
+            c.send(&[0u8], 0, 98).map_err(e)?;
+            q.wait().map_err(e)?;
+            Ok(())
+        })?;
         c.barrier().map_err(e)?; // 2: rank 0's scope unwound
         c.send(&pattern(1, 64), 0, 1).map_err(e)?;
         return Ok(());
@@ -330,11 +337,8 @@ fn case_scope_panic(c: &Comm) -> R {
             std::mem::forget(r1);
             std::mem::forget(r2);
             c.barrier().expect("barrier");
-            // Let the rendezvous start (RTS matched, copy under way).
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_millis(20) {
-                let _ = c.iprobe(1, 99);
-            }
+            // Wait until the RTS has matched the receive (the marker behind it arrived).
+            while c.iprobe(1, 98).expect("iprobe").is_none() {}
             panic!("deliberate panic with receives in flight");
         })
     }));
@@ -344,6 +348,8 @@ fn case_scope_panic(c: &Comm) -> R {
         "the rendezvous receive was not complete when the scope unwound"
     );
     c.barrier().map_err(e)?; // 2
+    let mut marker = [0u8; 1];
+    c.recv(&mut marker, 1, 98).map_err(e)?;
     let mut fresh = vec![0u8; 64];
     c.recv(&mut fresh, 1, 1).map_err(e)?;
     ensure!(
@@ -355,9 +361,9 @@ fn case_scope_panic(c: &Comm) -> R {
 
 fn case_scope_panic_abort(c: &Comm) -> R {
     if c.rank() != 0 {
-        // Never receives: rank 0's rendezvous send cannot complete. Exit when it dies.
+        // Never receives tag 1: rank 0's rendezvous send cannot complete.
         let mut b = [0u8; 1];
-        let _ = c.recv(&mut b, 0, 1);
+        let _ = c.recv(&mut b, 0, 2);
         return Ok(());
     }
     let data = pattern(3, BIG);
