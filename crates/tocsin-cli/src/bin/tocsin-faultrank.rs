@@ -433,7 +433,8 @@ fn case_full_ring_sleeps(c: &Comm) -> R {
         wall.as_secs_f64() * 1e3,
         cpu.as_secs_f64() * 1e3
     );
-    if c.config().progress_mode().sleeps() {
+    // In the interrupt modes rank 1's handlers free the space at once: nothing to wait for.
+    if c.config().progress_mode().sleeps() && wall > Duration::from_millis(200) {
         ensure!(
             cpu * 2 < wall,
             "blocked behind a full ring, the sender burned {cpu:?} of CPU in {wall:?}"
