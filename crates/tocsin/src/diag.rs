@@ -123,3 +123,17 @@ impl<T, E> OrFatal<T> for Result<T, E> {
         }
     }
 }
+
+/// `debug_assert!` for code reachable from handlers: in debug builds, a failed check ends
+/// the process with [`fatal`] (a panic could deadlock there); in release builds, nothing.
+macro_rules! debug_check {
+    ($cond:expr) => {
+        if cfg!(debug_assertions) && !$cond {
+            $crate::diag::fatal(concat!("debug check failed: ", stringify!($cond)));
+        }
+    };
+    ($cond:expr, $($rest:tt)*) => {
+        $crate::diag::debug_check!($cond)
+    };
+}
+pub(crate) use debug_check;

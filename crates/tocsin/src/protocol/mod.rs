@@ -23,6 +23,8 @@
 //! Non-overtaking: each pair's ring is FIFO, EAGER and RTS records to a peer leave in post
 //! order through one queue, and matching takes the oldest candidates ([`crate::matching`]).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -135,7 +137,7 @@ impl ReqShared {
         }
     }
     fn complete(&self, st: Status, fail: Option<Fail>) {
-        debug_assert!(!self.is_complete());
+        crate::diag::debug_check!(!self.is_complete());
         // SAFETY: only the core (one thread at a time, under the engine lock) writes, and
         // only before publishing DONE; the owner does not read before DONE.
         unsafe { *self.out.get() = (st, fail) };
@@ -347,6 +349,15 @@ impl Core {
         tok
     }
 
+    /// The live request `tok`, which the caller knows exists (a token taken from our own
+    /// queues). Reachable from handlers: an impossible state ends the process.
+    fn live(&mut self, tok: u64) -> &mut Req {
+        match self.get(tok) {
+            Some(r) => r,
+            None => crate::diag::fatal("protocol: a queued request token is not live"),
+        }
+    }
+
     fn get(&mut self, tok: u64) -> Option<&mut Req> {
         let s = self.slots.get_mut(tok_index(tok))?;
         if s.gen as u64 != tok >> 32 {
@@ -372,7 +383,7 @@ impl Core {
     }
 
     fn finish_recv(&mut self, tok: u64) {
-        let r = self.get(tok).expect("live request");
+        let r = self.live(tok);
         let st = Status {
             source: r.peer,
             tag: r.tag,
@@ -387,7 +398,7 @@ impl Core {
 
     fn finish_send(&mut self, tok: u64) {
         let me = self.cfg.me;
-        let r = self.get(tok).expect("live request");
+        let r = self.live(tok);
         let st = Status {
             source: me,
             tag: r.tag,
@@ -495,7 +506,7 @@ impl Core {
     fn send_to_self(&mut self, tok: u64) {
         let me = self.cfg.me;
         let (tag, ctx, buf, len) = {
-            let r = self.get(tok).unwrap();
+            let r = self.live(tok);
             (r.tag, r.ctx, r.buf, r.len)
         };
         let env = Envelope {
@@ -521,10 +532,10 @@ impl Core {
 
     fn copy_local(&mut self, stok: u64, rtok: u64, source: Rank, tag: Tag) {
         let (sbuf, slen) = {
-            let s = self.get(stok).unwrap();
+            let s = self.live(stok);
             (s.buf as *const u8, s.len)
         };
-        let r = self.get(rtok).unwrap();
+        let r = self.live(rtok);
         r.peer = source;
         r.tag = tag;
         r.msg_len = slen;
@@ -590,7 +601,7 @@ impl Core {
             None => self.posted.push(pat, tok),
             Some((env, u)) => {
                 {
-                    let r = self.get(tok).unwrap();
+                    let r = self.live(tok);
                     r.peer = env.source;
                     r.tag = env.tag;
                 }
@@ -619,7 +630,7 @@ impl Core {
     }
 
     fn deliver_eager(&mut self, tok: u64, data: &[u8]) {
-        let r = self.get(tok).unwrap();
+        let r = self.live(tok);
         r.msg_len = data.len();
         let n = data.len().min(r.len);
         // SAFETY: `r.buf` is the live receive buffer of `r.len ≥ n` bytes.
@@ -641,7 +652,7 @@ impl Core {
         let waiting = self.receiver_waiting;
         let cma_ok = self.peers[peer as usize].cma_ok;
         let (buf, accept) = {
-            let r = self.get(tok).unwrap();
+            let r = self.live(tok);
             r.peer = peer;
             r.msg_len = msg_len;
             r.accept = msg_len.min(r.len);
@@ -672,7 +683,7 @@ impl Core {
             }
         }
         let cma = self.peers[peer as usize].cma_ok;
-        self.get(tok).unwrap().st = if cma { St::WaitFin } else { St::WaitData };
+        self.live(tok).st = if cma { St::WaitFin } else { St::WaitData };
         self.queue_ctrl(
             drv,
             peer,
@@ -743,7 +754,7 @@ impl Core {
         while let Some(&tok) = self.peers[p].msgs.front() {
             let eager = self.cfg.eager_threshold;
             let cma_ok = self.peers[p].cma_ok;
-            let r = self.get(tok).expect("queued send is live");
+            let r = self.live(tok);
             let mut h;
             let payload: &[u8];
             if r.len <= eager {
@@ -771,14 +782,14 @@ impl Core {
             if h.kind == Kind::Eager {
                 self.finish_send(tok);
             } else {
-                self.get(tok).unwrap().st = St::WaitCts;
+                self.live(tok).st = St::WaitCts;
             }
         }
         let max_chunk = drv.max_record() - FULL_HDR_LEN;
         while let Some(&tok) = self.peers[p].streams.front() {
             let chunk = self.cfg.chunk.min(max_chunk);
             loop {
-                let r = self.get(tok).expect("streaming send is live");
+                let r = self.live(tok);
                 if r.done_bytes == r.accept {
                     break;
                 }
@@ -795,7 +806,7 @@ impl Core {
                 }
                 self.peers[p].touched = true;
                 self.peers[p].urgent = true;
-                self.get(tok).unwrap().done_bytes += n;
+                self.live(tok).done_bytes += n;
             }
             self.peers[p].streams.pop_front();
             self.finish_send(tok);
@@ -864,7 +875,7 @@ impl Core {
                 match self.posted.take_match(&env) {
                     Some((_, tok)) => {
                         {
-                            let r = self.get(tok).unwrap();
+                            let r = self.live(tok);
                             r.peer = peer;
                             r.tag = h.tag;
                         }
@@ -909,7 +920,7 @@ impl Core {
                 let cma = h.flags & FLAG_CMA != 0 && self.peers[peer as usize].cma_ok;
                 let accept = h.len as usize;
                 let buf = {
-                    let r = self.get(tok).unwrap();
+                    let r = self.live(tok);
                     r.accept = accept;
                     r.remote = h.rreq;
                     r.buf
@@ -947,7 +958,7 @@ impl Core {
                     self.finish_send(tok);
                     return Ok(Taken::Consumed);
                 }
-                self.get(tok).unwrap().st = St::Streaming;
+                self.live(tok).st = St::Streaming;
                 self.peers[peer as usize].streams.push_back(tok);
                 self.flush(drv, peer);
             }

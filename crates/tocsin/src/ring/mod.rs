@@ -27,6 +27,8 @@
 //! word, and the producer (reading `head` with `Acquire` before reusing space) never
 //! overwrites an unread byte.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::sync::atomic::Ordering;
 
 use std::sync::atomic::AtomicU64;
@@ -107,8 +109,8 @@ impl ShmRing {
     /// `base` must be 64-byte aligned, point to `footprint(cap)` bytes that stay mapped while
     /// the ring is used, zeroed before first use, and `cap` must be a power of two ≥ 256.
     pub unsafe fn from_raw(base: *mut u8, cap: usize) -> ShmRing {
-        debug_assert!(cap.is_power_of_two() && cap >= 4 * LINE);
-        debug_assert_eq!(base as usize % LINE, 0);
+        crate::diag::debug_check!(cap.is_power_of_two() && cap >= 4 * LINE);
+        crate::diag::debug_check!(base as usize % LINE == 0);
         ShmRing {
             ctrl: base as *const AtomicU64,
             // SAFETY: the caller guarantees `footprint(cap)` bytes at `base`.
@@ -132,24 +134,24 @@ unsafe impl RingMem for ShmRing {
         unsafe { (*self.ctrl).store(v, order) }
     }
     fn word_load(&self, off: usize, order: Ordering) -> u64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
+        crate::diag::debug_check!(off % 8 == 0 && off + 8 <= self.cap);
         // SAFETY: `off` is 8-aligned and inside the data area; the word is only ever
         // accessed atomically while it may be concurrently accessed (module protocol).
         unsafe { (*(self.data.add(off) as *const AtomicU64)).load(order) }
     }
     fn word_store(&self, off: usize, v: u64, order: Ordering) {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
+        crate::diag::debug_check!(off % 8 == 0 && off + 8 <= self.cap);
         // SAFETY: as in `word_load`.
         unsafe { (*(self.data.add(off) as *const AtomicU64)).store(v, order) }
     }
     fn fill(&self, off: usize, len: usize, f: &mut dyn FnMut(&mut [u8])) {
-        debug_assert!(off + len <= self.cap);
+        crate::diag::debug_check!(off + len <= self.cap);
         // SAFETY: the range is inside the data area and owned by the producer until it
         // publishes the record word (module protocol), so no one else accesses it.
         f(unsafe { std::slice::from_raw_parts_mut(self.data.add(off), len) })
     }
     fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        debug_assert!(off + len <= self.cap);
+        crate::diag::debug_check!(off + len <= self.cap);
         // SAFETY: the range belongs to a published record (acquired through its record
         // word) that the producer will not rewrite before the consumer releases `head`.
         f(unsafe { std::slice::from_raw_parts(self.data.add(off), len) })
@@ -194,14 +196,13 @@ impl<M: RingMem> Producer<M> {
     ///
     /// Async-signal-safe: no allocation, no lock, no system call.
     ///
-    /// # Panics
-    /// If `body_len > self.max_body()`.
+    /// Ends the process ([`crate::diag::fatal`]) if `body_len > self.max_body()`: callers
+    /// size records from it.
     pub fn try_push(&mut self, body_len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
-        assert!(
-            body_len <= self.max_body(),
-            "record body of {body_len} bytes exceeds the ring's {}",
-            self.max_body()
-        );
+        if body_len > self.max_body() {
+            // Callers size records from `max_body`: a bug, in code handlers reach.
+            crate::diag::fatal("ring: record body larger than the ring accepts");
+        }
         let cap = self.mem.cap();
         let total = round_up(WORD + body_len);
         let off = (self.tail % cap as u64) as usize;

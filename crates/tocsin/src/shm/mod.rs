@@ -262,7 +262,9 @@ impl Segment {
 
     /// Control block of rank `r`.
     pub(crate) fn control(&self, r: Rank) -> &Control {
-        assert!(r < self.n);
+        if r >= self.n {
+            crate::diag::fatal("shm: control block of a rank outside the job");
+        }
         // SAFETY: inside the mapping (layout above), 64-byte aligned, atomics only.
         unsafe { &*(self.map.ptr().add(LINE + CTRL_BYTES * r as usize) as *const Control) }
     }
@@ -271,7 +273,7 @@ impl Segment {
     pub(crate) fn ring(&self, src: Rank, dst: Rank) -> ShmRing {
         let off = rings_base(self.n)
             + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap);
-        debug_assert!(off + ring::footprint(self.cap) <= self.map.len());
+        crate::diag::debug_check!(off + ring::footprint(self.cap) <= self.map.len());
         // SAFETY: the range is inside the mapping, 64-byte aligned, zero at creation, and
         // lives as long as `self`; the engine drops its rings before the segment.
         unsafe { ShmRing::from_raw(self.map.ptr().add(off), self.cap) }
@@ -409,9 +411,9 @@ impl ShmDriver {
 
 impl Driver for ShmDriver {
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
-        let p = self.producers[peer as usize]
-            .as_mut()
-            .expect("no ring to self");
+        let Some(Some(p)) = self.producers.get_mut(peer as usize) else {
+            crate::diag::fatal("shm: a record pushed toward a rank without a ring");
+        };
         let hl = hdr.encoded_len();
         p.try_push(hl + payload.len(), &mut |b| {
             hdr.encode(b);
