@@ -21,6 +21,14 @@
 //! its buffer until the scope ends, so the compiler forbids touching a buffer in flight and
 //! the scope waits for every request still pending when it closes.
 //!
+//! The lock-free ring and the protocol core are internal: no safe code outside the crate can
+//! build a second producer of a ring or hand the core a raw buffer pointer.
+//!
+//! ```compile_fail
+//! // The ring is not public: two producers of one ring cannot be built from safe code.
+//! let _ = tocsin::ring::max_body(4096);
+//! ```
+//!
 //! ## Layout (one concept per module)
 //! - [`wire`]: header encoding on the wire (sans-I/O).
 //! - [`matching`]: posted-receive and unexpected queues (sans-I/O).

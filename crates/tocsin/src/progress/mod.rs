@@ -119,6 +119,9 @@ pub(crate) struct Engine {
     pending: AtomicBool,
     /// Peers found failed inside a handler, to be failed by the next ordinary pass.
     bad_peers: Vec<AtomicBool>,
+    /// A signal could not be queued (EAGAIN: `RLIMIT_SIGPENDING` reached); reported once by
+    /// the next ordinary pass.
+    sigqueue_full: AtomicBool,
     /// A handler left a record it could not store without allocating; interrupts are
     /// suppressed (`irq_pending` kept at 1) until the next ordinary pass.
     stalled: AtomicBool,
@@ -199,6 +202,13 @@ impl Engine {
             .expect("listed") as u32;
         // Install the signal handler before any peer can learn our thread id.
         let sig = if cfg.progress == ProgressMode::Signal {
+            if sys::rlimit_sigpending() == Some(0) {
+                crate::diag::warn_once(
+                    crate::diag::Warn::SignalQueue,
+                    "signal progress: RLIMIT_SIGPENDING is 0, so no real-time signal can be \
+                     queued: ranks progress only when they call tocsin (as in block mode); raise `ulimit -i`",
+                );
+            }
             Some(signal::install(cfg.signal)?)
         } else {
             None
@@ -297,6 +307,7 @@ impl Engine {
             pending: AtomicBool::new(false),
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
             stalled: AtomicBool::new(false),
+            sigqueue_full: AtomicBool::new(false),
             pids,
             liveness,
             gone: (0..size).map(|_| AtomicBool::new(false)).collect(),
@@ -401,6 +412,10 @@ impl Engine {
                     // (the records themselves wait safely in the ring). ESRCH: the peer is
                     // gone; liveness checks will report it.
                     tries += 1;
+                    if e.raw_os_error() == Some(libc::EAGAIN) && tries > 3 {
+                        // Reported by the next ordinary pass (this may be a handler).
+                        self.sigqueue_full.store(true, Ordering::Relaxed);
+                    }
                     if e.raw_os_error() != Some(libc::EAGAIN) || tries > 3 {
                         if let Some(seg) = &self.seg {
                             seg.control(peer).irq_pending.store(0, Ordering::SeqCst);
@@ -505,6 +520,16 @@ impl Engine {
             core.flush_all(drv);
         }
         if !handler {
+            if self.sigqueue_full.load(Ordering::Relaxed)
+                && self.sigqueue_full.swap(false, Ordering::Relaxed)
+            {
+                crate::diag::warn_once(
+                    crate::diag::Warn::SignalQueue,
+                    "a real-time signal could not be queued (EAGAIN: the user's RLIMIT_SIGPENDING \
+                     queue is full): that peer progresses at its next tocsin call instead of at once; \
+                     raise `ulimit -i`",
+                );
+            }
             if let Some((peer, errno)) = core.cma_failure.take() {
                 crate::diag::warn_once(
                     crate::diag::Warn::CmaRefused,

@@ -315,6 +315,19 @@ impl PidFd {
     }
 }
 
+/// The soft `RLIMIT_SIGPENDING` (queued signals per user), `None` if unlimited or unknown.
+pub fn rlimit_sigpending() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(r.rlim_cur)
+}
+
 /// Liveness without a pidfd (when `pidfd_open` fails, e.g. out of descriptors): `true` if
 /// process `pid` no longer exists or is a zombie. Weaker than a pidfd (a recycled pid looks
 /// alive), which is why callers warn when they have to use it.
