@@ -63,12 +63,7 @@ fn all(n: u32) -> Vec<u32> {
 fn wait_any_test_loop_iprobe_and_probe_end_when_the_peer_dies() {
     for mode in ["poll", "block", "signal"] {
         let _g = serial();
-        let out = job(
-            2,
-            true,
-            &["wait-any-dead"],
-            &[("TOCSIN_PROGRESS", mode)],
-        );
+        let out = job(2, true, &["wait-any-dead"], &[("TOCSIN_PROGRESS", mode)]);
         assert_ok(&out, "WaitAnyDead", 2, &[0], mode);
         assert!(
             out.stderr.contains("exited without finishing"),
@@ -105,7 +100,12 @@ fn cancel_and_early_returns() {
 
 #[test]
 fn a_panicking_scope_cancels_and_waits_for_transfers_under_way() {
-    for (mode, cma) in [("poll", "1"), ("block", "1"), ("signal", "1"), ("block", "0")] {
+    for (mode, cma) in [
+        ("poll", "1"),
+        ("block", "1"),
+        ("signal", "1"),
+        ("block", "0"),
+    ] {
         let _g = serial();
         let out = job(
             2,
@@ -121,7 +121,12 @@ fn a_panicking_scope_cancels_and_waits_for_transfers_under_way() {
 #[test]
 fn a_panicking_scope_with_a_transfer_that_cannot_end_aborts() {
     let _g = serial();
-    let out = job(2, false, &["scope-panic-abort"], &[("TOCSIN_PROGRESS", "block")]);
+    let out = job(
+        2,
+        false,
+        &["scope-panic-abort"],
+        &[("TOCSIN_PROGRESS", "block")],
+    );
     assert_eq!(
         out.code,
         Some(128 + libc::SIGABRT),
@@ -144,10 +149,7 @@ fn eager_messages_of_a_dead_peer_stay_receivable_in_a_deep_ring() {
             2,
             true,
             &["dead-deep-ring", "--count", "20000"],
-            &[
-                ("TOCSIN_PROGRESS", mode),
-                ("TOCSIN_RING_BYTES", "67108864"),
-            ],
+            &[("TOCSIN_PROGRESS", mode), ("TOCSIN_RING_BYTES", "67108864")],
         );
         assert_ok(&out, "DeadDeepRing", 2, &[0], mode);
     }
@@ -192,7 +194,11 @@ fn a_deep_ring_is_received_whole_in_every_mode() {
 const PHASES: [&str; 6] = ["eager", "rts", "cts", "pipeline", "barrier", "handler"];
 
 fn phase_env(phase: &str) -> Vec<(&'static str, &'static str)> {
-    let mode = if phase == "handler" { "signal" } else { "block" };
+    let mode = if phase == "handler" {
+        "signal"
+    } else {
+        "block"
+    };
     let cma = if phase == "pipeline" { "0" } else { "1" };
     vec![("TOCSIN_PROGRESS", mode), ("TOCSIN_CMA", cma)]
 }

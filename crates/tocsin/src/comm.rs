@@ -522,9 +522,7 @@ pub fn wait_any(reqs: &mut [Request<'_>]) -> Result<Option<(usize, Status)>> {
     let mut idx = None;
     eng.wait_until(
         || {
-            idx = reqs
-                .iter()
-                .position(|r| r.active && r.handle.is_complete());
+            idx = reqs.iter().position(|r| r.active && r.handle.is_complete());
             idx.is_some()
         },
         None,

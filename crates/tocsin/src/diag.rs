@@ -153,7 +153,12 @@ mod tests {
             return;
         }
         // SAFETY: installing a plain handler for SIGUSR1 in this (child) process.
-        unsafe { libc::signal(libc::SIGUSR1, die_in_handler as *const () as libc::sighandler_t) };
+        unsafe {
+            libc::signal(
+                libc::SIGUSR1,
+                die_in_handler as *const () as libc::sighandler_t,
+            )
+        };
         // Hold the stderr lock, as interrupted code may: a panic in the handler would
         // deadlock on it; `fatal` writes with write(2) and aborts.
         let _held = std::io::stderr().lock();
@@ -166,7 +171,11 @@ mod tests {
     fn fatal_in_a_handler_ends_the_process_with_a_message() {
         use std::os::unix::process::ExitStatusExt;
         let out = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "diag::tests::child_fatal_in_handler", "--nocapture"])
+            .args([
+                "--exact",
+                "diag::tests::child_fatal_in_handler",
+                "--nocapture",
+            ])
             .env("TOCSIN_DIAG_CHILD", "1")
             .output()
             .expect("re-executing the test binary");

@@ -50,17 +50,17 @@ pub mod pmi;
 pub mod wire;
 
 mod comm;
-pub(crate) mod protocol;
-pub(crate) mod ring;
 pub(crate) mod diag;
 mod progress;
+pub(crate) mod protocol;
+pub(crate) mod ring;
 mod shm;
 mod sys;
 
 pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status, SCOPE_UNWIND_GRACE};
-pub use progress::LIVENESS_PERIOD;
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};
+pub use progress::LIVENESS_PERIOD;
 
 /// A rank: the index of a process in a communicator, `0..size`.
 pub type Rank = u32;

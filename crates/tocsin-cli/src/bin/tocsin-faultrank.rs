@@ -193,7 +193,10 @@ fn case_wait_any_dead(c: &Comm) -> R {
     };
     ensure!(is_dead(&r, 1), "iprobe loop: {r:?}, expected PeerDied");
     let r = c.iprobe(ANY_SOURCE, ANY_TAG);
-    ensure!(is_dead(&r, 1), "iprobe(ANY_SOURCE) with every peer dead: {r:?}");
+    ensure!(
+        is_dead(&r, 1),
+        "iprobe(ANY_SOURCE) with every peer dead: {r:?}"
+    );
     let r = c.probe(1, 0);
     ensure!(is_dead(&r, 1), "probe: {r:?}");
     Ok(())
@@ -216,7 +219,11 @@ fn case_manager(c: &Comm) -> R {
             .recv(&mut buf, ANY_SOURCE, 7)
             .map_err(|e| format!("result {i} of {}: {e}", n - 1))?;
         let want = pattern(st.source as u64, 1000 + st.source as usize);
-        ensure!(buf[..st.len] == want[..], "result of rank {} corrupted", st.source);
+        ensure!(
+            buf[..st.len] == want[..],
+            "result of rank {} corrupted",
+            st.source
+        );
         ensure!(!seen[st.source as usize], "two results from {}", st.source);
         seen[st.source as usize] = true;
     }
@@ -394,7 +401,10 @@ fn case_dead_deep_ring(c: &Comm, count: usize) -> R {
         let mut b = [0u8; 8];
         c.recv(&mut b, 1, 4)
             .map_err(|err| format!("message {i} of {count}: {err}"))?;
-        ensure!(u64::from_le_bytes(b) == i as u64, "message {i} out of order");
+        ensure!(
+            u64::from_le_bytes(b) == i as u64,
+            "message {i} out of order"
+        );
     }
     let mut b = [0u8; 8];
     let r = c.recv(&mut b, 1, 4);
@@ -458,7 +468,10 @@ fn case_deep_ring(c: &Comm, count: usize) -> R {
     for i in 0..count {
         let mut b = [0u8; 8];
         c.recv(&mut b, 1, 4).map_err(e)?;
-        ensure!(u64::from_le_bytes(b) == i as u64, "message {i} out of order");
+        ensure!(
+            u64::from_le_bytes(b) == i as u64,
+            "message {i} out of order"
+        );
     }
     println!(
         "deep-ring: {count} messages received in {:.3} s ({})",
@@ -473,7 +486,10 @@ fn case_deep_ring(c: &Comm, count: usize) -> R {
 fn case_phases(c: &Comm, phase: Phase, victim: Rank) -> R {
     let e = |e: Error| e.to_string();
     let (me, n) = (c.rank(), c.size());
-    ensure!(n >= 3 && victim != 0 && victim < n, "phases needs ≥3 ranks and victim in 1..n");
+    ensure!(
+        n >= 3 && victim != 0 && victim < n,
+        "phases needs ≥3 ranks and victim in 1..n"
+    );
     if me == victim {
         match phase {
             Phase::Startup => unreachable!("handled before init"),
@@ -546,14 +562,14 @@ fn case_phases(c: &Comm, phase: Phase, victim: Rank) -> R {
                     }
                 })
             }
-            Phase::Cts | Phase::Pipeline | Phase::Handler => {
-                c.send(&pattern(3, BIG), victim, 3)
-            }
+            Phase::Cts | Phase::Pipeline | Phase::Handler => c.send(&pattern(3, BIG), victim, 3),
             Phase::Startup | Phase::Barrier => Ok(()),
         };
         let eager_must = phase == Phase::Eager;
         ensure!(
-            r.is_ok() || (!eager_must && matches!(r, Err(Error::PeerDied { rank, .. }) if rank == victim)),
+            r.is_ok()
+                || (!eager_must
+                    && matches!(r, Err(Error::PeerDied { rank, .. }) if rank == victim)),
             "operation with rank {victim} dying at {phase:?}: {r:?}"
         );
         step("a receive from the dead rank");

@@ -29,7 +29,10 @@
 //! sender interrupts only if it flips `irq_pending` from 0 to 1, and the handler clears it
 //! *before* draining, so a record published after the drain started finds it clear.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod signal;
 pub mod uintr;

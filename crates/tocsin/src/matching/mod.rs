@@ -9,7 +9,10 @@
 //! Both queues are `VecDeque`s reserved at start-up; [`Queue::has_room`] lets a caller that
 //! must not allocate (a handler) leave a message in its ring instead of growing the queue.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::collections::VecDeque;
 

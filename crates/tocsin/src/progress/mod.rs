@@ -545,7 +545,10 @@ impl Engine {
         out
     }
 
-    /// Fails `peer` for a malformed record or corrupt ring (ordinary context only).
+    /// Fails `peer` for a malformed record or corrupt ring (ordinary context only). If it
+    /// may still write into one of our receive buffers (CMA), it is killed first and its
+    /// exit awaited, so that no buffer is handed back while it could still be written; if
+    /// that cannot be ensured, the process ends ([`crate::diag::fatal`]).
     fn fail_malformed(&self, core: &mut Core, peer: Rank) {
         crate::diag::warn_once(
             crate::diag::Warn::Malformed,
@@ -553,6 +556,29 @@ impl Engine {
                 "malformed record or corrupt ring from rank {peer}: treating it as failed"
             ),
         );
+        if core.exposed_to(peer) && !self.liveness[peer as usize].exited() {
+            let pid = self.pids[peer as usize];
+            crate::diag::warn_once(
+                crate::diag::Warn::Malformed,
+                format_args!(
+                    "rank {peer} (pid {pid}) sent malformed data while it may still write into \
+                     this rank's receive buffers: killing it"
+                ),
+            );
+            // SAFETY: plain kill(2) of the peer's pid (a pidfd guards against reuse when we
+            // have one: it is checked for exit below).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let t = Instant::now();
+            while !self.liveness[peer as usize].exited() {
+                if t.elapsed() > Duration::from_secs(2) {
+                    crate::diag::fatal(
+                        "a peer that may still write into this rank's buffers sent malformed \
+                         data and could not be stopped",
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         core.fail_peer(peer);
     }
 
@@ -589,9 +615,7 @@ impl Engine {
             }
         }
         self.unlock(g);
-        Found::Ran {
-            unread: out.unread,
-        }
+        Found::Ran { unread: out.unread }
     }
 
     /// Releases the lock, then runs the passes that were requested meanwhile.

@@ -23,7 +23,10 @@
 //! Non-overtaking: each pair's ring is FIFO, EAGER and RTS records to a peer leave in post
 //! order through one queue, and matching takes the oldest candidates ([`crate::matching`]).
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -1110,10 +1113,10 @@ impl Core {
         let mut found = false;
         if send {
             if peer == self.cfg.me {
-                self.unexpected
-                    .drain_where(|_, u| matches!(u, Unexp::SelfSend(t) if *t == tok), |_, _| {
-                        found = true
-                    });
+                self.unexpected.drain_where(
+                    |_, u| matches!(u, Unexp::SelfSend(t) if *t == tok),
+                    |_, _| found = true,
+                );
             } else {
                 let q = &mut self.peers[peer as usize].msgs;
                 if let Some(i) = q.iter().position(|&t| t == tok) {
@@ -1122,7 +1125,8 @@ impl Core {
                 }
             }
         } else {
-            self.posted.drain_where(|_, t| *t == tok, |_, _| found = true);
+            self.posted
+                .drain_where(|_, t| *t == tok, |_, _| found = true);
         }
         if found {
             let source = if send { self.cfg.me } else { peer };
@@ -1137,6 +1141,17 @@ impl Core {
             );
         }
         found
+    }
+
+    /// `true` if `peer` holds the address of one of our live receive buffers with leave to
+    /// write into it (a CTS offering a single-copy write was sent, no FIN yet). Completing
+    /// such a receive while `peer` still runs would hand back a buffer it may still write.
+    pub fn exposed_to(&self, peer: Rank) -> bool {
+        self.slots.iter().any(|s| {
+            s.req
+                .as_ref()
+                .is_some_and(|r| !r.send && r.peer == peer && r.st == St::WaitFin)
+        })
     }
 
     /// `true` if every record of ours toward `peer` has left (nothing waits for ring space).

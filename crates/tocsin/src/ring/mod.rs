@@ -27,7 +27,10 @@
 //! word, and the producer (reading `head` with `Acquire` before reusing space) never
 //! overwrites an unread byte.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::sync::atomic::Ordering;
 

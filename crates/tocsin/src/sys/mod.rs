@@ -322,7 +322,9 @@ pub fn rlimit_sigpending() -> Option<u64> {
         rlim_max: 0,
     };
     // SAFETY: valid out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
+    if unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut r) } != 0
+        || r.rlim_cur == libc::RLIM_INFINITY
+    {
         return None;
     }
     Some(r.rlim_cur)
