@@ -256,3 +256,46 @@ fn a_rank_killed_at_any_phase_ends_the_job_and_leaves_nothing_in_dev_shm() {
         assert!(left.is_empty(), "{phase}: left in /dev/shm: {left:?}");
     }
 }
+
+#[test]
+fn without_pidfds_deaths_are_still_seen_and_the_fallback_is_reported() {
+    // RLIMIT_NOFILE so low that some pidfd_open calls fail (EMFILE), set in the ranks only.
+    let mut triggered = false;
+    for nofile in [4, 5, 6] {
+        let _g = serial();
+        let script = format!("ulimit -n {nofile}; exec \"$0\" \"$@\"");
+        let mut cmd = Command::new(TOCSIN);
+        cmd.args(["run", "--keep-going", "-n", "3", "--", "sh", "-c", &script])
+            .args([FAULTRANK, "phases", "--die-at", "eager", "--timeout", "90"])
+            .env("TOCSIN_PROGRESS", "block");
+        let out = common::run_with_limit(cmd, &format!("phases with nofile={nofile}"), LIMIT);
+        if !out.stderr.contains("cannot open a pidfd") {
+            continue;
+        }
+        triggered = true;
+        assert_ok(&out, "Phases", 3, &[0, 1], &format!("nofile={nofile}"));
+    }
+    assert!(triggered, "no RLIMIT_NOFILE tried made pidfd_open fail");
+}
+
+#[test]
+fn warnings_reach_stderr_without_a_tracing_subscriber() {
+    let _g = serial();
+    let out = job(
+        2,
+        false,
+        &["cancel"],
+        &[
+            ("TOCSIN_PROGRESS", "thread"),
+            ("TOCSIN_PROGRESS_CORE", "999"),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<_> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("TOCSIN_PROGRESS_CORE=999"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one warning per rank:\n{}", out.stderr);
+    assert!(lines.iter().all(|l| l.starts_with("tocsin warning (rank ")));
+}

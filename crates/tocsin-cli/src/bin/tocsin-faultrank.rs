@@ -264,6 +264,14 @@ fn case_cancel(c: &Comm) -> R {
     c.scope(|s| -> R {
         let mut r = s.irecv(&mut buf, 1, 5).map_err(e)?;
         ensure!(r.cancel(), "an unmatched receive must be cancellable");
+        for _ in 0..2 {
+            // The outcome is the same every time it is asked.
+            let t = r.test();
+            ensure!(
+                matches!(t, Err(Error::Cancelled { peer: 1, tag: 5 })),
+                "test of a cancelled receive: {t:?}"
+            );
+        }
         let w = r.wait();
         ensure!(
             matches!(w, Err(Error::Cancelled { peer: 1, tag: 5 })),

@@ -266,7 +266,11 @@ impl Engine {
                 match PidFd::open(pid) {
                     Ok(f) => Liveness::PidFd(f),
                     Err(e) => {
-                        no_pidfd.push((r, e));
+                        // ESRCH: already gone, which the probe sees at once; anything else
+                        // (EMFILE…) weakens liveness checks: say so.
+                        if e.raw_os_error() != Some(libc::ESRCH) {
+                            no_pidfd.push((r, e));
+                        }
                         Liveness::Probe(pid)
                     }
                 }
@@ -509,7 +513,8 @@ impl Engine {
             if !ended && !c.is_empty() {
                 out.unread = true;
             }
-            if popped {
+            // Only sleeping modes' producers ask to be told (poll mode pays no fence).
+            if popped && self.cfg.progress.sleeps() {
                 if let Some(seg) = &self.seg {
                     seg.space_freed(p, self.me);
                 }
