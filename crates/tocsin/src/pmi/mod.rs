@@ -33,17 +33,34 @@
 pub mod line;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// Longest response line accepted from the launcher, bytes. Longer lines are a protocol
-/// error (hydra's own limit is 1024 bytes for PMI-1).
-const MAX_LINE: usize = 1 << 20;
+/// Longest response line accepted from the launcher, bytes: 64 KiB. Longer lines are a
+/// protocol error reported as [`Error::Pmi`], never buffered further (hydra's own limit is
+/// 1024 bytes for PMI-1, `tocsin run`'s values are at most 4096).
+pub const MAX_LINE: usize = 64 * 1024;
 
-/// Set once a [`Pmi::from_env`] has taken ownership of the `PMI_FD` descriptor, so that a
-/// second call cannot close it twice.
-static PMI_FD_CLAIMED: AtomicBool = AtomicBool::new(false);
+/// The `PMI_FD` descriptor a [`Pmi::from_env`] has taken ownership of (-1: none yet), so
+/// that a second call cannot close it twice and can tell why it is gone.
+static CLAIMED_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The error of the first failed initialization after `PMI_FD` was claimed: the launcher
+/// connection is closed with it, so a retry reports this instead of a vanished descriptor.
+static FIRST_FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records `e`, the error of a failed initialization, if it happened after the `PMI_FD`
+/// connection was claimed (and consumed): a later attempt then reports it. Keeps the first.
+pub(crate) fn note_init_failure(e: &Error) {
+    if matches!(e, Error::AlreadyInitialized) || CLAIMED_FD.load(Ordering::SeqCst) < 0 {
+        return;
+    }
+    if let Ok(mut f) = FIRST_FAILURE.lock() {
+        f.get_or_insert_with(|| e.to_string());
+    }
+}
 
 /// Size limits announced by the launcher (`cmd=maxes`), in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +102,8 @@ impl Pmi {
     ///
     /// # Errors
     /// [`Error::Pmi`] if a variable is malformed, `PMI_FD` is not an open socket or was already
-    /// claimed, `PMI_RANK` is not below `PMI_SIZE`, or the launcher answers the handshake
+    /// claimed (by an earlier initialization in this process: the error then quotes why that
+    /// one failed), `PMI_RANK` is not below `PMI_SIZE`, or the launcher answers the handshake
     /// wrongly; [`Error::Io`] if the connection fails.
     pub fn from_env() -> Result<Option<Pmi>> {
         Self::from_vars(|k| std::env::var(k).ok())
@@ -107,7 +125,9 @@ impl Pmi {
             let rank = env_u32(&var, "PMI_RANK", true)?.unwrap_or(0);
             let size = env_u32(&var, "PMI_SIZE", true)?.unwrap_or(1);
             let fd = claim_inherited_fd(fd)?;
-            return Self::from_socket(fd, rank, size).map(Some);
+            return Self::from_socket(fd, rank, size)
+                .inspect_err(note_init_failure)
+                .map(Some);
         }
         if let Some(port) = var("PMI_PORT") {
             let (host, port_no) = port
@@ -254,7 +274,7 @@ impl Pmi {
         )?;
         let l = line::parse(&text)?;
         let name = l.require("kvsname", &text)?;
-        line::check_token("KVS name", name, usize::MAX)?;
+        line::check_token("KVS name", name, self.maxes.kvsname_max)?;
         self.kvsname = name.to_owned();
         Ok(())
     }
@@ -336,7 +356,16 @@ impl Pmi {
                 )))
             }
         }
-        Ok(l.require("value", &text)?.to_owned())
+        let value = l.require("value", &text)?;
+        if value.len() > self.maxes.vallen_max {
+            return Err(Error::Pmi(format!(
+                "{what}: the launcher's value is {} bytes, more than the vallen_max={} it \
+                 announced",
+                value.len(),
+                self.maxes.vallen_max
+            )));
+        }
+        Ok(value.to_owned())
     }
 
     /// Number of processes the launcher could run in this job (`cmd=get_universe_size`).
@@ -432,12 +461,28 @@ impl Pmi {
         Ok(())
     }
 
-    /// Reads one line (up to and including `\n`, which is stripped).
+    /// The error for a reply line longer than [`MAX_LINE`]; drops what was buffered (the
+    /// connection is out of step with the launcher and should not be used any more).
+    fn overlong(&mut self, what: &str) -> Error {
+        let e = Error::Pmi(format!(
+            "{what}: the launcher sent a line longer than {MAX_LINE} bytes (starting {:?})",
+            String::from_utf8_lossy(&self.rbuf[..self.rbuf.len().min(64)])
+        ));
+        self.rbuf = Vec::new();
+        e
+    }
+
+    /// Reads one line (up to and including `\n`, which is stripped). An end of file before
+    /// the `\n` is an [`Error::Pmi`] (the launcher closed the connection), so a reader never
+    /// waits on a closed connection; at most [`MAX_LINE`] bytes are buffered.
     fn recv_line(&mut self, what: &str) -> Result<String> {
         let mut scanned = 0;
         loop {
             if let Some(pos) = self.rbuf[scanned..].iter().position(|b| *b == b'\n') {
                 let end = scanned + pos;
+                if end > MAX_LINE {
+                    return Err(self.overlong(what));
+                }
                 let rest = self.rbuf.split_off(end + 1);
                 let mut bytes = std::mem::replace(&mut self.rbuf, rest);
                 bytes.truncate(end);
@@ -450,9 +495,7 @@ impl Pmi {
             }
             scanned = self.rbuf.len();
             if self.rbuf.len() > MAX_LINE {
-                return Err(Error::Pmi(format!(
-                    "{what}: the launcher sent a line longer than {MAX_LINE} bytes"
-                )));
+                return Err(self.overlong(what));
             }
             let mut chunk = [0u8; 4096];
             // SAFETY: `self.fd` is an open socket we own; `chunk` is a writable buffer of the
@@ -534,6 +577,20 @@ fn env_u32(
 
 /// Takes ownership of the inherited descriptor `fd` after checking it is an open socket.
 fn claim_inherited_fd(fd: RawFd) -> Result<OwnedFd> {
+    if CLAIMED_FD.load(Ordering::SeqCst) == fd {
+        let first = FIRST_FAILURE.lock().ok().and_then(|f| f.clone());
+        return Err(Error::Pmi(match first {
+            Some(why) => format!(
+                "PMI_FD={fd}: the launcher connection was used and closed by an earlier \
+                 initialization in this process, which failed: {why} (a process can \
+                 bootstrap through PMI only once: fix that error and restart the job)"
+            ),
+            None => format!(
+                "PMI_FD={fd} was already claimed by an earlier Pmi::from_env in this process \
+                 (a process can bootstrap through PMI only once)"
+            ),
+        }));
+    }
     // SAFETY: fstat only writes into `st`, a properly sized zeroed struct; an invalid `fd`
     // yields EBADF.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -550,9 +607,10 @@ fn claim_inherited_fd(fd: RawFd) -> Result<OwnedFd> {
             "PMI_FD={fd} is open but is not a socket"
         )));
     }
-    if PMI_FD_CLAIMED.swap(true, Ordering::SeqCst) {
+    if let Err(prev) = CLAIMED_FD.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst) {
         return Err(Error::Pmi(format!(
-            "PMI_FD={fd} was already claimed by an earlier Pmi::from_env in this process"
+            "PMI_FD={fd}: this process already claimed PMI_FD={prev} through an earlier \
+             Pmi::from_env (a process can bootstrap through PMI only once)"
         )));
     }
     // SAFETY: the launcher handed this open socket to this process for PMI and nothing else
