@@ -347,7 +347,7 @@ impl Pmi {
         self.send(&msg, &what)?;
         let text = self.recv_line(&what)?;
         let l = parse_reply(&text, &what, "get_result")?;
-        match l.rc(&text)? {
+        match l.rc(&text).map_err(|e| in_reply(&what, e))? {
             Some(0) | None => {}
             Some(rc) => {
                 return Err(Error::Pmi(format!(
@@ -356,7 +356,7 @@ impl Pmi {
                 )))
             }
         }
-        let value = l.require("value", &text)?;
+        let value = l.require("value", &text).map_err(|e| in_reply(&what, e))?;
         if value.len() > self.maxes.vallen_max {
             return Err(Error::Pmi(format!(
                 "{what}: the launcher's value is {} bytes, more than the vallen_max={} it \
@@ -545,9 +545,17 @@ fn parse_reply<'a>(text: &'a str, what: &str, expect: &str) -> Result<line::Line
     Ok(l)
 }
 
+/// Prefixes a PMI error about a reply with the request it answered.
+fn in_reply(what: &str, e: Error) -> Error {
+    match e {
+        Error::Pmi(m) => Error::Pmi(format!("{what}: {m}")),
+        e => e,
+    }
+}
+
 /// Fails if the reply carries a non-zero `rc`.
 fn check_rc(l: &line::Line<'_>, text: &str, what: &str) -> Result<()> {
-    match l.rc(text)? {
+    match l.rc(text).map_err(|e| in_reply(what, e))? {
         Some(0) | None => Ok(()),
         Some(rc) => Err(Error::Pmi(format!(
             "{what}: the launcher answered rc={rc}: {:?}",
@@ -924,5 +932,136 @@ mod tests {
         assert_eq!((pmi.rank(), pmi.size(), pmi.kvsname()), (3, 5, "kvs_tcp"));
         pmi.finalize().unwrap();
         t.join().unwrap();
+    }
+
+    /// A server that answers every request line with the next of `replies` (raw bytes), then
+    /// closes the connection.
+    fn scripted(sock: UnixStream, replies: Vec<Vec<u8>>) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            let mut w = sock.try_clone().unwrap();
+            let mut r = BufReader::new(sock);
+            for reply in replies {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 {
+                    return;
+                }
+                if w.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    const HANDSHAKE: [&str; 3] = [
+        "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n",
+        "cmd=maxes kvsname_max=256 keylen_max=64 vallen_max=1024\n",
+        "cmd=my_kvsname kvsname=k\n",
+    ];
+
+    /// Runs the handshake then one `get` against a server answering it with `reply`.
+    fn get_with_reply(reply: Vec<u8>) -> Result<String> {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut replies: Vec<Vec<u8>> = HANDSHAKE.iter().map(|r| r.as_bytes().to_vec()).collect();
+        replies.push(reply);
+        let t = scripted(b, replies);
+        let mut pmi = Pmi::from_socket(OwnedFd::from(a), 0, 2).unwrap();
+        let r = pmi.get("key");
+        drop(pmi);
+        t.join().unwrap();
+        r
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_naming_what_was_wrong() {
+        for (reply, needle) in [
+            (&b"cmd=get_result rc=0 val"[..], "closed the PMI connection"),
+            (b"", "closed the PMI connection"),
+            (b"cmd=get_result rc=0\n", "missing field `value`"),
+            (b"cmd=get_result rc=7 value=x\n", "rc=7"),
+            (b"cmd=get_result rc=zz value=x\n", "rc=zz"),
+            (b"cmd=get_result rc=0 value=x value=y\n", "appears twice"),
+            (b"cmd=barrier_out\n", "expected cmd=get_result"),
+            (b"\xff\xfe\n", "not UTF-8"),
+            (b"\n", "empty line"),
+        ] {
+            let e = get_with_reply(reply.to_vec()).unwrap_err();
+            assert!(matches!(e, Error::Pmi(_)), "{reply:?}: {e:?}");
+            let s = e.to_string();
+            assert!(s.contains(needle), "{reply:?}: {s}");
+            assert!(s.contains("\"key\""), "{reply:?}: {s}");
+        }
+        // Unknown keys are ignored.
+        let v = get_with_reply(b"cmd=get_result rc=0 msg=success extra=1 value=v\n".to_vec());
+        assert_eq!(v.unwrap(), "v");
+    }
+
+    #[test]
+    fn oversize_lines_and_values_are_errors_not_oom() {
+        // A line of 10 MiB without a newline: refused once 64 KiB are buffered.
+        let mut huge = b"cmd=get_result rc=0 value=".to_vec();
+        huge.resize(10 << 20, b'x');
+        let e = get_with_reply(huge).unwrap_err().to_string();
+        assert!(e.contains(&format!("longer than {MAX_LINE} bytes")), "{e}");
+        // A complete line just over the limit.
+        let mut long = b"cmd=get_result rc=0 value=".to_vec();
+        long.resize(MAX_LINE + 1, b'x');
+        long.push(b'\n');
+        let e = get_with_reply(long).unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+        // A value longer than the vallen_max the launcher announced (1024).
+        let mut v = b"cmd=get_result rc=0 value=".to_vec();
+        v.resize(v.len() + 2000, b'y');
+        v.push(b'\n');
+        let e = get_with_reply(v).unwrap_err().to_string();
+        assert!(
+            e.contains("2000 bytes") && e.contains("vallen_max=1024"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retry_after_a_failed_init_reports_the_first_failure() {
+        use std::os::fd::IntoRawFd;
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = scripted(
+            b,
+            vec![b"cmd=response_to_init pmi_version=9 rc=0\n".to_vec()],
+        );
+        let fd = a.into_raw_fd().to_string();
+        let env = vars(&[("PMI_FD", &fd), ("PMI_RANK", "0"), ("PMI_SIZE", "2")]);
+        let first = Pmi::from_vars(&env).unwrap_err().to_string();
+        assert!(first.contains("PMI version 9"), "{first}");
+        t.join().unwrap();
+        // The first attempt consumed (closed) PMI_FD: the retry says so and why.
+        let second = Pmi::from_vars(&env).unwrap_err().to_string();
+        assert!(!second.contains("not an open file descriptor"), "{second}");
+        assert!(
+            second.contains(&format!("PMI_FD={fd}"))
+                && second.contains("earlier initialization")
+                && second.contains("PMI version 9"),
+            "{second}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a server sends before closing, the client returns (no panic, no hang).
+        #[test]
+        fn arbitrary_server_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            prefix in 0usize..4,
+        ) {
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut replies: Vec<Vec<u8>> =
+                HANDSHAKE[..prefix.min(3)].iter().map(|r| r.as_bytes().to_vec()).collect();
+            replies.push(bytes);
+            let t = scripted(b, replies);
+            if let Ok(mut pmi) = Pmi::from_socket(OwnedFd::from(a), 0, 2) {
+                let _ = pmi.get("key");
+                let _ = pmi.barrier();
+            }
+            t.join().unwrap();
+        }
     }
 }
