@@ -410,6 +410,21 @@ impl Config {
                 ),
             });
         }
+        if let (Some(ring), false) = (self.ring_bytes, self.eager_auto) {
+            // Both explicit: check now, before the launcher connection is used.
+            let most = crate::ring::max_body(ring) - crate::wire::EAGER_HDR_LEN;
+            if self.eager_threshold > most {
+                return Err(Error::Config {
+                    name: "TOCSIN_EAGER_THRESHOLD",
+                    value: self.eager_threshold.to_string(),
+                    reason: format!(
+                        "must be in 0..={most} bytes with TOCSIN_RING_BYTES={ring} (an eager \
+                         message and its header must fit a quarter of a ring): lower it or \
+                         raise TOCSIN_RING_BYTES"
+                    ),
+                });
+            }
+        }
         if !(MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(&self.chunk_bytes) {
             return Err(Error::Config {
                 name: "TOCSIN_CHUNK_BYTES",
@@ -587,7 +602,20 @@ mod tests {
             let e = config_err(c.validate(), name);
             assert!(e.contains("..="), "{name}: {e} (must say what is accepted)");
         }
-        // The largest eager message fits a quarter of the largest ring.
+        let e = config_err(
+            Config::default()
+                .ring_bytes(4096)
+                .eager_threshold(2048)
+                .validate(),
+            "TOCSIN_EAGER_THRESHOLD",
+        );
+        assert!(
+            e.contains("0..=1000") && e.contains("TOCSIN_RING_BYTES=4096"),
+            "{e}"
+        );
+        ok(Config::default().ring_bytes(4096).eager_threshold(1000));
+        ok(Config::default().ring_bytes(4096)); // automatic threshold: init derives it
+                                                // The largest eager message fits a quarter of the largest ring.
         assert!(
             MAX_EAGER_THRESHOLD + crate::wire::EAGER_HDR_LEN
                 <= crate::ring::max_body(MAX_RING_BYTES)
