@@ -182,7 +182,7 @@ impl Config {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `TOCSIN_PROGRESS` | `poll`, `block`, `thread`, `signal` or `uintr` | `poll` |
-    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 8 ranks, less above |
+    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 11 ranks, less above |
     /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
     /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
     /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | 1000 |
@@ -193,9 +193,10 @@ impl Config {
     ///
     /// The job's shared segment holds a 64-byte header, a 128-byte control block per rank and
     /// one ring per ordered pair of ranks: `64 + 128·n + n²·(64 + ring bytes)`. By default each
-    /// ring gets `64 MiB / n²` rounded to a power of two, clamped to 64 KiB..=1 MiB (and
-    /// raised if the eager threshold needs it), so the segment is about 64 MiB up to 8 ranks
-    /// but grows as n² × 64 KiB beyond: 1 GiB at 128 ranks, 4 GiB at 256. `init` refuses a
+    /// ring gets half of `64 MiB / n²` rounded up to a power of two, clamped to 64 KiB..=1 MiB
+    /// (and raised if the eager threshold needs it), so the segment stays at or below about
+    /// 64 MiB up to 32 ranks but grows as n² × 64 KiB beyond: 256 MiB at 64 ranks, 1 GiB at
+    /// 128, 4 GiB at 256. `init` refuses a
     /// segment whose size overflows or exceeds what can be mapped, naming
     /// `TOCSIN_RING_BYTES`.
     ///

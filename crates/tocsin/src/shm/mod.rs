@@ -20,8 +20,8 @@
 //! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d (control line + data) |
 //!
 //! Total: `64 + 128·n + n²·(64 + cap)` bytes ([`segment_len`]), so the segment grows as n²:
-//! with the default rings ([`default_ring_bytes`]) about 64 MiB up to 8 ranks, then
-//! n² × 64 KiB (4 GiB at 256 ranks). Only the pages touched cost memory.
+//! with the default rings ([`default_ring_bytes`]) at most about 64 MiB up to 32 ranks, then
+//! n² × 64 KiB (1 GiB at 128 ranks, 4 GiB at 256). Only the pages touched cost memory.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -99,11 +99,12 @@ pub(crate) fn segment_len(n: u32, cap: usize) -> Option<usize> {
         .checked_add(rings)
 }
 
-/// Default ring size for `n` ranks, bytes: `64 MiB / n²` rounded down to a power of two and
-/// clamped to 64 KiB..=1 MiB, raised (up to [`crate::config::MAX_RING_BYTES`]) so that
-/// `eager` bytes plus a header fit in a quarter of it. The segment therefore totals about
-/// 64 MiB up to 8 ranks, then grows as n² × 64 KiB (1 GiB at 128 ranks, 4 GiB at 256): see
-/// [`segment_len`]. Saturating: never overflows, whatever `n` and `eager`.
+/// Default ring size for `n` ranks, bytes: half of `64 MiB / n²` rounded up to a power of
+/// two, clamped to 64 KiB..=1 MiB, then raised (up to [`crate::config::MAX_RING_BYTES`]) so
+/// that `eager` bytes plus a header fit in a quarter of it. The segment ([`segment_len`])
+/// therefore stays at or below about 64 MiB up to 32 ranks (1 MiB rings up to 7 ranks, 64 KiB
+/// from 23), then grows as n² × 64 KiB: 256 MiB at 64 ranks, 1 GiB at 128, 4 GiB at 256,
+/// 1 TiB at 4096. Saturating: never overflows, whatever `n` and `eager`.
 pub(crate) fn default_ring_bytes(n: u32, eager: usize) -> usize {
     let pairs = (n as usize).saturating_mul(n as usize).max(1);
     let mut cap = ((64usize << 20) / pairs).next_power_of_two() / 2;
@@ -485,7 +486,19 @@ mod tests {
         // 64 + 128·n + n²·(64 + cap)
         assert_eq!(segment_len(2, 4096), Some(64 + 256 + 4 * (64 + 4096)));
         let at = |n: u32| segment_len(n, default_ring_bytes(n, default_eager_threshold(n, None)));
-        assert!(at(8).unwrap() < 80 << 20, "about 64 MiB up to 8 ranks");
+        for n in 1..=32 {
+            assert!(
+                at(n).unwrap() <= 65 << 20,
+                "at most about 64 MiB up to 32 ranks"
+            );
+        }
+        assert_eq!(default_ring_bytes(7, 64 << 10), 1 << 20);
+        assert_eq!(
+            default_ring_bytes(23, default_eager_threshold(23, None)),
+            64 << 10
+        );
+        let n2 = |n: usize| n * n * (64 << 10);
+        assert!(at(64).unwrap() > n2(64) && at(64).unwrap() < n2(64) * 21 / 20);
         assert!(
             at(256).unwrap() > 4 << 30,
             "n² × 64 KiB: 4 GiB at 256 ranks"
