@@ -250,3 +250,28 @@ fn retry_after_a_failed_init_reports_the_first_failure() {
         "the retry does not quote the first failure ({first}): {second}"
     );
 }
+
+#[test]
+fn jacobi_grid_and_process_grid_are_bounded() {
+    const JACOBI: &str = env!("CARGO_BIN_EXE_jacobi");
+    for (args, needles) in [
+        (
+            &["--nx", "18446744073709551615"][..],
+            &["--nx 18446744073709551615", "too large"][..],
+        ),
+        (
+            &["--nx", "10000000", "--ny", "10000000"],
+            &["--nx 10000000 --ny 10000000", "available"],
+        ),
+        (
+            &["--px", "9223372036854775809", "--py", "2"],
+            &["--px 9223372036854775809", "px × py must be 2"],
+        ),
+    ] {
+        let mut cmd = Command::new(TOCSIN);
+        cmd.args(["run", "-n", "2", "--", JACOBI]).args(args);
+        let what = format!("jacobi {}", args.join(" "));
+        let o = common::run_with_limit(cmd, &what, LIMIT);
+        assert_clean_failure(&o, &what, &[2], needles);
+    }
+}
