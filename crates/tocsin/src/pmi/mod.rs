@@ -2,7 +2,7 @@
 //! the launcher (`tocsin run`, MPICH's `mpiexec.hydra`, or any PMI-1 "simple" server).
 //!
 //! Owns the connection to the launcher (the socket named by `PMI_FD`, or a TCP connection to
-//! `PMI_PORT`) and the PMI-1 wire dialogue on it ([`line`] holds the sans-I/O grammar). It
+//! `PMI_PORT`) and the PMI-1 wire dialogue on it ([`line`](mod@line) holds the sans-I/O grammar). It
 //! must not touch the communicator, shared memory or signals: the progress engine calls
 //! [`Pmi`] during start-up and tear-down only.
 //!
