@@ -423,6 +423,129 @@ mod tests {
         prod.join().unwrap();
         assert!(c.is_empty());
     }
+
+    /// A bounds-checked ring memory for the corruption property: every access indexes a
+    /// `Vec`, so an out-of-bounds read or write by the ring code panics the test instead of
+    /// touching foreign memory.
+    #[derive(Clone)]
+    struct CheckedMem(std::sync::Arc<(AtomicU64, Vec<AtomicU64>)>);
+
+    impl CheckedMem {
+        fn new(cap: usize) -> CheckedMem {
+            CheckedMem(std::sync::Arc::new((
+                AtomicU64::new(0),
+                (0..cap / 8).map(|_| AtomicU64::new(0)).collect(),
+            )))
+        }
+    }
+
+    // SAFETY: the memory is owned by the Arc, `cap` bytes of 8-byte words, and every access
+    // is bounds-checked (a violation panics instead of being undefined behaviour).
+    unsafe impl RingMem for CheckedMem {
+        fn cap(&self) -> usize {
+            self.0 .1.len() * 8
+        }
+        fn head_load(&self, o: Ordering) -> u64 {
+            self.0 .0.load(o)
+        }
+        fn head_store(&self, v: u64, o: Ordering) {
+            self.0 .0.store(v, o)
+        }
+        fn word_load(&self, off: usize, o: Ordering) -> u64 {
+            assert_eq!(off % 8, 0, "unaligned word load at {off}");
+            self.0 .1[off / 8].load(o)
+        }
+        fn word_store(&self, off: usize, v: u64, o: Ordering) {
+            assert_eq!(off % 8, 0, "unaligned word store at {off}");
+            self.0 .1[off / 8].store(v, o)
+        }
+        fn fill(&self, off: usize, len: usize, f: &mut dyn FnMut(&mut [u8])) {
+            assert!(
+                off + len <= self.cap(),
+                "fill {off}+{len} past {}",
+                self.cap()
+            );
+            let mut tmp: Vec<u8> = self.0 .1[off / 8..(off + len).div_ceil(8)]
+                .iter()
+                .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+                .collect();
+            let skip = off % 8;
+            f(&mut tmp[skip..skip + len]);
+            for (i, ch) in tmp.chunks(8).enumerate() {
+                let w = u64::from_le_bytes(ch.try_into().unwrap());
+                self.0 .1[off / 8 + i].store(w, Ordering::Relaxed);
+            }
+        }
+        fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+            assert!(
+                off + len <= self.cap(),
+                "read {off}+{len} past {}",
+                self.cap()
+            );
+            let tmp: Vec<u8> = self.0 .1[off / 8..(off + len).div_ceil(8)]
+                .iter()
+                .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+                .collect();
+            let skip = off % 8;
+            f(&tmp[skip..skip + len])
+        }
+    }
+
+    /// A record word the corruption may plant: a random word, or a message/pad word with a
+    /// random length (the interesting cases for the bounds checks).
+    fn planted_word() -> impl proptest::strategy::Strategy<Value = u64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u64>(),
+            any::<u32>().prop_map(|l| MAGIC_MSG << 32 | l as u64),
+            any::<u32>().prop_map(|l| MAGIC_PAD << 32 | l as u64),
+            (0u64..4096).prop_map(|l| MAGIC_MSG << 32 | l),
+            (0u64..4096).prop_map(|l| MAGIC_PAD << 32 | l),
+            Just(0u64),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Corrupted ring contents (any words, anywhere, after any history) make `pop_with`
+        /// return `Err(Corrupt)`, `Ok(None)` or records lying inside the ring: it never
+        /// panics, reads out of bounds or loops forever.
+        #[test]
+        fn corrupted_rings_are_reported_never_misread(
+            cap_shift in 8u32..=12,
+            history in proptest::collection::vec(0usize..300, 0..40),
+            pokes in proptest::collection::vec((0usize..4096, planted_word()), 1..16),
+            bytes in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..32),
+        ) {
+            let cap = 1usize << cap_shift;
+            let mem = CheckedMem::new(cap);
+            let mut p = Producer::new(mem.clone());
+            let mut c = Consumer::new(mem.clone());
+            // Some valid traffic first, so that head and tail are anywhere in the ring.
+            for (i, len) in history.iter().enumerate() {
+                let len = len % (max_body(cap) + 1);
+                let _ = p.try_push(len, &mut |b| b.fill(i as u8));
+                if i % 2 == 0 {
+                    let _ = c.pop_with(|b| (true, b.len()));
+                }
+            }
+            for (off, w) in pokes {
+                mem.word_store((off % cap) & !7, w, Ordering::Relaxed);
+            }
+            for (off, b) in bytes {
+                let off = off % cap;
+                mem.fill(off, 1, &mut |s| s[0] = b);
+            }
+            // At most one record or pad per line can be consumed before the ring is empty.
+            let mut done = false;
+            for _ in 0..(cap / LINE + 2) {
+                match c.pop_with(|b| (true, b.len())) {
+                    Ok(Some(len)) => proptest::prop_assert!(len + WORD <= cap, "record of {} bytes in a {}-byte ring", len, cap),
+                    Ok(None) | Err(Corrupt { .. }) => { done = true; break; }
+                }
+            }
+            proptest::prop_assert!(done, "pop_with kept returning records");
+        }
+    }
 }
 
 /// Loom model of the ring protocol: every word is a loom atomic, payload words are written
