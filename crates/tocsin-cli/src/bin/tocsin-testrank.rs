@@ -2392,7 +2392,7 @@ fn case_hold(comm: &Comm, secs: u64) -> R {
 )]
 struct Cli {
     /// Seconds after which the watchdog ends a stuck rank (exit code 3).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, global = true, default_value_t = 60)]
     timeout: u64,
     #[command(subcommand)]
     case: Case,
