@@ -53,7 +53,11 @@ fn check_passes_with(
     let o = run_job(n, progress, env, &args);
     assert_eq!(o.code, Some(0), "job failed\n{}", o.report());
     let d = max_diff(&o.stdout).unwrap_or_else(|| panic!("no check line\n{}", o.report()));
-    assert!(d <= 1e-10, "max abs difference {d} too large\n{}", o.report());
+    assert!(
+        d <= 1e-10,
+        "max abs difference {d} too large\n{}",
+        o.report()
+    );
     assert!(
         o.stdout.contains("PASSED"),
         "check not reported as passed\n{}",
@@ -66,7 +70,11 @@ fn check_passes_with(
         o.report()
     );
     // The residual reports and the timing line come from rank 0.
-    assert!(o.stdout.contains("MLUP/s"), "no timing line\n{}", o.report());
+    assert!(
+        o.stdout.contains("MLUP/s"),
+        "no timing line\n{}",
+        o.report()
+    );
     let residuals = o.stdout.matches("residual max").count();
     assert_eq!(residuals, 4, "expected 4 residual reports\n{}", o.report());
 }

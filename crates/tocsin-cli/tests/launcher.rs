@@ -79,12 +79,7 @@ fn assert_all_gone(pids: &[(u32, i32)]) {
 #[test]
 fn kvs_exchange_on_four_ranks() {
     let (o, _) = run(tocsin_run(&["-n", "4", "--", CHECK, "kvs"]).env("TOCSIN_LOG", "warn"));
-    assert!(
-        o.success(),
-        "status {:?}, stderr:\n{}",
-        o.code,
-        stderr(&o)
-    );
+    assert!(o.success(), "status {:?}, stderr:\n{}", o.code, stderr(&o));
     assert_eq!(
         sorted_lines(&stdout(&o)),
         (0..4)

@@ -170,7 +170,13 @@ const fn mode_stress(mode: &'static str) -> [Run; 5] {
         run(3, "flood", mode, &[], &[]),
         run(2, "threads", mode, &[], &[]),
         run(2, "threads-cross", mode, &[], &[]),
-        run(4, "random", mode, &[TINY_RING, EAGER_900], &["--total", "4000"]),
+        run(
+            4,
+            "random",
+            mode,
+            &[TINY_RING, EAGER_900],
+            &["--total", "4000"],
+        ),
         run(2, "die-rendezvous", mode, &[], &[]),
     ]
 }
@@ -512,7 +518,14 @@ fn sigkill(pid: i32) {
 fn posix_shm_rank_killed_mid_run_leaves_nothing() {
     let _g = serial();
     let before = dev_shm_tocsin();
-    let job = run(3, "hold", "block", &[("TOCSIN_SHM", "posix")], &["--secs", "60"]).start();
+    let job = run(
+        3,
+        "hold",
+        "block",
+        &[("TOCSIN_SHM", "posix")],
+        &["--secs", "60"],
+    )
+    .start();
     let p = pids(&job, 3);
     let maps = shm_maps(p[0]);
     assert!(
@@ -608,7 +621,14 @@ fn posix_shm_rank_killed_during_bootstrap_is_unlinked_by_launcher() {
 fn posix_shm_launcher_sigterm_leaves_nothing() {
     let _g = serial();
     let before = dev_shm_tocsin();
-    let job = run(2, "hold", "poll", &[("TOCSIN_SHM", "posix")], &["--secs", "60"]).start();
+    let job = run(
+        2,
+        "hold",
+        "poll",
+        &[("TOCSIN_SHM", "posix")],
+        &["--secs", "60"],
+    )
+    .start();
     let p = pids(&job, 2);
     // SAFETY: kill(2) on our own child.
     unsafe {

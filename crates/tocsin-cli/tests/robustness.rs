@@ -117,7 +117,11 @@ fn soak_signal_4_ranks_100k_messages_counts_and_checksums() {
     }
     assert_eq!(sum("sent"), total, "messages sent\n{}", j.stdout);
     assert_eq!(sum("received"), total, "messages received\n{}", j.stdout);
-    assert_ne!(sum("rendezvous"), 0, "the soak must include rendezvous messages");
+    assert_ne!(
+        sum("rendezvous"),
+        0,
+        "the soak must include rendezvous messages"
+    );
     for rank in 0..4 {
         assert!(
             j.stdout.contains(&format!("ok soak rank {rank}/4")),

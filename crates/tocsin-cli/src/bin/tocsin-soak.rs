@@ -596,7 +596,9 @@ fn soak_thread(
         per_round.push(match partner(k, me, n) {
             None => None,
             Some(p) => {
-                phase(format!("soak traffic, thread {t}, round {k}, with rank {p}"));
+                phase(format!(
+                    "soak traffic, thread {t}, round {k}, with rank {p}"
+                ));
                 Some(w.pair(p, plan.sched(t, me, p))?)
             }
         });
@@ -821,7 +823,8 @@ fn overlap(comm: &Comm, o: &OverlapOpts) -> R {
     let oob = Pipe::new()?;
     let mut ids = [std::process::id() as u64, oob.w as u64];
     if me == 0 {
-        comm.send(&ids, 1, INFO_TAG).with_ctx(|| "send pipe".into())?;
+        comm.send(&ids, 1, INFO_TAG)
+            .with_ctx(|| "send pipe".into())?;
     } else {
         comm.recv(&mut ids, 0, INFO_TAG)
             .with_ctx(|| "recv pipe".into())?;
@@ -896,7 +899,9 @@ fn overlap(comm: &Comm, o: &OverlapOpts) -> R {
             fill(&mut buf, key);
             comm.send(&buf, 0, OVERLAP_TAG).with_ctx(|| "send".into())?;
         } else {
-            let st = comm.recv(&mut buf, 0, OVERLAP_TAG).with_ctx(|| "recv".into())?;
+            let st = comm
+                .recv(&mut buf, 0, OVERLAP_TAG)
+                .with_ctx(|| "recv".into())?;
             status_is(&st, 0, OVERLAP_TAG, bytes)?;
             check(&buf, key)?;
         }
@@ -1033,7 +1038,10 @@ fn storm(comm: &Comm, o: &StormOpts) -> R {
         let (early, early_st, got, storm_time) = comm.scope(|s| -> R<_> {
             let mut reqs = Vec::new();
             for b in early_bufs.iter_mut() {
-                reqs.push(s.irecv(&mut b[..], 0, STORM_TAG).with_ctx(|| "irecv".into())?);
+                reqs.push(
+                    s.irecv(&mut b[..], 0, STORM_TAG)
+                        .with_ctx(|| "irecv".into())?,
+                );
             }
             let t = Instant::now();
             let got = work(iters);
@@ -1165,7 +1173,8 @@ fn storm_recv(comm: &Comm, o: &StormRecvOpts) -> R {
         }
         // SAFETY: no arguments.
         let ids = [std::process::id() as u64, unsafe { libc::gettid() } as u64];
-        comm.send(&ids, 0, INFO_TAG).with_ctx(|| "send ids".into())?;
+        comm.send(&ids, 0, INFO_TAG)
+            .with_ctx(|| "send ids".into())?;
         phase("storm-recv: receiving");
         let mut buf = vec![0u8; big + rounds as usize * 4097 + 1];
         for r in 0..rounds {
@@ -1175,7 +1184,8 @@ fn storm_recv(comm: &Comm, o: &StormRecvOpts) -> R {
             status_is(&st, 0, STORM_TAG, size_of(r))?;
             check(&buf[..st.len], key_of(r)).map_err(|e| format!("round {r}: {e}"))?;
         }
-        comm.send(&[0u8], 0, INFO_TAG).with_ctx(|| "send done".into())?;
+        comm.send(&[0u8], 0, INFO_TAG)
+            .with_ctx(|| "send done".into())?;
         println!(
             "RESULT storm-recv with={with} mode={} rounds={rounds} app_handler_runs={}",
             mode(comm).name(),
@@ -1183,7 +1193,8 @@ fn storm_recv(comm: &Comm, o: &StormRecvOpts) -> R {
         );
     } else {
         let mut ids = [0u64; 2];
-        comm.recv(&mut ids, 1, INFO_TAG).with_ctx(|| "recv ids".into())?;
+        comm.recv(&mut ids, 1, INFO_TAG)
+            .with_ctx(|| "recv ids".into())?;
         let (pid, tid) = (ids[0] as i32, ids[1] as i32);
         let stop = AtomicBool::new(false);
         phase("storm-recv: sending under the storm");
@@ -1256,7 +1267,8 @@ fn ring(comm: &Comm, o: &RingOpts) -> R {
         let mut token = [0u64; 1];
         if me == 0 {
             token[0] = start;
-            comm.send(&token, next, rt).with_ctx(|| "send token".into())?;
+            comm.send(&token, next, rt)
+                .with_ctx(|| "send token".into())?;
             let st = comm
                 .recv(&mut token, prev, rt)
                 .with_ctx(|| "recv token".into())?;
@@ -1278,7 +1290,8 @@ fn ring(comm: &Comm, o: &RingOpts) -> R {
                 token[0]
             );
             token[0] += 1;
-            comm.send(&token, next, rt).with_ctx(|| "send token".into())?;
+            comm.send(&token, next, rt)
+                .with_ctx(|| "send token".into())?;
         }
         phase(format!("ring round {round}: exchange"));
         let size = sizes[round as usize % sizes.len()].min(big);
@@ -1392,7 +1405,8 @@ fn eintr(comm: &Comm, o: &EintrOpts) -> R {
             std::io::Error::last_os_error()
         );
         let ids = [std::process::id() as u64, fds[1] as u64];
-        comm.send(&ids, 0, INFO_TAG).with_ctx(|| "send ids".into())?;
+        comm.send(&ids, 0, INFO_TAG)
+            .with_ctx(|| "send ids".into())?;
         let mut bufs: Vec<Vec<u8>> = BURST.iter().map(|&s| vec![0u8; s]).collect();
         for (p, name) in phases.iter().enumerate() {
             phase(format!("eintr {name}"));
@@ -1495,7 +1509,8 @@ fn eintr(comm: &Comm, o: &EintrOpts) -> R {
         }
     } else {
         let mut ids = [0u64; 2];
-        comm.recv(&mut ids, 1, INFO_TAG).with_ctx(|| "recv ids".into())?;
+        comm.recv(&mut ids, 1, INFO_TAG)
+            .with_ctx(|| "recv ids".into())?;
         let path = format!("/proc/{}/fd/{}", ids[0], ids[1]);
         let mut pipe = std::fs::OpenOptions::new()
             .write(true)

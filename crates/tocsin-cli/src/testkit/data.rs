@@ -76,7 +76,11 @@ pub fn check(buf: &[u8], key: u64) -> R {
     for (i, c) in (&mut chunks).enumerate() {
         let w = splitmix(&mut s).to_le_bytes();
         if c != w {
-            let j = c.iter().zip(w.iter()).position(|(a, b)| a != b).unwrap_or(0);
+            let j = c
+                .iter()
+                .zip(w.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             return Err(format!(
                 "content differs at byte {} of {}: got {:#04x}, expected {:#04x}",
                 i * 8 + j,

@@ -41,8 +41,6 @@ impl<T> Ctx<T> for tocsin::Result<T> {
         self.map_err(|e| report::fail(format!("{what}: unexpected error: {e} ({e:?})")))
     }
     fn with_ctx(self, what: impl FnOnce() -> String) -> R<T> {
-        self.map_err(|e| {
-            report::fail(format!("{}: unexpected error: {e} ({e:?})", what()))
-        })
+        self.map_err(|e| report::fail(format!("{}: unexpected error: {e} ({e:?})", what())))
     }
 }
