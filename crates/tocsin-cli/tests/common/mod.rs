@@ -3,13 +3,13 @@
 //! output, and end it at a deadline — a hang guard, never a performance target.
 //!
 //! API (include with `mod common;` from a file in `tests/`):
-//! - [`command`]`(program)`: a [`Command`] without the test process's `TOCSIN_*`,
-//!   `TESTRANK_*` and `PMI_*` variables (set the job's own afterwards), stdin `/dev/null`.
+//! - [`command`]`(program)`: a [`Command`] without the test process's `TOCSIN_*` and `PMI_*`
+//!   variables (set the job's own afterwards), stdin `/dev/null`.
 //! - [`tocsin_run`]`(n, program)`: `tocsin run -n N -- PROGRAM` as such a command; add the
 //!   program's arguments with `.args(…)`.
-//! - [`run`]`(&mut cmd, deadline)` → [`Outcome`]: runs to completion; a job still running at the
-//!   deadline has its whole process group killed and the test panics with its output
-//!   (`HANG: …`).
+//! - [`run`]`(&mut cmd, deadline)` → [`Outcome`]: runs to completion; a job still running
+//!   at the deadline has its whole process group killed and the test panics with its
+//!   output (`HANG: …`).
 //! - [`Job::spawn`]`(&mut cmd)` for tests that act while the job runs ([`Job::wait_line`],
 //!   [`Job::stdout_lines`], [`Job::pid`]), then [`Job::wait`]`(deadline)` → [`Outcome`], which
 //!   reports a timeout in [`Outcome::timed_out`] instead of panicking. Dropping a `Job`
@@ -21,6 +21,22 @@
 //!   the group outlived the launcher ([`Outcome::stragglers`]); [`Outcome::report`] for
 //!   assertion messages, [`Outcome::results`] for `RESULT name k=v…` lines,
 //!   [`Outcome::assert_ranks_ok`] for the test programs' `ok CASE rank R/N` lines.
+//!
+//! A new test file for a rank program (here a hypothetical `tocsin-faultrank CASE`):
+//!
+//! ```text
+//! mod common;
+//! use common::{run, serial, tocsin_run};
+//!
+//! #[test]
+//! fn a_case() {
+//!     let _one = serial();
+//!     let mut cmd = tocsin_run(2, env!("CARGO_BIN_EXE_tocsin-faultrank"));
+//!     cmd.arg("a-case").env("TOCSIN_PROGRESS", "signal");
+//!     let o = run(&mut cmd, std::time::Duration::from_secs(120));
+//!     o.assert_ranks_ok(2, "a-case"); // or o.code, o.stderr, o.results("name"), …
+//! }
+//! ```
 //!
 //! A file uses only part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -43,12 +59,12 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// A command for `program` with stdin from `/dev/null` and without the environment variables
-/// of the test process that would change what a job does (`TOCSIN_*`, `TESTRANK_*`, `PMI_*`).
+/// of the test process that would change what a job does (`TOCSIN_*`, `PMI_*`).
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("TOCSIN_") || k.starts_with("TESTRANK_") || k.starts_with("PMI_") {
+        if k.starts_with("TOCSIN_") || k.starts_with("PMI_") {
             cmd.env_remove(&k);
         }
     }
