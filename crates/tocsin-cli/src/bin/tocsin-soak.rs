@@ -76,6 +76,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tocsin::{Comm, ProgressMode, Rank, Status, Tag, ANY_SOURCE};
 use tocsin_cli::ensure;
+use tocsin_cli::testkit::checks::{self, SENTINEL};
 use tocsin_cli::testkit::data::{check, checksum, fill, mix, Rng};
 use tocsin_cli::testkit::report::{self, fail, step as phase};
 use tocsin_cli::testkit::{Ctx, R};
@@ -218,15 +219,9 @@ fn compute(d: Duration) {
     }
 }
 
-/// Checks a status; the error is returned for the caller to add context (and fail).
+/// Checks a status; fails the case (the rank exits) if it is not the expected one.
 fn status_is(st: &Status, source: Rank, tag: Tag, len: usize) -> R {
-    if st.source == source && st.tag == tag && st.len == len {
-        Ok(())
-    } else {
-        Err(format!(
-            "status {st:?}, expected source {source} tag {tag} len {len}"
-        ))
-    }
+    checks::status(st, source, tag, len).map_err(fail)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,7 +273,6 @@ fn mode(comm: &Comm) -> ProgressMode {
 const MAX_BATCH: usize = 6;
 /// Receive buffers are longer than the message by up to this; those bytes must stay intact.
 const SLACK: usize = 64;
-const SENTINEL: u8 = 0xEE;
 /// Tag of the final exchange of counts.
 const COUNTS_TAG: Tag = 0x7000_0000;
 
@@ -545,7 +539,7 @@ fn soak(comm: &Comm, o: &SoakOpts) -> R {
         let st = comm
             .sendrecv(&mine, peer, COUNTS_TAG, &mut theirs, peer, COUNTS_TAG)
             .with_ctx(|| format!("exchanging counts with rank {peer}"))?;
-        status_is(&st, peer, COUNTS_TAG, mine.len() * 8)
+        checks::status(&st, peer, COUNTS_TAG, mine.len() * 8)
             .map_err(|e| fail(format!("counts from rank {peer}: {e}")))?;
         ensure!(
             theirs[..mine.len()] == mine[..],
@@ -646,18 +640,9 @@ impl Worker<'_> {
             cap
         };
         let verify = |rb: &[u8], cap: usize, m: &Msg, status: &Status| -> R {
-            status_is(status, peer, m.tag, m.size)
+            checks::status(status, peer, m.tag, m.size)
                 .and_then(|_| check(&rb[..m.size], m.key))
-                .and_then(|_| {
-                    if rb[m.size..cap].iter().all(|&b| b == SENTINEL) {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "bytes written past the message ({} bytes) in a {cap}-byte buffer",
-                            m.size
-                        ))
-                    }
-                })
+                .and_then(|_| checks::untouched(&rb[..cap], m.size))
                 .map_err(|e| fail(format!("message {m:?} from rank {peer}: {e}")))
         };
         // Counts a completed message; `data` is what was sent or received.
@@ -782,7 +767,7 @@ impl Worker<'_> {
                         .zip(caps.iter())
                     {
                         if m.from == side {
-                            status_is(status, me, m.tag, m.size)
+                            checks::status(status, me, m.tag, m.size)
                                 .map_err(|e| fail(format!("send {m:?}: {e}")))?;
                             account(st, m, &sb[..m.size]);
                         } else {

@@ -65,12 +65,11 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tocsin::{wait_all, wait_any, Comm, Config, Error, Rank, Status, Tag, ANY_SOURCE, ANY_TAG};
 use tocsin_cli::ensure;
+use tocsin_cli::testkit::checks::{self, SENTINEL};
 use tocsin_cli::testkit::data::{checksum, pattern, seed, Rng};
 use tocsin_cli::testkit::report::{fail, step, who};
 use tocsin_cli::testkit::{report, Ctx, R};
 
-/// Fills receive buffers past what may be written, to catch overruns.
-const SENTINEL: u8 = 0xEE;
 /// Slack after every receive buffer, filled with [`SENTINEL`].
 const SLACK: usize = 16;
 /// Large message size of the issue: 4 MiB + 3.
@@ -117,13 +116,7 @@ fn check_recv(what: &str, st: &Status, buf: &[u8], src: Rank, tag: Tag, want: &[
 
 /// Checks that `buf[from..]` still holds the sentinel.
 fn check_untouched(what: &str, buf: &[u8], from: usize) -> R {
-    if let Some(i) = buf[from..].iter().position(|&b| b != SENTINEL) {
-        return Err(fail(format!(
-            "{what}: byte {} written past the {from} bytes that were to be received",
-            from + i
-        )));
-    }
-    Ok(())
+    checks::untouched(buf, from).map_err(|e| fail(format!("{what}: {e}")))
 }
 
 fn expect_err<T: Debug>(

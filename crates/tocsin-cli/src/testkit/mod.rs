@@ -1,14 +1,15 @@
 //! The rank-side harness of the test programs (`tocsin-testrank`, `tocsin-soak`): what a
 //! case returns ([`R`]), how failures are reported and end the rank at once
 //! ([`report::fail`], the [`ensure!`](crate::ensure) macro, [`Ctx`]), the watchdog and the
-//! step it names ([`report`]), and deterministic message contents with their checks and
-//! checksums ([`data`]).
+//! step it names ([`report`]), deterministic message contents with their checks and
+//! checksums ([`data`]), and the checks of a completed receive ([`checks`]).
 //!
 //! The protocol a test driver relies on: on success every rank prints `ok CASE rank R/N` on
 //! stdout and exits 0; on failure it prints `FAIL CASE rank R/N: why` on stderr and exits 1;
 //! a rank stuck past its watchdog prints `FAIL CASE rank R/N: watchdog: …; last step: …`
 //! and exits 3; bad options are clap's errors (exit 2).
 
+pub mod checks;
 pub mod data;
 pub mod report;
 
