@@ -635,7 +635,9 @@ impl Core {
     }
 
     fn recycle(&mut self, v: Vec<u8>) {
-        if self.pool.len() < pool_len(self.cfg.eager_threshold) && v.capacity() <= 2 * self.cfg.eager_threshold.max(64) {
+        if self.pool.len() < pool_len(self.cfg.eager_threshold)
+            && v.capacity() <= 2 * self.cfg.eager_threshold.max(64)
+        {
             self.pool.push(v);
         }
     }
