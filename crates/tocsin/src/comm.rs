@@ -376,6 +376,7 @@ impl<'s, 'env> Scope<'s, 'env> {
 /// which waits for it when it closes. So an early `?` return between `irecv` and `wait`
 /// never hangs on a message that does not come, and a buffer is never freed while a
 /// transfer into or out of it is under way.
+#[must_use = "dropping a receive that has not matched cancels it: wait for it, or keep it until the scope ends"]
 pub struct Request<'s> {
     eng: &'s Arc<Engine>,
     handle: ReqHandle,
@@ -444,6 +445,7 @@ impl Drop for Request<'_> {
 }
 
 /// A receive that returns its buffer when it completes; see [`Scope::irecv_buf`].
+#[must_use = "dropping a receive that has not matched cancels it: wait for it"]
 pub struct RecvRequest<'s, T> {
     req: Request<'s>,
     ptr: *mut T,
