@@ -244,9 +244,10 @@ fn a_rank_killed_at_any_phase_ends_the_job_and_leaves_nothing_in_dev_shm() {
             "{phase}: the launcher names the killed rank:\n{}",
             out.stderr
         );
-        // Hang guard: the job ends within seconds of the death, not at the rank watchdog.
+        // Hang guard, 5× the promise: the job ends within 1 s of the death (it dies at most
+        // 0.3 s after start-up), not at the rank watchdog.
         assert!(
-            took < Duration::from_secs(30),
+            took < Duration::from_secs(5),
             "{phase}: the job took {took:?} to end"
         );
         std::thread::sleep(Duration::from_millis(200));
