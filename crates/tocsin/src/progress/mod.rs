@@ -138,9 +138,6 @@ impl Engine {
                 ),
             });
         }
-        if cfg.cma || cfg.progress == ProgressMode::Uintr {
-            sys::allow_ptrace_any();
-        }
         if cfg.progress == ProgressMode::Uintr {
             uintr::support().require()?;
         }
@@ -158,6 +155,22 @@ impl Engine {
             Some(p) if size > 1 => Some(Segment::bootstrap(p, cap, mode, cfg.posix_shm)?),
             _ => None,
         };
+        // Before any peer can use CMA or pidfd_getfd on us: widen ptrace only as Yama needs.
+        if let (Some(seg), true) = (&seg, cfg.cma || cfg.progress == ProgressMode::Uintr) {
+            let peers: Vec<i32> = (0..size)
+                .filter(|&r| r != me)
+                .map(|r| seg.control(r).pid.load(Ordering::Acquire))
+                .collect();
+            if let sys::PtraceOutcome::Refused(why) = sys::ptrace_policy_for_cma(&peers) {
+                if cfg.cma {
+                    crate::diag::warn_once(
+                        crate::diag::Warn::CmaRefused,
+                        format!("CMA refused: {why}; large messages use the pipelined copy"),
+                    );
+                    cfg.cma = false;
+                }
+            }
+        }
         let mut uintr_rx = None;
         let mut interrupter = Interrupter::None;
         if let (Some(seg), Some(sig)) = (&seg, &sig) {
