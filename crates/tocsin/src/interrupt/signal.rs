@@ -275,6 +275,7 @@ impl Installed {
     /// # Errors
     /// A sentence saying what is wrong and what the application should do, ready for a
     /// warning ([`crate::diag::Warn::SignalStolen`]).
+    #[allow(dead_code)] // called by the engine's periodic liveness check
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let s = self.signo;
         match current_action(s) {

@@ -1,0 +1,187 @@
+//! `tocsin-hold`: a rank program for the robustness tests of the bootstrap and of degraded
+//! kernels (`tests/posix_shm.rs`, `tests/sigpending.rs`, `tests/nocma.rs`).
+//!
+//! Usage: `tocsin run -n N -- tocsin-hold [OPTIONS]` (or under `mpiexec.hydra`). Each rank:
+//! 1. writes its pid to `<pid-dir>/pid.<rank>` (rank from `PMI_RANK`, before `init`);
+//! 2. if it is `--act-rank`: waits for `--act-when` (a file) to exist, if given, then sleeps
+//!    `--sleep-before-init` seconds, then exits (`--exit-before-init CODE`) or kills itself
+//!    with SIGKILL (`--kill-before-init`) if asked; every other rank goes straight on, so
+//!    rank 0 waits inside the bootstrap meanwhile;
+//! 3. calls `tocsin::init`, writes `<pid-dir>/init.<rank>`;
+//! 4. exchanges `--count` messages with every other rank (sizes cycling up to `--max-bytes`,
+//!    contents derived from source, destination and index, each with a checksum in its
+//!    first 8 bytes) and checks every byte;
+//! 5. sleeps `--hold` seconds, then prints `ok hold rank R/N: M messages, B bytes checked`.
+//!
+//! Failures print `FAIL hold rank R: why` on stderr and exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command-line options; see the module documentation.
+#[derive(Parser, Debug)]
+#[command(about = "Rank program for bootstrap and degraded-kernel tests")]
+struct Opts {
+    /// Directory for the `pid.R` and `init.R` marker files.
+    #[arg(long)]
+    pid_dir: Option<PathBuf>,
+    /// The rank that waits, exits or kills itself before `init`.
+    #[arg(long)]
+    act_rank: Option<u32>,
+    /// The acting rank waits for this file to exist first.
+    #[arg(long)]
+    act_when: Option<PathBuf>,
+    /// Seconds the acting rank sleeps before `init`.
+    #[arg(long, default_value_t = 0.0)]
+    sleep_before_init: f64,
+    /// The acting rank exits with this code instead of calling `init`.
+    #[arg(long)]
+    exit_before_init: Option<u8>,
+    /// The acting rank kills itself with SIGKILL instead of calling `init`.
+    #[arg(long)]
+    kill_before_init: bool,
+    /// Messages from every rank to every other rank.
+    #[arg(long, default_value_t = 0)]
+    count: usize,
+    /// Largest message, bytes (sizes cycle through 8, 1 KiB, 16 KiB, 64 KiB + 1, and this).
+    #[arg(long, default_value_t = 256 << 10)]
+    max_bytes: usize,
+    /// Seconds every rank sleeps after the exchange.
+    #[arg(long, default_value_t = 0.0)]
+    hold: f64,
+}
+
+fn fail(rank: u32, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("FAIL hold rank {rank}: {msg}");
+    ExitCode::from(1)
+}
+
+fn marker(dir: &Option<PathBuf>, what: &str, rank: u32) {
+    if let Some(d) = dir {
+        let tmp = d.join(format!(".{what}.{rank}"));
+        let _ = std::fs::write(&tmp, std::process::id().to_string());
+        let _ = std::fs::rename(&tmp, d.join(format!("{what}.{rank}")));
+    }
+}
+
+fn wait_for(path: &std::path::Path) {
+    while !path.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Size of message `i` (of `max` at most).
+fn size_of(i: usize, max: usize) -> usize {
+    [8, 1 << 10, 16 << 10, (64 << 10) + 1, max][i % 5].min(max).max(8)
+}
+
+/// FNV-1a of `b`.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The bytes of message `i` from `src` to `dst`: a checksum of the body, then the body.
+fn message(src: u32, dst: u32, i: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    let mut x = (src as u64) << 40 ^ (dst as u64) << 20 ^ i as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    for b in v[8..].iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let c = fnv(&v[8..]);
+    v[..8].copy_from_slice(&c.to_le_bytes());
+    v
+}
+
+fn exchange(comm: &tocsin::Comm, o: &Opts) -> Result<(usize, usize), String> {
+    let (me, n) = (comm.rank(), comm.size());
+    let (mut msgs, mut bytes) = (0, 0);
+    for i in 0..o.count {
+        let len = size_of(i, o.max_bytes);
+        let tag = (i % 1000) as i32;
+        let outs: Vec<(u32, Vec<u8>)> = (0..n)
+            .filter(|&p| p != me)
+            .map(|p| (p, message(me, p, i, len)))
+            .collect();
+        let mut ins: Vec<(u32, Vec<u8>)> = (0..n)
+            .filter(|&p| p != me)
+            .map(|p| (p, vec![0xEEu8; len]))
+            .collect();
+        comm.scope(|s| -> Result<(), String> {
+            let mut reqs = Vec::new();
+            for (p, b) in ins.iter_mut() {
+                reqs.push(s.irecv(b.as_mut_slice(), *p, tag).map_err(|e| e.to_string())?);
+            }
+            for (p, b) in &outs {
+                reqs.push(s.isend(b.as_slice(), *p, tag).map_err(|e| e.to_string())?);
+            }
+            for st in tocsin::wait_all(reqs).map_err(|e| format!("message {i}: {e}"))? {
+                let _ = st;
+            }
+            Ok(())
+        })?;
+        for (p, b) in &ins {
+            let want = message(*p, me, i, len);
+            if *b != want {
+                let at = b.iter().zip(&want).position(|(a, w)| a != w).unwrap_or(0);
+                return Err(format!(
+                    "message {i} from rank {p} ({len} bytes) differs at byte {at}"
+                ));
+            }
+            if u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) != fnv(&b[8..]) {
+                return Err(format!("message {i} from rank {p}: bad checksum"));
+            }
+            msgs += 1;
+            bytes += len;
+        }
+    }
+    Ok((msgs, bytes))
+}
+
+fn main() -> ExitCode {
+    let o = Opts::parse();
+    let rank: u32 = std::env::var("PMI_RANK")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    marker(&o.pid_dir, "pid", rank);
+    if o.act_rank == Some(rank) {
+        if let Some(f) = &o.act_when {
+            wait_for(f);
+        }
+        std::thread::sleep(Duration::from_secs_f64(o.sleep_before_init));
+        if o.kill_before_init {
+            // SAFETY: raising SIGKILL on ourselves.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        if let Some(c) = o.exit_before_init {
+            return ExitCode::from(c);
+        }
+    }
+    let comm = match tocsin::init() {
+        Ok(c) => c,
+        Err(e) => return fail(rank, format!("init: {e}")),
+    };
+    marker(&o.pid_dir, "init", rank);
+    let (msgs, bytes) = match exchange(&comm, &o) {
+        Ok(v) => v,
+        Err(e) => return fail(rank, e),
+    };
+    std::thread::sleep(Duration::from_secs_f64(o.hold));
+    if let Err(e) = comm.barrier() {
+        return fail(rank, format!("final barrier: {e}"));
+    }
+    println!(
+        "ok hold rank {}/{}: {msgs} messages, {bytes} bytes checked",
+        comm.rank(),
+        comm.size()
+    );
+    ExitCode::SUCCESS
+}
