@@ -123,17 +123,18 @@ fn launch(dir: &Path, hold_args: &[&str]) -> Job {
 fn launcher_killed_during_bootstrap_leaves_nothing() {
     let dir = scratch("boot");
     // Rank 1 sleeps before init: rank 0 waits in the bootstrap with the name created.
-    let mut job = launch(
-        &dir,
-        &["--act-rank", "1", "--sleep-before-init", "120"],
-    );
+    let mut job = launch(&dir, &["--act-rank", "1", "--sleep-before-init", "120"]);
     let p0 = within(Duration::from_secs(30), "rank 0's pid", || {
         pid_in(&dir, "pid", 0)
     });
     let name = within(Duration::from_secs(30), "rank 0's /dev/shm object", || {
         shm_fd_of(p0)
     });
-    assert!(name.exists(), "{} should exist during the bootstrap", name.display());
+    assert!(
+        name.exists(),
+        "{} should exist during the bootstrap",
+        name.display()
+    );
     job.launcher.kill().expect("SIGKILL to tocsin run");
     let _ = job.launcher.wait();
     assert!(
@@ -198,10 +199,12 @@ fn hydra_rank_dies_in_bootstrap(tag: &str, how: &[&str]) {
         .env_remove("PMI_FD")
         .env_remove("PMI_PORT");
     let out = run_with_limit(cmd, "mpiexec.hydra job", Duration::from_secs(90));
-    let name = watcher
-        .join()
-        .expect("watcher")
-        .unwrap_or_else(|| panic!("rank 0 never held a /dev/shm object; stderr:\n{}", out.stderr));
+    let name = watcher.join().expect("watcher").unwrap_or_else(|| {
+        panic!(
+            "rank 0 never held a /dev/shm object; stderr:\n{}",
+            out.stderr
+        )
+    });
     assert_ne!(out.code, Some(0), "the job should fail: rank 1 died");
     assert!(
         gone_within(&name, Duration::from_secs(10)),

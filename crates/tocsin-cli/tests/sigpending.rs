@@ -112,5 +112,8 @@ fn probe_reports_the_sigpending_limit() {
         .lines()
         .find(|l| l.starts_with("signal_queue"))
         .unwrap_or_else(|| panic!("no signal_queue line:\n{}", out.stdout));
-    assert!(line.contains("of 4") && line.contains("RLIMIT_SIGPENDING"), "{line}");
+    assert!(
+        line.contains("of 4") && line.contains("RLIMIT_SIGPENDING"),
+        "{line}"
+    );
 }

@@ -75,7 +75,9 @@ fn wait_for(path: &std::path::Path) {
 
 /// Size of message `i` (of `max` at most).
 fn size_of(i: usize, max: usize) -> usize {
-    [8, 1 << 10, 16 << 10, (64 << 10) + 1, max][i % 5].min(max).max(8)
+    [8, 1 << 10, 16 << 10, (64 << 10) + 1, max][i % 5]
+        .min(max)
+        .max(8)
 }
 
 /// FNV-1a of `b`.
@@ -117,7 +119,10 @@ fn exchange(comm: &tocsin::Comm, o: &Opts) -> Result<(usize, usize), String> {
         comm.scope(|s| -> Result<(), String> {
             let mut reqs = Vec::new();
             for (p, b) in ins.iter_mut() {
-                reqs.push(s.irecv(b.as_mut_slice(), *p, tag).map_err(|e| e.to_string())?);
+                reqs.push(
+                    s.irecv(b.as_mut_slice(), *p, tag)
+                        .map_err(|e| e.to_string())?,
+                );
             }
             for (p, b) in &outs {
                 reqs.push(s.isend(b.as_slice(), *p, tag).map_err(|e| e.to_string())?);

@@ -459,7 +459,9 @@ mod tests {
         assert_eq!(parse_sigblk("SigBlk:\tzz\n"), None);
         assert_eq!(parse_sigblk("Name:\tx\n"), None);
         // glibc's pthread_create mask (everything the kernel lets block) claims no signal.
-        assert!(blanket(parse_sigblk("SigBlk:\tfffffffffffbfeff\n").unwrap()));
+        assert!(blanket(
+            parse_sigblk("SigBlk:\tfffffffffffbfeff\n").unwrap()
+        ));
         assert!(!blanket(1u64 << (libc::SIGRTMIN() + 3 - 1)));
     }
 
@@ -487,7 +489,10 @@ mod tests {
         });
         rx.recv().unwrap();
         let picked = pick_free_signal().expect("some signal free");
-        assert_ne!(picked, first, "took a signal another thread reads via signalfd");
+        assert_ne!(
+            picked, first,
+            "took a signal another thread reads via signalfd"
+        );
         match install(Some(first)) {
             Err(Error::Config { name, reason, .. }) => {
                 assert_eq!(name, "TOCSIN_SIGNAL");
@@ -513,7 +518,11 @@ mod tests {
         let r = install(Some(s));
         set_action(s, libc::SIG_DFL);
         match r {
-            Err(Error::Config { name, value, reason }) => {
+            Err(Error::Config {
+                name,
+                value,
+                reason,
+            }) => {
                 assert_eq!(name, "TOCSIN_SIGNAL");
                 assert_eq!(value, s.to_string());
                 assert!(reason.contains("handler"), "{reason}");

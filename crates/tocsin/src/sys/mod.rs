@@ -144,7 +144,12 @@ fn parse_ptrace_scope(s: &str) -> Option<u32> {
 /// What to set: `scope` is Yama's ptrace scope (`None`: no Yama), `cap` whether we have
 /// `CAP_SYS_PTRACE`, `my_ppid` our parent, `peers` each peer's `(pid, ppid)` (ppid `None`
 /// when unknown).
-fn plan_ptrace(scope: Option<u32>, cap: bool, my_ppid: i32, peers: &[(i32, Option<i32>)]) -> PtracePlan {
+fn plan_ptrace(
+    scope: Option<u32>,
+    cap: bool,
+    my_ppid: i32,
+    peers: &[(i32, Option<i32>)],
+) -> PtracePlan {
     match scope {
         None | Some(0) => PtracePlan::Nothing,
         Some(1) | Some(2) if cap => PtracePlan::Nothing,
