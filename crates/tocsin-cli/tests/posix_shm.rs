@@ -205,7 +205,12 @@ fn hydra_rank_dies_in_bootstrap(tag: &str, how: &[&str]) {
             out.stderr
         )
     });
-    assert_ne!(out.code, Some(0), "the job should fail: rank 1 died");
+    assert_ne!(
+        out.code,
+        Some(0),
+        "the job should fail: rank 1 died; stdout:\n{}",
+        out.stdout
+    );
     assert!(
         gone_within(&name, Duration::from_secs(10)),
         "{} left in /dev/shm after rank 1 died in the bootstrap under hydra; stderr:\n{}",

@@ -364,7 +364,7 @@ impl Drop for Installed {
             std::mem::forget(m);
             return;
         }
-        if cur.ss_sp as usize == m.ptr() as usize && cur.ss_flags & libc::SS_DISABLE == 0 {
+        if std::ptr::eq(cur.ss_sp.cast::<u8>(), m.ptr()) && cur.ss_flags & libc::SS_DISABLE == 0 {
             if let Some(old) = self.old_stack {
                 // SAFETY: `old` is what sigaltstack reported on this thread before install;
                 // reinstalling it is valid, and we are not running on our stack.
