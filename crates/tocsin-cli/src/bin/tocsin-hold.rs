@@ -11,7 +11,9 @@
 //! 4. exchanges `--count` messages with every other rank (sizes cycling up to `--max-bytes`,
 //!    contents derived from source, destination and index, each with a checksum in its
 //!    first 8 bytes) and checks every byte;
-//! 5. sleeps `--hold` seconds, then prints `ok hold rank R/N: M messages, B bytes checked`.
+//! 5. with `--signalfd N` (which blocked `SIGRTMIN+3` and opened a signalfd for it before
+//!    `init`): sends itself N of that signal and checks the signalfd got each one;
+//! 6. sleeps `--hold` seconds, then prints `ok hold rank R/N: M messages, B bytes checked`.
 //!
 //! Failures print `FAIL hold rank R: why` on stderr and exit 1.
 
@@ -52,6 +54,58 @@ struct Opts {
     /// Seconds every rank sleeps after the exchange.
     #[arg(long, default_value_t = 0.0)]
     hold: f64,
+    /// Before `init`, block `SIGRTMIN+3` and read it through a `signalfd` (as an
+    /// application that owns that signal); after the exchange, send this many of it to the
+    /// process and check that the signalfd gets every one.
+    #[arg(long, default_value_t = 0)]
+    signalfd: usize,
+}
+
+/// Blocks `SIGRTMIN+3` in this thread and opens a non-blocking signalfd for it.
+fn open_signalfd() -> std::io::Result<i32> {
+    // SAFETY: a local sigset; pthread_sigmask and signalfd on it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGRTMIN() + 3);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+/// Sends `n` `SIGRTMIN+3` to this process (one at a time, each read back before the next,
+/// so that `RLIMIT_SIGPENDING` does not matter) and returns how many the signalfd got.
+fn signalfd_round(fd: i32, n: usize) -> usize {
+    let mut got = 0;
+    for i in 0..n {
+        let v = libc::sigval {
+            sival_ptr: (1000 + i) as *mut libc::c_void,
+        };
+        // SAFETY: queueing a signal to ourselves with an integer payload.
+        if unsafe { libc::sigqueue(libc::getpid(), libc::SIGRTMIN() + 3, v) } != 0 {
+            continue;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            // SAFETY: a zeroed signalfd_siginfo buffer of the right size.
+            let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let sz = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reading at most `sz` bytes into `si`.
+            let r = unsafe { libc::read(fd, (&mut si as *mut libc::signalfd_siginfo).cast(), sz) };
+            if r == sz as isize {
+                if si.ssi_signo as i32 == libc::SIGRTMIN() + 3 && si.ssi_ptr == (1000 + i) as u64 {
+                    got += 1;
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    got
 }
 
 fn fail(rank: u32, msg: impl std::fmt::Display) -> ExitCode {
@@ -170,6 +224,14 @@ fn main() -> ExitCode {
             return ExitCode::from(c);
         }
     }
+    let sfd = if o.signalfd > 0 {
+        match open_signalfd() {
+            Ok(fd) => Some(fd),
+            Err(e) => return fail(rank, format!("signalfd: {e}")),
+        }
+    } else {
+        None
+    };
     let comm = match tocsin::init() {
         Ok(c) => c,
         Err(e) => return fail(rank, format!("init: {e}")),
@@ -179,6 +241,19 @@ fn main() -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(rank, e),
     };
+    if let Some(fd) = sfd {
+        let got = signalfd_round(fd, o.signalfd);
+        println!(
+            "signalfd rank {rank}: {got} of {} SIGRTMIN+3 delivered",
+            o.signalfd
+        );
+        if got != o.signalfd {
+            return fail(
+                rank,
+                format!("the signalfd got {got} of {} SIGRTMIN+3", o.signalfd),
+            );
+        }
+    }
     std::thread::sleep(Duration::from_secs_f64(o.hold));
     if let Err(e) = comm.barrier() {
         return fail(rank, format!("final barrier: {e}"));

@@ -1,0 +1,76 @@
+//! Signal mode never takes the application's signal: an application that blocks
+//! `SIGRTMIN+3` and reads it through a `signalfd` before `tocsin::init` still gets every one
+//! of them (tocsin picks another signal), and naming that signal in `TOCSIN_SIGNAL` is refused
+//! at `init` with an error that says why. Every child runs under a deadline.
+
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
+use common::run_with_limit;
+
+const HOLD: &str = env!("CARGO_BIN_EXE_tocsin-hold");
+const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+
+fn job(extra_env: &[(&str, String)]) -> common::Out {
+    let mut cmd = Command::new(TOCSIN);
+    cmd.args(["run", "-n", "2", "--", HOLD])
+        .args(["--count", "40", "--signalfd", "10"])
+        .env("TOCSIN_PROGRESS", "signal")
+        .env_remove("TOCSIN_SIGNAL")
+        .env_remove("PMI_FD")
+        .env_remove("PMI_PORT");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    run_with_limit(
+        cmd,
+        "2-rank signal-mode job with a signalfd",
+        Duration::from_secs(120),
+    )
+}
+
+#[test]
+fn a_signalfd_application_keeps_all_its_signals() {
+    let out = job(&[]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "job failed\nstdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    for r in 0..2 {
+        let want = format!("signalfd rank {r}: 10 of 10 SIGRTMIN+3 delivered");
+        assert!(
+            out.stdout.lines().any(|l| l == want),
+            "rank {r} lost signals to tocsin:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        let ok = format!("ok hold rank {r}/2: 40 messages,");
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&ok)),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn naming_the_applications_signal_is_refused_at_init() {
+    let s = (libc::SIGRTMIN() + 3).to_string();
+    let out = job(&[("TOCSIN_SIGNAL", s.clone())]);
+    assert_ne!(
+        out.code,
+        Some(0),
+        "init accepted a signal the application reads"
+    );
+    assert!(
+        out.stderr.contains("TOCSIN_SIGNAL")
+            && out.stderr.contains(&s)
+            && out.stderr.contains("blocked"),
+        "the error does not say which signal and why:\n{}",
+        out.stderr
+    );
+}
