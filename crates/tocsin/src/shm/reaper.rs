@@ -11,8 +11,9 @@
 //! (or one, like hydra, that does not know the name). So before creating the name, rank 0
 //! forks (twice, so that the reaper is never its child: an application's `wait` never sees
 //! it) a process that:
-//! 1. starts a new session (`setsid`): a launcher's `killpg` of the rank's group misses it,
-//!    and the fork already cleared the rank's `PR_SET_PDEATHSIG`;
+//! 1. starts a new session (`setsid`): a launcher's `killpg` of the rank's group (hydra and
+//!    `tocsin run` both kill groups) misses it, and the fork already cleared the rank's
+//!    `PR_SET_PDEATHSIG`; it names itself `tocsin-reaper` (as `ps` shows it);
 //! 2. keeps only the pipe's read end (on fd 0) and closes every other descriptor, so it holds
 //!    none of the job's pipes or sockets (a launcher waiting for the ranks' output or PMI
 //!    connections never waits for it), and resets every signal handler to its default;
@@ -55,6 +56,7 @@ unsafe fn reaper_main(read_fd: i32, path: *const libc::c_char, max_fd: i32) -> !
     // SAFETY (whole body): plain system calls on integers and the prepared C string.
     unsafe {
         libc::setsid();
+        libc::prctl(libc::PR_SET_NAME, c"tocsin-reaper".as_ptr(), 0, 0, 0);
         // Reset handlers: a signal must not run the application's code in this copy.
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
@@ -143,6 +145,9 @@ impl Reaper {
         loop {
             // SAFETY: waiting for our own child; `status` is a valid out-pointer.
             let got = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if got == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0 {
+                return Err(io::Error::other("the reaper's second fork failed"));
+            }
             if got >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 break; // ECHILD: an application's SIGCHLD handler reaped it first
             }
