@@ -226,8 +226,15 @@ impl Comm {
     }
 
     /// Runs `f` with a [`Scope`] in which non-blocking requests can be posted. Every request
-    /// still pending when `f` returns is waited for before `scope` returns (its error, if any,
-    /// is dropped: wait explicitly to see it).
+    /// still pending when `f` returns is finished before `scope` returns: receives that
+    /// have not matched are cancelled (nobody can wait for them any more), the others are
+    /// waited for (their errors, if any, are dropped: wait explicitly to see them).
+    ///
+    /// If `f` panics, the scope cancels what it can and waits up to
+    /// [`SCOPE_UNWIND_GRACE`] for transfers already under way (a peer may be writing into
+    /// a receive buffer); if some are still in flight then, it aborts the process with a
+    /// message rather than let the buffers be freed under a peer's copy (as MPI's default
+    /// error handler would end the job).
     pub fn scope<'env, F, R>(&'env self, f: F) -> R
     where
         F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
@@ -237,13 +244,14 @@ impl Comm {
             pending: RefCell::new(Vec::new()),
             _scope: PhantomData,
         };
-        let r = f(&scope);
-        for h in scope.pending.borrow_mut().drain(..) {
-            let _ = self.eng.wait(&h);
-        }
-        r
+        f(&scope)
+        // `scope` drops here (and on unwinding): see `Drop for Scope`.
     }
 }
+
+/// How long a scope that unwinds (a panic in its closure) waits for transfers already under
+/// way before aborting the process.
+pub const SCOPE_UNWIND_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where non-blocking requests live; see [`Comm::scope`]. A buffer lent to a request stays
 /// borrowed until the scope ends, so it cannot be read or written while in flight.
@@ -251,6 +259,37 @@ pub struct Scope<'s, 'env: 's> {
     comm: &'env Comm,
     pending: RefCell<Vec<ReqHandle>>,
     _scope: PhantomData<&'s mut &'env ()>,
+}
+
+impl Drop for Scope<'_, '_> {
+    fn drop(&mut self) {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.iter().all(|h| h.is_complete()) {
+            return;
+        }
+        let eng = &self.comm.eng;
+        let unwinding = std::thread::panicking();
+        for h in &pending {
+            if !h.is_complete() && (unwinding || h.is_recv()) {
+                // Unmatched receives nobody can wait for; on unwinding also unsent sends.
+                eng.cancel(h);
+            }
+        }
+        if !unwinding {
+            for h in &pending {
+                let _ = eng.wait(h);
+            }
+            return;
+        }
+        let deadline = std::time::Instant::now() + SCOPE_UNWIND_GRACE;
+        let quiet = eng.wait_until(|| pending.iter().all(|h| h.is_complete()), Some(deadline));
+        if !quiet {
+            crate::diag::fatal(
+                "a panic unwound a tocsin scope while transfers were still in flight \
+                 (a peer may still write into their buffers); aborting the process",
+            );
+        }
+    }
 }
 
 impl<'s, 'env> Scope<'s, 'env> {
@@ -311,11 +350,19 @@ impl<'s, 'env> Scope<'s, 'env> {
     }
 
     fn track(&'s self, h: ReqHandle) -> Request<'s> {
-        self.pending.borrow_mut().push(h.clone());
+        {
+            let mut p = self.pending.borrow_mut();
+            // Forget requests that completed: the list stays as long as the requests in
+            // flight, not as the scope's history.
+            if p.len() >= 64 && p.len().is_power_of_two() {
+                p.retain(|h| !h.is_complete());
+            }
+            p.push(h.clone());
+        }
         Request {
             eng: &self.comm.eng,
-            handle: Some(h),
-            done: None,
+            handle: h,
+            active: true,
             _buf: PhantomData,
         }
     }
@@ -323,76 +370,75 @@ impl<'s, 'env> Scope<'s, 'env> {
 
 /// A pending non-blocking operation, created by [`Scope::isend`] or [`Scope::irecv`].
 ///
-/// Dropping a request that has not completed waits for it (an unmatched receive is not
-/// cancelled: a later matching message must still find a buffer), so a dropped request
-/// never leaves the library writing into freed memory.
+/// Once complete, [`Request::wait`] and [`Request::test`] report its outcome (the same each
+/// time they are asked). Dropping a receive that has not matched cancels it (nobody can
+/// wait for it any more); dropping any other unfinished request leaves it to its scope,
+/// which waits for it when it closes. So an early `?` return between `irecv` and `wait`
+/// never hangs on a message that does not come, and a buffer is never freed while a
+/// transfer into or out of it is under way.
 pub struct Request<'s> {
     eng: &'s Arc<Engine>,
-    handle: Option<ReqHandle>,
-    done: Option<std::result::Result<Status, ()>>,
+    handle: ReqHandle,
+    /// Cleared once [`wait_any`] has returned it (MPI: the request becomes inactive).
+    active: bool,
     _buf: PhantomData<&'s mut [u8]>,
 }
 
 impl std::fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
-            .field("complete", &self.handle.is_none())
+            .field("complete", &self.handle.is_complete())
+            .field("active", &self.active)
             .finish()
     }
 }
 
 impl Request<'_> {
     /// Blocks until the request completes, according to the progress mode, and returns its
-    /// status.
+    /// status. Goes through the engine's one waiting routine: fails with
+    /// [`Error::PeerDied`] within about [`LIVENESS_PERIOD`](crate::LIVENESS_PERIOD) of the
+    /// peer's end.
     ///
     /// # Errors
-    /// [`Error::Truncated`] (receives), [`Error::PeerDied`], or the error the request
-    /// completed with.
-    pub fn wait(mut self) -> Result<Status> {
-        self.wait_mut()
-    }
-
-    fn wait_mut(&mut self) -> Result<Status> {
-        match self.handle.take() {
-            Some(h) => {
-                let r = self.eng.wait(&h);
-                self.done = Some(r.as_ref().map(|s| *s).map_err(|_| ()));
-                r
-            }
-            None => match self.done {
-                Some(Ok(s)) => Ok(s),
-                _ => Err(Error::Unsupported(
-                    "request already completed with an error that was returned before".into(),
-                )),
-            },
-        }
+    /// [`Error::Truncated`] (receives), [`Error::PeerDied`], [`Error::Cancelled`], or the
+    /// error the request completed with.
+    pub fn wait(self) -> Result<Status> {
+        self.eng.wait(&self.handle)
     }
 
     /// Makes progress and returns `Some(status)` if the request has completed, `None` if it
-    /// is still pending. Once it returned `Some`, the request is inactive.
+    /// is still pending. Checks peers too (at most every
+    /// [`LIVENESS_PERIOD`](crate::LIVENESS_PERIOD)), so a loop of `test` on a request whose
+    /// peer is gone ends with [`Error::PeerDied`] instead of spinning forever.
     ///
     /// # Errors
-    /// As [`Request::wait`], when the request completed with an error.
+    /// As [`Request::wait`], once the request completed with an error (every time it is
+    /// tested after that).
     pub fn test(&mut self) -> Result<Option<Status>> {
-        match &self.handle {
-            None => self.wait_mut().map(Some),
-            Some(h) => match self.eng.test(h) {
-                None => Ok(None),
-                Some(_) => self.wait_mut().map(Some),
-            },
+        match self.eng.test(&self.handle) {
+            None => Ok(None),
+            Some(()) => self.eng.outcome(&self.handle).map(Some),
         }
     }
 
     /// `true` once the request has completed (without making progress).
     pub fn is_complete(&self) -> bool {
-        self.handle.as_ref().is_none_or(|h| h.is_complete())
+        self.handle.is_complete()
+    }
+
+    /// Cancels the request if it has not matched yet (MPI_Cancel semantics): a receive not
+    /// yet matched by a message, or a send whose message has not left this rank (its ring
+    /// was full), then completes with [`Error::Cancelled`] and nothing is transferred.
+    /// A request that has matched completes normally. Returns `true` if it was cancelled.
+    pub fn cancel(&mut self) -> bool {
+        self.eng.cancel(&self.handle)
     }
 }
 
 impl Drop for Request<'_> {
     fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            let _ = self.eng.wait(&h);
+        if !self.handle.is_complete() && self.handle.is_recv() {
+            self.eng.cancel(&self.handle);
         }
     }
 }
@@ -460,30 +506,30 @@ pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
 }
 
 /// Waits until one of the still-active requests completes; returns its index and status
-/// and leaves it inactive. Returns `Ok(None)` if no request is active.
+/// and leaves it inactive (later calls skip it, as MPI_Waitany sets it to
+/// `MPI_REQUEST_NULL`). Returns `Ok(None)` if no request is active. Goes through the
+/// engine's one waiting routine: sleeps in the sleeping modes and fails with
+/// [`Error::PeerDied`] within about [`LIVENESS_PERIOD`](crate::LIVENESS_PERIOD) when the
+/// request that completes depended on a gone peer.
 ///
 /// # Errors
-/// The error of the request that completed (its index is then lost with it).
+/// The error of the request that completed (it is left inactive too).
 pub fn wait_any(reqs: &mut [Request<'_>]) -> Result<Option<(usize, Status)>> {
-    loop {
-        let mut any_active = false;
-        let eng = match reqs.iter().find(|r| r.handle.is_some()) {
-            Some(r) => r.eng.clone(),
-            None => return Ok(None),
-        };
-        for (i, r) in reqs.iter_mut().enumerate() {
-            if let Some(h) = &r.handle {
-                any_active = true;
-                if h.is_complete() {
-                    return r.wait_mut().map(|s| Some((i, s)));
-                }
-            }
-        }
-        if !any_active {
-            return Ok(None);
-        }
-        eng.progress_once()?;
-    }
+    let Some(first) = reqs.iter().find(|r| r.active) else {
+        return Ok(None);
+    };
+    let eng = first.eng;
+    let mut idx = None;
+    eng.wait_until(
+        || {
+            idx = reqs.iter().position(|r| r.active && r.handle.is_complete());
+            idx.is_some()
+        },
+        None,
+    );
+    let Some(i) = idx else { return Ok(None) };
+    reqs[i].active = false;
+    eng.outcome(&reqs[i].handle).map(|s| Some((i, s)))
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ pub enum ProgressMode {
 }
 
 impl ProgressMode {
-    /// The name used by `TOCSIN_PROGRESS` (`"poll"`, `"block"`).
+    /// The name used by `TOCSIN_PROGRESS` (`"poll"`, `"block"`, `"thread"`, `"signal"`,
+    /// `"uintr"`).
     pub fn name(self) -> &'static str {
         match self {
             ProgressMode::Poll => "poll",
@@ -90,6 +91,32 @@ pub const DEFAULT_EAGER_THRESHOLD: usize = 64 * 1024;
 /// while a rank blocked 200 ms still uses about 1.2 ms of CPU (BENCHMARKS.md).
 pub const DEFAULT_SPIN_US: u64 = 1000;
 
+/// Smallest per-pair ring accepted (`TOCSIN_RING_BYTES`), bytes.
+pub const MIN_RING_BYTES: usize = 4096;
+
+/// Largest per-pair ring accepted (`TOCSIN_RING_BYTES`), bytes: 1 GiB. The job segment holds
+/// n² rings, so even at this ceiling a 2-rank job maps 4 GiB; larger rings would only waste
+/// address space (a record never exceeds a quarter of its ring).
+pub const MAX_RING_BYTES: usize = 1 << 30;
+
+/// Largest eager threshold accepted (`TOCSIN_EAGER_THRESHOLD`), bytes: an eager message and
+/// its header must fit a quarter of the largest ring ([`MAX_RING_BYTES`]), i.e.
+/// 268 435 432 bytes. The ring actually used must also hold it: `init` checks the threshold
+/// against the ring size in force.
+pub const MAX_EAGER_THRESHOLD: usize =
+    crate::ring::max_body(MAX_RING_BYTES) - crate::wire::EAGER_HDR_LEN;
+
+/// Smallest pipelined-rendezvous chunk accepted (`TOCSIN_CHUNK_BYTES`), bytes.
+pub const MIN_CHUNK_BYTES: usize = 64;
+
+/// Largest pipelined-rendezvous chunk accepted (`TOCSIN_CHUNK_BYTES`), bytes. A chunk is also
+/// clamped to what one ring record can carry, so larger values would change nothing.
+pub const MAX_CHUNK_BYTES: usize = MAX_RING_BYTES;
+
+/// Longest spin accepted (`TOCSIN_SPIN_US`), µs: 10 s. Beyond that a waiting thread should
+/// simply use `poll` mode.
+pub const MAX_SPIN_US: u64 = 10_000_000;
+
 /// Start-up settings. Build with [`Config::default`] or [`Config::from_env`], adjust with
 /// the builder methods, then call [`Config::init`].
 #[derive(Debug, Clone)]
@@ -123,8 +150,17 @@ impl Default for Config {
     }
 }
 
-fn env_parse<T: std::str::FromStr>(name: &'static str, what: &str) -> Result<Option<T>> {
-    match std::env::var(name) {
+/// How [`Config`] reads a variable: `std::env::var`, or a table in tests.
+type Lookup<'a> = &'a dyn Fn(&str) -> std::result::Result<String, std::env::VarError>;
+
+/// Reads `name` through `get` and parses it as a `T`; `what` (what is accepted) goes into
+/// the error, with the value as typed.
+fn env_parse<T: std::str::FromStr>(
+    get: Lookup<'_>,
+    name: &'static str,
+    what: &str,
+) -> Result<Option<T>> {
+    match get(name) {
         Ok(v) if v.is_empty() => Ok(None),
         Ok(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
             name,
@@ -145,28 +181,50 @@ impl Config {
     ///
     /// | variable | meaning | default |
     /// |---|---|---|
-    /// | `TOCSIN_PROGRESS` | `poll` or `block` | `poll` |
-    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes | 65536 up to 8 ranks, less above |
+    /// | `TOCSIN_PROGRESS` | `poll`, `block`, `thread`, `signal` or `uintr` | `poll` |
+    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 11 ranks, less above |
     /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
-    /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring (power of two, ≥ 4096) | by rank count |
-    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping | 1000 |
-    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes | 65536 |
-    /// | `TOCSIN_SIGNAL` | `signal` mode: signal number, or `rtmin+K` | first free of `rtmin+3..` |
+    /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
+    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | 1000 |
+    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | 65536 |
+    /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     ///
+    /// The job's shared segment holds a 64-byte header, a 128-byte control block per rank and
+    /// one ring per ordered pair of ranks: `64 + 128·n + n²·(64 + ring bytes)`. By default each
+    /// ring gets half of `64 MiB / n²` rounded up to a power of two, clamped to 64 KiB..=1 MiB
+    /// (and raised if the eager threshold needs it), so the segment stays at or below about
+    /// 64 MiB up to 32 ranks but grows as n² × 64 KiB beyond: 256 MiB at 64 ranks, 1 GiB at
+    /// 128, 4 GiB at 256. `init` refuses a
+    /// segment whose size overflows or exceeds what can be mapped, naming
+    /// `TOCSIN_RING_BYTES`.
+    ///
     /// # Errors
-    /// [`Error::Config`] naming the variable and the value it could not use.
+    /// [`Error::Config`] naming the variable, the value as typed and what is accepted.
     pub fn from_env() -> Result<Config> {
+        Self::from_lookup(&|k| std::env::var(k))
+    }
+
+    /// [`from_env`](Self::from_env) reading variables through `get` (testable).
+    fn from_lookup(get: Lookup<'_>) -> Result<Config> {
         let mut c = Config::default();
-        if let Some(p) = env_parse::<String>("TOCSIN_PROGRESS", "poll or block")? {
+        if let Some(p) = env_parse::<String>(
+            get,
+            "TOCSIN_PROGRESS",
+            "one of poll, block, thread, signal, uintr",
+        )? {
             c.progress = p.parse()?;
         }
-        if let Some(v) = env_parse("TOCSIN_EAGER_THRESHOLD", "a byte count")? {
+        if let Some(v) = env_parse(
+            get,
+            "TOCSIN_EAGER_THRESHOLD",
+            &format!("a byte count in 0..={MAX_EAGER_THRESHOLD}"),
+        )? {
             c.eager_threshold = v;
             c.eager_auto = false;
         }
-        if let Some(v) = env_parse::<String>("TOCSIN_CMA", "0 or 1")? {
+        if let Some(v) = env_parse::<String>(get, "TOCSIN_CMA", "0 or 1")? {
             c.cma = match v.as_str() {
                 "0" | "false" | "no" | "off" => false,
                 "1" | "true" | "yes" | "on" => true,
@@ -179,16 +237,28 @@ impl Config {
                 }
             };
         }
-        if let Some(v) = env_parse("TOCSIN_RING_BYTES", "a byte count")? {
+        if let Some(v) = env_parse(
+            get,
+            "TOCSIN_RING_BYTES",
+            &format!("a byte count, a power of two in {MIN_RING_BYTES}..={MAX_RING_BYTES}"),
+        )? {
             c.ring_bytes = Some(v);
         }
-        if let Some(v) = env_parse("TOCSIN_SPIN_US", "microseconds")? {
+        if let Some(v) = env_parse(
+            get,
+            "TOCSIN_SPIN_US",
+            &format!("a number of microseconds in 0..={MAX_SPIN_US}"),
+        )? {
             c.spin_us = v;
         }
-        if let Some(v) = env_parse("TOCSIN_CHUNK_BYTES", "a byte count")? {
+        if let Some(v) = env_parse(
+            get,
+            "TOCSIN_CHUNK_BYTES",
+            &format!("a byte count in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES}"),
+        )? {
             c.chunk_bytes = v;
         }
-        if let Some(v) = env_parse::<String>("TOCSIN_SHM", "memfd or posix")? {
+        if let Some(v) = env_parse::<String>(get, "TOCSIN_SHM", "memfd or posix")? {
             c.posix_shm = match v.as_str() {
                 "memfd" => false,
                 "posix" => true,
@@ -201,13 +271,29 @@ impl Config {
                 }
             };
         }
-        if let Some(v) = env_parse::<String>("TOCSIN_SIGNAL", "a signal number or rtmin+K")? {
+        if let Some(v) = env_parse::<String>(get, "TOCSIN_SIGNAL", "a signal number or rtmin+K")? {
             c.signal = Some(parse_signal(&v)?);
         }
-        if let Some(v) = env_parse("TOCSIN_PROGRESS_CORE", "a core index")? {
+        if let Some(v) = env_parse(
+            get,
+            "TOCSIN_PROGRESS_CORE",
+            "a core index (hwloc logical index, 0 to the number of cores - 1)",
+        )? {
             c.progress_core = Some(v);
         }
-        c.validate()?;
+        // Quote the value as typed, not as parsed.
+        c.validate().map_err(|e| match e {
+            Error::Config {
+                name,
+                value,
+                reason,
+            } => Error::Config {
+                name,
+                value: get(name).ok().filter(|v| !v.is_empty()).unwrap_or(value),
+                reason,
+            },
+            e => e,
+        })?;
         Ok(c)
     }
 
@@ -217,6 +303,8 @@ impl Config {
         self
     }
     /// Sets the largest message sent eagerly, bytes; larger ones use the rendezvous.
+    /// Accepted: `0..=`[`MAX_EAGER_THRESHOLD`], and small enough that a message and its
+    /// header fit a quarter of the ring in force (checked by [`Config::init`]).
     pub fn eager_threshold(mut self, bytes: usize) -> Self {
         self.eager_threshold = bytes;
         self.eager_auto = false;
@@ -229,17 +317,21 @@ impl Config {
         self.cma = enabled;
         self
     }
-    /// Sets the size of each per-pair ring, bytes (a power of two, at least 4096).
+    /// Sets the size of each per-pair ring, bytes: a power of two in
+    /// [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (checked by [`Config::init`], which also
+    /// checks that the whole segment, n² rings, can be mapped).
     pub fn ring_bytes(mut self, bytes: usize) -> Self {
         self.ring_bytes = Some(bytes);
         self
     }
-    /// `block` mode: how long `wait` spins before it sleeps, µs.
+    /// `block` mode and up: how long `wait` spins before it sleeps, µs
+    /// (`0..=`[`MAX_SPIN_US`]).
     pub fn spin_us(mut self, us: u64) -> Self {
         self.spin_us = us;
         self
     }
-    /// Chunk size of the pipelined (non-CMA) rendezvous, bytes.
+    /// Chunk size of the pipelined (non-CMA) rendezvous, bytes
+    /// ([`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`]; clamped to what a ring record carries).
     pub fn chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = bytes;
         self
@@ -277,6 +369,12 @@ impl Config {
         self.eager_threshold
     }
 
+    /// Checks every setting against its bounds (those of the `TOCSIN_*` table in
+    /// [`Config::from_env`]). What depends on the job size (the segment, and the eager
+    /// threshold against the ring in force) is checked during `init`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting, its value and what is accepted.
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(s) = self.signal {
             let (lo, hi) = (libc::SIGRTMIN(), libc::SIGRTMAX());
@@ -284,24 +382,64 @@ impl Config {
                 return Err(Error::Config {
                     name: "TOCSIN_SIGNAL",
                     value: s.to_string(),
-                    reason: format!("must be a real-time signal, {lo}..={hi} on this system"),
+                    reason: format!(
+                        "must be a real-time signal, {lo}..={hi} (rtmin+0..=rtmin+{}) on this system",
+                        hi - lo
+                    ),
                 });
             }
         }
         if let Some(r) = self.ring_bytes {
-            if !r.is_power_of_two() || r < 4096 {
+            if !r.is_power_of_two() || !(MIN_RING_BYTES..=MAX_RING_BYTES).contains(&r) {
                 return Err(Error::Config {
                     name: "TOCSIN_RING_BYTES",
                     value: r.to_string(),
-                    reason: "must be a power of two of at least 4096".into(),
+                    reason: format!(
+                        "must be a power of two in {MIN_RING_BYTES}..={MAX_RING_BYTES} \
+                         (4 KiB to 1 GiB per ring; the segment holds n² rings)"
+                    ),
                 });
             }
         }
-        if self.chunk_bytes < 64 {
+        if self.eager_threshold > MAX_EAGER_THRESHOLD {
+            return Err(Error::Config {
+                name: "TOCSIN_EAGER_THRESHOLD",
+                value: self.eager_threshold.to_string(),
+                reason: format!(
+                    "must be in 0..={MAX_EAGER_THRESHOLD} bytes (an eager message and its \
+                     header must fit a quarter of the largest ring, {MAX_RING_BYTES} bytes)"
+                ),
+            });
+        }
+        if let (Some(ring), false) = (self.ring_bytes, self.eager_auto) {
+            // Both explicit: check now, before the launcher connection is used.
+            let most = crate::ring::max_body(ring) - crate::wire::EAGER_HDR_LEN;
+            if self.eager_threshold > most {
+                return Err(Error::Config {
+                    name: "TOCSIN_EAGER_THRESHOLD",
+                    value: self.eager_threshold.to_string(),
+                    reason: format!(
+                        "must be in 0..={most} bytes with TOCSIN_RING_BYTES={ring} (an eager \
+                         message and its header must fit a quarter of a ring): lower it or \
+                         raise TOCSIN_RING_BYTES"
+                    ),
+                });
+            }
+        }
+        if !(MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(&self.chunk_bytes) {
             return Err(Error::Config {
                 name: "TOCSIN_CHUNK_BYTES",
                 value: self.chunk_bytes.to_string(),
-                reason: "must be at least 64".into(),
+                reason: format!("must be in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES} bytes"),
+            });
+        }
+        if self.spin_us > MAX_SPIN_US {
+            return Err(Error::Config {
+                name: "TOCSIN_SPIN_US",
+                value: self.spin_us.to_string(),
+                reason: format!(
+                    "must be in 0..={MAX_SPIN_US} µs (10 s); use TOCSIN_PROGRESS=poll to spin forever"
+                ),
             });
         }
         Ok(())
@@ -310,37 +448,56 @@ impl Config {
     /// Bootstraps through PMI (or as a singleton) and returns the world communicator.
     ///
     /// # Errors
-    /// [`Error::Config`] for inconsistent settings, [`Error::Pmi`] if the launcher cannot
-    /// be reached, [`Error::Io`] if the shared segment cannot be created or mapped,
-    /// [`Error::AlreadyInitialized`] on a second call in one process.
+    /// [`Error::Config`] for a setting out of range or inconsistent settings (checked before
+    /// the launcher is contacted), or a shared segment whose size (n² rings) overflows or
+    /// exceeds 64 TiB (naming `TOCSIN_RING_BYTES`, checked before anything is mapped);
+    /// [`Error::Pmi`] if the launcher cannot be reached or answers wrongly, or if an earlier
+    /// `init` in this process already used (and closed) the launcher connection: the error
+    /// then quotes why that one failed; [`Error::Io`] if the shared segment cannot be
+    /// created or mapped; [`Error::AlreadyInitialized`] on a second call in one process.
     pub fn init(self) -> Result<crate::Comm> {
         self.validate()?;
-        crate::comm::Comm::init(self)
+        crate::comm::Comm::init(self).inspect_err(crate::pmi::note_init_failure)
     }
 }
 
-/// Parses `TOCSIN_SIGNAL`: an absolute number (`40`) or `rtmin+K` (`rtmin+3`).
+/// Parses `TOCSIN_SIGNAL`: an absolute number (`40`) or `rtmin+K` (`rtmin+3`), which must
+/// name a real-time signal (`SIGRTMIN..=SIGRTMAX`). Errors quote the text as typed.
 fn parse_signal(v: &str) -> Result<i32> {
-    let bad = |reason: &str| Error::Config {
+    let (lo, hi) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let bad = |reason: String| Error::Config {
         name: "TOCSIN_SIGNAL",
         value: v.into(),
-        reason: reason.into(),
+        reason,
     };
-    let l = v.to_ascii_lowercase();
-    if let Some(k) = l
+    let range = || {
+        format!(
+            "must be a real-time signal: a number in {lo}..={hi} or rtmin+K with K in 0..={} on this system",
+            hi - lo
+        )
+    };
+    let l = v.trim().to_ascii_lowercase();
+    let signo = if let Some(k) = l
         .strip_prefix("rtmin+")
         .or_else(|| l.strip_prefix("sigrtmin+"))
     {
-        let k: i32 = k
-            .parse()
-            .map_err(|_| bad("expected rtmin+K with K a number"))?;
-        Ok(libc::SIGRTMIN() + k)
+        let k: i32 = k.parse().map_err(|_| {
+            bad(format!(
+                "expected rtmin+K with K a number in 0..={}",
+                hi - lo
+            ))
+        })?;
+        lo.checked_add(k).ok_or_else(|| bad(range()))?
     } else if l == "rtmin" || l == "sigrtmin" {
-        Ok(libc::SIGRTMIN())
+        lo
     } else {
-        v.parse()
-            .map_err(|_| bad("expected a signal number or rtmin+K"))
+        l.parse()
+            .map_err(|_| bad(format!("expected a signal number or rtmin+K; {}", range())))?
+    };
+    if !(lo..=hi).contains(&signo) {
+        return Err(bad(range()));
     }
+    Ok(signo)
 }
 
 #[cfg(test)]
@@ -371,9 +528,193 @@ mod tests {
             .is_ok());
     }
 
+    /// The error of `r`, which must be `Error::Config` for `name`, as text.
+    fn config_err<T: std::fmt::Debug>(r: Result<T>, name: &str) -> String {
+        match r {
+            Err(e @ Error::Config { name: n, .. }) if n == name => e.to_string(),
+            other => panic!("expected Error::Config for {name}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn signal_overflow_quotes_what_was_typed() {
+        for typed in [
+            "rtmin+2147483647",
+            "RTMIN+2147483647",
+            "rtmin+99",
+            "rtmin+-1",
+            "2147483647",
+            "-5",
+            "rtmin+x",
+        ] {
+            let e = config_err(parse_signal(typed), "TOCSIN_SIGNAL");
+            assert!(e.contains(&format!("{typed:?}")), "{typed}: {e}");
+            assert!(
+                e.contains("rtmin+"),
+                "{typed}: {e} (must say what is accepted)"
+            );
+        }
+        let e = config_err(parse_signal("rtmin+2147483647"), "TOCSIN_SIGNAL");
+        assert!(!e.contains("=\"-"), "a wrapped negative number leaked: {e}");
+        let hi = libc::SIGRTMAX() - libc::SIGRTMIN();
+        assert_eq!(
+            parse_signal(&format!("rtmin+{hi}")).unwrap(),
+            libc::SIGRTMAX()
+        );
+    }
+
     #[test]
     fn ring_bytes_must_be_a_power_of_two() {
         assert!(Config::default().ring_bytes(5000).validate().is_err());
         assert!(Config::default().ring_bytes(1 << 16).validate().is_ok());
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let ok = |c: Config| c.validate().unwrap();
+        ok(Config::default().ring_bytes(MIN_RING_BYTES));
+        ok(Config::default().ring_bytes(MAX_RING_BYTES));
+        ok(Config::default().eager_threshold(MAX_EAGER_THRESHOLD));
+        ok(Config::default().eager_threshold(0));
+        ok(Config::default().spin_us(MAX_SPIN_US));
+        ok(Config::default().chunk_bytes(MAX_CHUNK_BYTES));
+        for (c, name) in [
+            (Config::default().ring_bytes(1 << 62), "TOCSIN_RING_BYTES"),
+            (Config::default().ring_bytes(2048), "TOCSIN_RING_BYTES"),
+            (
+                Config::default().ring_bytes(MAX_RING_BYTES * 2),
+                "TOCSIN_RING_BYTES",
+            ),
+            (
+                Config::default().eager_threshold(32 << 30),
+                "TOCSIN_EAGER_THRESHOLD",
+            ),
+            (
+                Config::default().eager_threshold(usize::MAX),
+                "TOCSIN_EAGER_THRESHOLD",
+            ),
+            (
+                Config::default().eager_threshold(MAX_EAGER_THRESHOLD + 1),
+                "TOCSIN_EAGER_THRESHOLD",
+            ),
+            (Config::default().chunk_bytes(1), "TOCSIN_CHUNK_BYTES"),
+            (
+                Config::default().chunk_bytes(usize::MAX),
+                "TOCSIN_CHUNK_BYTES",
+            ),
+            (Config::default().spin_us(u64::MAX), "TOCSIN_SPIN_US"),
+        ] {
+            let e = config_err(c.validate(), name);
+            assert!(e.contains("..="), "{name}: {e} (must say what is accepted)");
+        }
+        let e = config_err(
+            Config::default()
+                .ring_bytes(4096)
+                .eager_threshold(2048)
+                .validate(),
+            "TOCSIN_EAGER_THRESHOLD",
+        );
+        assert!(
+            e.contains("0..=1000") && e.contains("TOCSIN_RING_BYTES=4096"),
+            "{e}"
+        );
+        ok(Config::default().ring_bytes(4096).eager_threshold(1000));
+        ok(Config::default().ring_bytes(4096)); // automatic threshold: init derives it
+                                                // The largest eager message fits a quarter of the largest ring.
+        assert!(
+            MAX_EAGER_THRESHOLD + crate::wire::EAGER_HDR_LEN
+                <= crate::ring::max_body(MAX_RING_BYTES)
+        );
+    }
+
+    fn lookup(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> std::result::Result<String, std::env::VarError> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+                .ok_or(std::env::VarError::NotPresent)
+        }
+    }
+
+    #[test]
+    fn environment_values_are_bounded_and_quoted_as_typed() {
+        for (pairs, name, typed, accepted) in [
+            (
+                &[("TOCSIN_RING_BYTES", "4611686018427387904")][..],
+                "TOCSIN_RING_BYTES",
+                "4611686018427387904",
+                "4096..=1073741824",
+            ),
+            (
+                &[("TOCSIN_RING_BYTES", " 65537")][..],
+                "TOCSIN_RING_BYTES",
+                " 65537",
+                "power of two",
+            ),
+            (
+                &[("TOCSIN_EAGER_THRESHOLD", "34359738368")][..],
+                "TOCSIN_EAGER_THRESHOLD",
+                "34359738368",
+                "0..=268435432",
+            ),
+            (
+                &[("TOCSIN_EAGER_THRESHOLD", "18446744073709551615")][..],
+                "TOCSIN_EAGER_THRESHOLD",
+                "18446744073709551615",
+                "0..=268435432",
+            ),
+            (
+                &[("TOCSIN_EAGER_THRESHOLD", "18446744073709551616")][..],
+                "TOCSIN_EAGER_THRESHOLD",
+                "18446744073709551616",
+                "0..=268435432",
+            ),
+            (
+                &[("TOCSIN_SPIN_US", "18446744073709551615")][..],
+                "TOCSIN_SPIN_US",
+                "18446744073709551615",
+                "0..=10000000",
+            ),
+            (
+                &[("TOCSIN_CHUNK_BYTES", "8")][..],
+                "TOCSIN_CHUNK_BYTES",
+                "8",
+                "64..=1073741824",
+            ),
+            (
+                &[("TOCSIN_SIGNAL", "rtmin+2147483647")][..],
+                "TOCSIN_SIGNAL",
+                "rtmin+2147483647",
+                "rtmin+K",
+            ),
+            (
+                &[("TOCSIN_PROGRESS", "spin")][..],
+                "TOCSIN_PROGRESS",
+                "spin",
+                "poll, block, thread, signal, uintr",
+            ),
+            (
+                &[("TOCSIN_PROGRESS_CORE", "-1")][..],
+                "TOCSIN_PROGRESS_CORE",
+                "-1",
+                "core index",
+            ),
+        ] {
+            let get = lookup(pairs);
+            let e = config_err(Config::from_lookup(&get), name);
+            assert!(e.contains(&format!("{typed:?}")), "{e}");
+            assert!(e.contains(accepted), "{e}");
+        }
+        let get = lookup(&[
+            ("TOCSIN_RING_BYTES", "1073741824"),
+            ("TOCSIN_EAGER_THRESHOLD", "268435432"),
+            ("TOCSIN_SPIN_US", "10000000"),
+        ]);
+        let c = Config::from_lookup(&get).unwrap();
+        assert_eq!(c.ring_bytes, Some(MAX_RING_BYTES));
+        assert_eq!(c.eager_threshold_bytes(), MAX_EAGER_THRESHOLD);
     }
 }

@@ -123,3 +123,78 @@ impl<T, E> OrFatal<T> for Result<T, E> {
         }
     }
 }
+
+/// `debug_assert!` for code reachable from handlers: in debug builds, a failed check ends
+/// the process with [`fatal`] (a panic could deadlock there); in release builds, nothing.
+macro_rules! debug_check {
+    ($cond:expr) => {
+        if cfg!(debug_assertions) && !$cond {
+            $crate::diag::fatal(concat!("debug check failed: ", stringify!($cond)));
+        }
+    };
+    ($cond:expr, $($rest:tt)*) => {
+        $crate::diag::debug_check!($cond)
+    };
+}
+pub(crate) use debug_check;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::process::Command;
+
+    extern "C" fn die_in_handler(_: libc::c_int) {
+        super::fatal("impossible state in a handler (test)");
+    }
+
+    /// Child half of `fatal_in_a_handler_ends_the_process`: runs only when re-executed.
+    #[test]
+    fn child_fatal_in_handler() {
+        if std::env::var_os("TOCSIN_DIAG_CHILD").is_none() {
+            return;
+        }
+        // SAFETY: installing a plain handler for SIGUSR1 in this (child) process.
+        unsafe {
+            libc::signal(
+                libc::SIGUSR1,
+                die_in_handler as *const () as libc::sighandler_t,
+            )
+        };
+        // Hold the stderr lock, as interrupted code may: a panic in the handler would
+        // deadlock on it; `fatal` writes with write(2) and aborts.
+        let _held = std::io::stderr().lock();
+        // SAFETY: raising a signal whose handler is installed above.
+        unsafe { libc::raise(libc::SIGUSR1) };
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn fatal_in_a_handler_ends_the_process_with_a_message() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "diag::tests::child_fatal_in_handler",
+                "--nocapture",
+            ])
+            .env("TOCSIN_DIAG_CHILD", "1")
+            .output()
+            .expect("re-executing the test binary");
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("tocsin: fatal: impossible state in a handler (test)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn warnings_are_counted_once_per_kind() {
+        use std::sync::atomic::Ordering;
+        super::warn_once(super::Warn::Other, "first");
+        super::warn_once(super::Warn::Other, "second");
+        assert_ne!(
+            super::SEEN.load(Ordering::Relaxed) & (1 << super::Warn::Other as u32),
+            0
+        );
+    }
+}

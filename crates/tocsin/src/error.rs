@@ -54,6 +54,15 @@ pub enum Error {
         /// The rank that noticed.
         me: Rank,
     },
+    /// The request was cancelled ([`Request::cancel`](crate::Request::cancel)) before it
+    /// matched: nothing was transferred.
+    #[error("request cancelled before it matched (rank {peer}, tag {tag})")]
+    Cancelled {
+        /// The peer named by the request (`ANY_SOURCE` for a wildcard receive).
+        peer: Rank,
+        /// Its tag.
+        tag: Tag,
+    },
     /// A wire header or record that cannot be valid: a protocol bug or memory corruption.
     #[error("malformed {what} from rank {from}: {detail}")]
     Malformed {

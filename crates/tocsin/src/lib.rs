@@ -21,11 +21,19 @@
 //! its buffer until the scope ends, so the compiler forbids touching a buffer in flight and
 //! the scope waits for every request still pending when it closes.
 //!
+//! The lock-free ring and the protocol core are internal: no safe code outside the crate can
+//! build a second producer of a ring or hand the core a raw buffer pointer.
+//!
+//! ```compile_fail
+//! // The ring is not public: two producers of one ring cannot be built from safe code.
+//! let _ = tocsin::ring::max_body(4096);
+//! ```
+//!
 //! ## Layout (one concept per module)
 //! - [`wire`]: header encoding on the wire (sans-I/O).
 //! - [`matching`]: posted-receive and unexpected queues (sans-I/O).
-//! - [`protocol`]: eager / rendezvous request state machines (sans-I/O, driven by tests).
-//! - [`ring`]: the lock-free single-producer/single-consumer byte ring.
+//! - `protocol`: eager / rendezvous request state machines (sans-I/O, driven by tests).
+//! - `ring`: the lock-free single-producer/single-consumer byte ring.
 //! - `shm`: the shared segment and the shared-memory driver (rings, CMA, doorbells).
 //! - `progress`: the progress engine and the wait policies of each [`ProgressMode`].
 //! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
@@ -39,19 +47,20 @@ pub mod error;
 pub mod interrupt;
 pub mod matching;
 pub mod pmi;
-pub mod protocol;
-pub mod ring;
 pub mod wire;
 
 mod comm;
 pub(crate) mod diag;
 mod progress;
+pub(crate) mod protocol;
+pub(crate) mod ring;
 mod shm;
 mod sys;
 
-pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status};
+pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status, SCOPE_UNWIND_GRACE};
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};
+pub use progress::LIVENESS_PERIOD;
 
 /// A rank: the index of a process in a communicator, `0..size`.
 pub type Rank = u32;

@@ -183,6 +183,10 @@ pub fn main(a: BenchArgs) -> ExitCode {
             }
         };
     }
+    if let Err(e) = check_sizes(&a.cmd) {
+        eprintln!("tocsin bench: {e}");
+        return ExitCode::from(2);
+    }
     let r = if under_launcher() {
         run_rank(&a.cmd).map(|()| 0)
     } else {
@@ -195,6 +199,19 @@ pub fn main(a: BenchArgs) -> ExitCode {
             eprintln!("tocsin bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Checks, before any rank starts or allocates, that the job's message buffers fit in the
+/// memory available (each size is already bounded by [`util::MAX_MESSAGE_BYTES`]).
+fn check_sizes(cmd: &BenchCmd) -> Result<(), String> {
+    match cmd {
+        BenchCmd::Pingpong(a) => util::check_memory(
+            &format!("--max-size {}", util::fmt_size(a.max_size)),
+            pingpong::job_buffer_bytes(a),
+        ),
+        BenchCmd::Overlap(a) => util::check_memory("--sizes", overlap::job_buffer_bytes(a)),
+        _ => Ok(()),
     }
 }
 
@@ -227,6 +244,7 @@ fn self_launch(cmd: &BenchCmd) -> BResult<i32> {
         n: 2,
         bind: Bind::Core,
         tag_output: false,
+        keep_going: false,
         program: std::env::current_exe()?,
         args: std::env::args_os().skip(1).collect(),
         env,

@@ -71,10 +71,11 @@ use crate::probe;
 #[derive(clap::Args, Debug, Clone)]
 pub struct NotifyArgs {
     /// Round trips measured per case for `flag`; the blocking and signal mechanisms get a
-    /// quarter of it (at least 50). Each case also stops after --case-secs.
-    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    /// quarter of it (at least 50). Each case also stops after --case-secs. 1..=10000000.
+    #[arg(long, default_value_t = 50_000, value_name = "N", value_parser = parse_iters)]
     pub iters: usize,
-    /// Time limit of one case, seconds (the case then reports fewer iterations).
+    /// Time limit of one case, seconds (the case then reports fewer iterations); more than
+    /// 0 and at most 3600.
     #[arg(long, default_value_t = 1.5, value_name = "SECONDS")]
     pub case_secs: f64,
     /// Only these mechanisms (comma-separated).
@@ -89,6 +90,21 @@ pub struct NotifyArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Largest `--iters`: the samples of a case are kept in memory (8 bytes each).
+pub const MAX_ITERS: usize = 10_000_000;
+/// Longest `--case-secs`, seconds.
+pub const MAX_CASE_SECS: f64 = 3600.0;
+
+/// Parses `--iters`: `1..=MAX_ITERS`.
+fn parse_iters(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_ITERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of round trips in 1..={MAX_ITERS}"
+        )),
+    }
 }
 
 /// A notification mechanism.
@@ -257,8 +273,11 @@ fn run(a: &NotifyArgs) -> Result<(), String> {
     if a.iters == 0 {
         return Err("--iters must be at least 1".into());
     }
-    if !(a.case_secs > 0.0 && a.case_secs.is_finite()) {
-        return Err("--case-secs must be a positive number".into());
+    if !(a.case_secs > 0.0 && a.case_secs <= MAX_CASE_SECS) {
+        return Err(format!(
+            "--case-secs {} is out of range: more than 0 and at most {MAX_CASE_SECS} seconds",
+            a.case_secs
+        ));
     }
     let mechs: Vec<Mech> = if a.only.is_empty() {
         Mech::ALL.to_vec()

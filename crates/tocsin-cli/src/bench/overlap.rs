@@ -39,26 +39,40 @@ pub enum Side {
     Both,
 }
 
+/// Largest `--reps` and `--warmup`: bounds the sample table (reps × compute times).
+pub const MAX_REPS: u64 = 100_000;
+/// Largest compute time of `--compute-us`, µs (60 s).
+pub const MAX_COMPUTE_US: u64 = 60_000_000;
+
+/// Bytes the overlap benchmark allocates over the whole job: 2 ranks × one buffer of the
+/// largest size.
+pub fn job_buffer_bytes(a: &OverlapArgs) -> u64 {
+    2 * a.sizes.iter().copied().max().unwrap_or(0) as u64
+}
+
 /// Options of `tocsin bench overlap`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OverlapArgs {
-    /// Message sizes, comma-separated, K/M suffixes.
+    /// Message sizes, comma-separated, K/M/G suffixes; each at most 1G, and a buffer of the
+    /// largest per rank must fit in available memory.
     #[arg(long, value_delimiter = ',', default_value = "32K,256K,1M,4M,16M",
-          value_parser = util::parse_size)]
+          value_parser = util::parse_message_size)]
     pub sizes: Vec<usize>,
-    /// Compute times, µs, comma-separated (0, the reference, is always added).
+    /// Compute times, µs, comma-separated (0, the reference, is always added); each at most
+    /// 60000000 (60 s).
     #[arg(
         long,
         visible_alias = "compute",
         value_delimiter = ',',
-        default_value = "0,10,50,200,1000,5000"
+        default_value = "0,10,50,200,1000,5000",
+        value_parser = clap::value_parser!(u64).range(0..=MAX_COMPUTE_US)
     )]
     pub compute_us: Vec<u64>,
-    /// Timed repetitions per point (the median is used).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Timed repetitions per point (the median is used); 1..=100000.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_REPS))]
     pub reps: u64,
-    /// Untimed iterations before each point.
-    #[arg(long, default_value_t = 3)]
+    /// Untimed iterations before each point; 0..=100000.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=MAX_REPS))]
     pub warmup: u64,
     /// Which side computes.
     #[arg(long, value_enum, default_value_t = Side::Both)]

@@ -23,26 +23,35 @@ const TAG_SYNC: tocsin::Tag = 1;
 /// Options of `tocsin bench pingpong`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PingpongArgs {
-    /// Largest message size (powers of two from 1 B up to it, plus 0); K/M/G suffixes.
-    #[arg(long, visible_alias = "max-bytes", default_value = "4M", value_parser = util::parse_size)]
+    /// Largest message size (powers of two from 1 B up to it, plus 0); K/M/G suffixes; at
+    /// most 1G, and the 4 buffers of that size (2 per rank) must fit in available memory.
+    #[arg(long, visible_alias = "max-bytes", default_value = "4M", value_parser = util::parse_message_size)]
     pub max_size: usize,
-    /// Timed round trips for sizes up to 8 KiB (scaled down by size above).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Timed round trips for sizes up to 8 KiB (scaled down by size above); 1..=10^9.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_ITERS))]
     pub iters: u64,
-    /// Fewest timed round trips of a large size.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Fewest timed round trips of a large size; 1..=10^9.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=MAX_ITERS))]
     pub iters_min: u64,
-    /// Untimed round trips before each size (default: iters/10, at least 10).
-    #[arg(long)]
+    /// Untimed round trips before each size (default: iters/10, at least 10); 0..=10^9.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=MAX_ITERS))]
     pub warmup: Option<u64>,
     /// Repetitions of each size; the median is reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub rounds: u64,
-    /// Untimed 0-byte round trips before the first size (pingpong.c: 50000).
-    #[arg(long, default_value_t = 50_000)]
+    /// Untimed 0-byte round trips before the first size (pingpong.c: 50000); 0..=10^9.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(0..=MAX_ITERS))]
     pub global_warmup: u64,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// Largest iteration count of any option, so that counts and their sums never overflow.
+pub const MAX_ITERS: u64 = 1_000_000_000;
+
+/// Bytes the ping-pong allocates over the whole job: 2 ranks × 2 buffers of `max_size`.
+pub fn job_buffer_bytes(a: &PingpongArgs) -> u64 {
+    4 * a.max_size as u64
 }
 
 /// The sizes measured: 0, then powers of two up to `max`.
@@ -59,7 +68,7 @@ pub fn sizes(max: usize) -> Vec<usize> {
 /// Timed round trips for size `s` (pingpong.c's rule).
 pub fn iters_for(s: usize, a: &PingpongArgs) -> u64 {
     if s > 8192 {
-        (a.iters * 8192 / s as u64).max(a.iters_min)
+        (a.iters.saturating_mul(8192) / s as u64).max(a.iters_min)
     } else {
         a.iters
     }

@@ -70,6 +70,47 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{s}': too large"))
 }
 
+/// Largest message size the benchmarks accept (`pingpong --max-size`, `overlap --sizes`),
+/// bytes: 1 GiB. Each rank allocates one or two buffers of that size.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+/// [`parse_size`] for a message size: at most [`MAX_MESSAGE_BYTES`].
+pub fn parse_message_size(s: &str) -> Result<usize, String> {
+    let v = parse_size(s).map_err(|e| format!("{e}; accepted: 0 to 1G"))?;
+    if v > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "'{s}' is {v} bytes; message sizes are at most {MAX_MESSAGE_BYTES} bytes (1G)"
+        ));
+    }
+    Ok(v)
+}
+
+/// Memory available to new allocations (`MemAvailable` of `/proc/meminfo`), bytes; `None`
+/// if unknown.
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Checks, before any rank allocates, that the job's buffers (`need` bytes over all ranks)
+/// fit in the memory available, so a too-large size is an error instead of an abort.
+///
+/// # Errors
+/// A message naming `option`, the bytes needed and the bytes available.
+pub fn check_memory(option: &str, need: u64) -> Result<(), String> {
+    match mem_available() {
+        Some(avail) if need > avail => Err(format!(
+            "{option}: the benchmark buffers need {need} bytes ({}) but only {avail} bytes \
+             ({}) of memory are available; choose a smaller size",
+            fmt_size(need as usize),
+            fmt_size(avail as usize)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Median of `v` (sorts it); 0 for an empty slice. Even counts average the two middles.
 pub fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
@@ -432,6 +473,18 @@ mod tests {
         assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
         assert_eq!(parse_size("1g").unwrap(), 1 << 30);
         assert!(parse_size("4X").is_err());
+        assert_eq!(parse_message_size("1G").unwrap(), MAX_MESSAGE_BYTES);
+        for bad in [
+            "100G",
+            "1025M",
+            "99999999999999999999",
+            "18446744073709551615G",
+        ] {
+            let e = parse_message_size(bad).unwrap_err();
+            assert!(e.contains(bad) && e.contains("1G"), "{bad}: {e}");
+        }
+        assert!(check_memory("--max-size", u64::MAX).is_err() || mem_available().is_none());
+        assert!(check_memory("--max-size", 0).is_ok());
         assert!(parse_size("").is_err());
         assert_eq!(fmt_size(4 << 20), "4M");
         assert_eq!(fmt_size(1536), "1536");

@@ -97,6 +97,14 @@ fn main() -> ExitCode {
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Memory available to new allocations (`MemAvailable` of `/proc/meminfo`), bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 // ---------------------------------------------------------------------------------------
 // Decomposition
 // ---------------------------------------------------------------------------------------
@@ -516,11 +524,35 @@ fn run(comm: &Comm, a: &Args) -> Res<ExitCode> {
             a.nx, a.ny
         ));
     }
+    // Every rank holds two arrays of its block (all ranks together: the whole grid twice),
+    // and with --check rank 0 also holds the gathered grid and a serial solve (three more).
+    let arrays: u64 = if a.check { 5 } else { 2 };
+    let need = (a.nx as u64)
+        .checked_add(2)
+        .zip((a.ny as u64).checked_add(2))
+        .and_then(|(w, h)| w.checked_mul(h))
+        .and_then(|p| p.checked_mul(8 * arrays));
+    match (need, mem_available()) {
+        (None, _) => {
+            return fail(format!(
+                "grid --nx {} --ny {} is too large (its size overflows)",
+                a.nx, a.ny
+            ))
+        }
+        (Some(need), Some(avail)) if need > avail => {
+            return fail(format!(
+                "grid --nx {} --ny {} needs about {need} bytes but only {avail} bytes of \
+                 memory are available; choose a smaller grid",
+                a.nx, a.ny
+            ))
+        }
+        _ => {}
+    }
     let (px, py) = match (a.px, a.py) {
         (None, None) => process_grid(n, a.nx, a.ny),
         (Some(px), None) if px > 0 && n % px == 0 => (px, n / px),
         (None, Some(py)) if py > 0 && n % py == 0 => (n / py, py),
-        (Some(px), Some(py)) if px * py == n => (px, py),
+        (Some(px), Some(py)) if px.checked_mul(py) == Some(n) => (px, py),
         (px, py) => {
             let show = |v: Option<usize>| v.map_or("(any)".to_string(), |v| v.to_string());
             return fail(format!(

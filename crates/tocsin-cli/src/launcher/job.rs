@@ -67,6 +67,8 @@ struct Job {
     ranks: Vec<RankProc>,
     server: Server,
     tag: bool,
+    /// Leave the other ranks running when one fails.
+    keep_going: bool,
     /// The job's exit code, set by the first failure, abort, deadlock or signal.
     outcome: Option<i32>,
     /// When to SIGKILL the ranks still alive.
@@ -148,6 +150,7 @@ impl Job {
             ranks: Vec::with_capacity(n as usize),
             server: Server::new(n, make_kvsname()),
             tag: spec.tag_output,
+            keep_going: spec.keep_going,
             outcome: None,
             kill_at: None,
             interrupted: false,
@@ -457,20 +460,24 @@ impl Job {
                 (None, Some(s)) => 128 + s,
                 (None, None) => 1,
             };
-            let others = if self.alive() > 0 {
-                "; terminating the other ranks"
-            } else {
-                ""
+            let others = match (self.alive() > 0, self.keep_going) {
+                (false, _) => "",
+                (true, false) => "; terminating the other ranks",
+                (true, true) => "; --keep-going: the other ranks go on",
             };
             eprintln!("tocsin run: rank {i} (pid {pid}) {what}{others}");
-            self.fail(code);
+            if self.keep_going {
+                self.outcome = Some(code);
+            } else {
+                self.fail(code);
+            }
         }
     }
 
     /// Ends the job if a PMI barrier can never complete because a rank that left PMI
     /// (closed its connection and exited, or finalized) never entered it.
     fn check_stuck_barrier(&mut self) {
-        if self.outcome.is_some() {
+        if self.outcome.is_some() && !self.keep_going {
             return;
         }
         let Some((waiting, blockers)) = self.server.stuck_barrier() else {

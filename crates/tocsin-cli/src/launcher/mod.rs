@@ -18,11 +18,32 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Most ranks `tocsin run` starts, and the most a [`LaunchSpec`] may ask for. Each rank costs
+/// the launcher 4 descriptors and a process, and the job's shared segment grows as n²
+/// (n² × 64 KiB: 1 TiB of address space at 4096 ranks), so larger jobs are refused up front.
+pub const MAX_RANKS: u32 = 4096;
+
+/// Descriptors the launcher holds per rank: PMI socket, stdout and stderr pipes, pidfd.
+const FDS_PER_RANK: u64 = 4;
+
+/// Parses `-n`: a rank count in `1..=MAX_RANKS`, checked before anything is allocated.
+fn parse_np(s: &str) -> Result<u32, String> {
+    let n: u64 = s.trim().parse().map_err(|_| {
+        format!("expected a number of ranks, at least 1 and at most {MAX_RANKS} (-n/--np)")
+    })?;
+    if n == 0 || n > u64::from(MAX_RANKS) {
+        return Err(format!(
+            "-n/--np accepts at least 1 and at most {MAX_RANKS} ranks (got {n})"
+        ));
+    }
+    Ok(n as u32)
+}
+
 /// Arguments of `tocsin run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Number of ranks to start (at least 1).
-    #[arg(short = 'n', long = "np", value_name = "N")]
+    /// Number of ranks to start: at least 1, at most 4096 (MAX_RANKS).
+    #[arg(short = 'n', long = "np", value_name = "N", value_parser = parse_np)]
     pub np: u32,
     /// Bind each rank to a core (rank i on core i mod the number of cores), or not.
     /// Default: core when N is at most the number of cores, none otherwise.
@@ -31,6 +52,11 @@ pub struct RunArgs {
     /// Prefix each output line with `[rank]` (stdout stays stdout, stderr stays stderr).
     #[arg(long)]
     pub tag_output: bool,
+    /// When a rank fails, report it but leave the other ranks running (as hydra's
+    /// `-disable-auto-cleanup`, Open MPI's `--enable-recovery`): they see `PeerDied` for
+    /// what needed the failed rank. The job's exit code is still the first failure's.
+    #[arg(long)]
+    pub keep_going: bool,
     /// The program to start and its arguments (put them after `--`).
     #[arg(
         value_name = "PROGRAM",
@@ -76,6 +102,8 @@ pub struct LaunchSpec {
     pub bind: Bind,
     /// Prefix forwarded output lines with `[rank] `.
     pub tag_output: bool,
+    /// Leave the other ranks running when one fails (see [`RunArgs::keep_going`]).
+    pub keep_going: bool,
     /// Program to run: a path (containing `/`) or a name looked up in `PATH`.
     pub program: PathBuf,
     /// Its arguments (not including `argv[0]`).
@@ -97,6 +125,7 @@ impl LaunchSpec {
             n,
             bind: Bind::default_for(n),
             tag_output: false,
+            keep_going: false,
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
@@ -111,6 +140,14 @@ pub enum LaunchError {
     /// `n` was 0.
     #[error("the number of ranks must be at least 1 (got -n {0})")]
     NoRanks(u32),
+    /// `n` exceeds [`MAX_RANKS`] or what this process's descriptor limit allows.
+    #[error("cannot start {n} ranks (-n): {reason}")]
+    TooManyRanks {
+        /// The rank count asked for.
+        n: u32,
+        /// Which limit it exceeds and what is accepted.
+        reason: String,
+    },
     /// The program cannot be found, is not a file, or is not executable.
     #[error("cannot run program {program:?}: {reason}")]
     BadProgram {
@@ -146,7 +183,7 @@ impl LaunchError {
     /// for one that cannot be executed, 2 for bad arguments, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LaunchError::NoRanks(_) => 2,
+            LaunchError::NoRanks(_) | LaunchError::TooManyRanks { .. } => 2,
             LaunchError::BadProgram { reason, .. } if reason.starts_with("not found") => 127,
             LaunchError::BadProgram { .. } => 126,
             _ => 1,
@@ -162,14 +199,61 @@ impl LaunchError {
 /// that can never complete (a rank exited 0 without entering it) ends the job with 1.
 ///
 /// # Errors
-/// [`LaunchError`] if the job cannot be started: `n == 0`, the program is missing or not
-/// executable (checked before anything starts), or spawning a rank fails.
+/// [`LaunchError`] if the job cannot be started: `n == 0`, `n` above [`MAX_RANKS`] or the
+/// descriptor limit (raised to its hard limit if needed), the program is missing or not
+/// executable (all checked before anything starts), or spawning a rank fails.
 pub fn launch(spec: &LaunchSpec) -> Result<i32, LaunchError> {
     if spec.n == 0 {
         return Err(LaunchError::NoRanks(0));
     }
+    check_rank_count(spec.n)?;
     let program = resolve_program(&spec.program)?;
     job::run(spec, &program)
+}
+
+/// Checks that `n` ranks fit [`MAX_RANKS`] and the descriptor limit (`RLIMIT_NOFILE`), raising
+/// the soft limit towards the hard one when that is enough.
+fn check_rank_count(n: u32) -> Result<(), LaunchError> {
+    if n > MAX_RANKS {
+        return Err(LaunchError::TooManyRanks {
+            n,
+            reason: format!(
+                "tocsin run starts at most {MAX_RANKS} ranks (accepted: 1..={MAX_RANKS})"
+            ),
+        });
+    }
+    let need = u64::from(n) * FDS_PER_RANK + 64;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into `lim`, a valid rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(()); // unknown limit: spawning will report any failure
+    }
+    let (soft, hard) = (lim.rlim_cur, lim.rlim_max);
+    if soft >= need {
+        return Ok(());
+    }
+    if hard >= need {
+        let raised = libc::rlimit {
+            rlim_cur: need,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit only reads `raised`, a valid rlimit; raising the soft limit up to
+        // the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(());
+        }
+    }
+    let most = hard.max(soft).saturating_sub(64) / FDS_PER_RANK;
+    Err(LaunchError::TooManyRanks {
+        n,
+        reason: format!(
+            "the launcher needs {FDS_PER_RANK} file descriptors per rank ({need} in all) but \
+             its limit is {soft} (hard {hard}): at most {most} ranks here; raise `ulimit -n`"
+        ),
+    })
 }
 
 /// Finds the file to execute: `program` itself if it contains a `/`, else the first
@@ -258,6 +342,7 @@ pub fn main(a: RunArgs) -> ExitCode {
     let mut spec = LaunchSpec::new(a.np, program, command);
     spec.bind = bind;
     spec.tag_output = a.tag_output;
+    spec.keep_going = a.keep_going;
     match launch(&spec) {
         Ok(code) => ExitCode::from(exit_byte(code)),
         Err(e) => {
@@ -338,6 +423,35 @@ mod tests {
         let mut spec = LaunchSpec::new(1, "sh", ["-c", "[ \"$EXTRA\" = yes ]"]);
         spec.env.push(("EXTRA".into(), "yes".into()));
         assert_eq!(launch(&spec).unwrap(), 0);
+    }
+
+    #[test]
+    fn rank_count_is_bounded_before_anything_is_allocated() {
+        assert_eq!(parse_np("1"), Ok(1));
+        assert_eq!(parse_np("4096"), Ok(MAX_RANKS));
+        for bad in [
+            "0",
+            "4097",
+            "4294967295",
+            "18446744073709551616",
+            "-1",
+            "x",
+            "",
+        ] {
+            let e = parse_np(bad).unwrap_err();
+            assert!(e.contains("-n") && e.contains("4096"), "{bad}: {e}");
+        }
+        let s = LaunchSpec {
+            n: u32::MAX,
+            ..LaunchSpec::new(1, "true", Vec::<OsString>::new())
+        };
+        let e = launch(&s).unwrap_err();
+        assert!(
+            matches!(e, LaunchError::TooManyRanks { n: u32::MAX, .. }),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("1..=4096"), "{e}");
     }
 
     #[test]

@@ -421,4 +421,54 @@ mod tests {
         s.handle(0, "cmd=put kvsname=k key=other value=/tocsin-other");
         assert_eq!(s.shm_names(), ["/tocsin-abc".to_string()]);
     }
+
+    mod props {
+        use super::super::Server;
+        use proptest::prelude::*;
+
+        /// A request line: arbitrary text, or a known command with arbitrary fields.
+        fn request() -> impl Strategy<Value = String> {
+            let cmds = vec![
+                "init",
+                "get_maxes",
+                "get_my_kvsname",
+                "put",
+                "get",
+                "barrier_in",
+                "finalize",
+                "abort",
+                "get_universe_size",
+                "get_appnum",
+                "initack",
+                "spawn",
+            ];
+            prop_oneof![
+                any::<String>(),
+                (
+                    prop::sample::select(cmds),
+                    prop::collection::vec(("[a-z_]{1,12}", "[ -~]{0,12}"), 0..5),
+                )
+                    .prop_map(|(c, f)| {
+                        let mut l = format!("cmd={c}");
+                        for (k, v) in f {
+                            l.push_str(&format!(" {k}={v}"));
+                        }
+                        l
+                    }),
+            ]
+        }
+
+        proptest! {
+            /// Whatever ranks send, the server answers or warns: it never panics.
+            #[test]
+            fn arbitrary_requests_never_panic(
+                reqs in prop::collection::vec((0u32..3, request()), 0..24),
+            ) {
+                let mut s = Server::new(3, "kvs_p".into());
+                for (rank, text) in &reqs {
+                    let _ = s.handle(*rank, text);
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,11 @@
 //! Both queues are `VecDeque`s reserved at start-up; [`Queue::has_room`] lets a caller that
 //! must not allocate (a handler) leave a message in its ring instead of growing the queue.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::collections::VecDeque;
 
 use crate::{Rank, Tag, ANY_SOURCE, ANY_TAG};
@@ -88,8 +93,9 @@ impl<K: Copy, T> Queue<K, T> {
         while i < self.items.len() {
             let (k, t) = &self.items[i];
             if pred(k, t) {
-                let (k, t) = self.items.remove(i).expect("index in range");
-                f(k, t);
+                if let Some((k, t)) = self.items.remove(i) {
+                    f(k, t);
+                }
             } else {
                 i += 1;
             }

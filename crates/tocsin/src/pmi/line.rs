@@ -262,4 +262,67 @@ mod tests {
             .to_string();
         assert!(e.contains("65 bytes") && e.contains("at most 64"), "{e}");
     }
+
+    /// A token the wire can carry: what [`check_token`] accepts, from a small alphabet so
+    /// that proptest explores separators-adjacent characters too.
+    fn token() -> impl proptest::strategy::Strategy<Value = String> {
+        "[a-zA-Z0-9_.:/+-]{1,24}"
+    }
+
+    proptest::proptest! {
+        /// Arbitrary text never panics the parser; what it accepts is well formed.
+        #[test]
+        fn parse_never_panics(text in proptest::prelude::any::<String>()) {
+            if let Ok(l) = parse(&text) {
+                proptest::prop_assert!(!l.cmd.is_empty());
+                for (k, _) in &l.fields {
+                    proptest::prop_assert!(!k.is_empty() && *k != "cmd");
+                }
+            }
+        }
+
+        /// Arbitrary bytes, decoded lossily as the client would see them, never panic.
+        #[test]
+        fn parse_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse(&text);
+            let _ = check_token("value", &text, 64);
+        }
+
+        /// format then parse gives back the command and the fields, in order.
+        #[test]
+        fn format_parse_round_trip(
+            cmd in token(),
+            fields in proptest::collection::btree_map(token(), token(), 0..8),
+        ) {
+            let fields: Vec<(String, String)> =
+                fields.into_iter().filter(|(k, _)| k != "cmd").collect();
+            let refs: Vec<(&str, &str)> =
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            for (k, v) in &refs {
+                proptest::prop_assert!(check_token("key", k, 64).is_ok());
+                proptest::prop_assert!(check_token("value", v, 64).is_ok());
+            }
+            let text = format(&cmd, &refs);
+            let l = parse(&text).unwrap();
+            proptest::prop_assert_eq!(l.cmd, cmd.as_str());
+            proptest::prop_assert_eq!(l.fields, refs);
+        }
+
+        /// Truncating a valid line anywhere never panics (a server that closes mid-line).
+        #[test]
+        fn truncated_lines_never_panic(
+            cmd in token(),
+            fields in proptest::collection::btree_map(token(), token(), 0..6),
+            cut in 0usize..200,
+        ) {
+            let refs: Vec<(&str, &str)> =
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let text = format(&cmd, &refs);
+            let cut = cut.min(text.len());
+            if let Ok(l) = parse(&text[..cut]) {
+                let _ = l.rc(&text);
+            }
+        }
+    }
 }

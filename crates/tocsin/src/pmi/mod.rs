@@ -2,7 +2,7 @@
 //! the launcher (`tocsin run`, MPICH's `mpiexec.hydra`, or any PMI-1 "simple" server).
 //!
 //! Owns the connection to the launcher (the socket named by `PMI_FD`, or a TCP connection to
-//! `PMI_PORT`) and the PMI-1 wire dialogue on it ([`line`] holds the sans-I/O grammar). It
+//! `PMI_PORT`) and the PMI-1 wire dialogue on it ([`line`](mod@line) holds the sans-I/O grammar). It
 //! must not touch the communicator, shared memory or signals: the progress engine calls
 //! [`Pmi`] during start-up and tear-down only.
 //!
@@ -33,17 +33,34 @@
 pub mod line;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// Longest response line accepted from the launcher, bytes. Longer lines are a protocol
-/// error (hydra's own limit is 1024 bytes for PMI-1).
-const MAX_LINE: usize = 1 << 20;
+/// Longest response line accepted from the launcher, bytes: 64 KiB. Longer lines are a
+/// protocol error reported as [`Error::Pmi`], never buffered further (hydra's own limit is
+/// 1024 bytes for PMI-1, `tocsin run`'s values are at most 4096).
+pub const MAX_LINE: usize = 64 * 1024;
 
-/// Set once a [`Pmi::from_env`] has taken ownership of the `PMI_FD` descriptor, so that a
-/// second call cannot close it twice.
-static PMI_FD_CLAIMED: AtomicBool = AtomicBool::new(false);
+/// The `PMI_FD` descriptor a [`Pmi::from_env`] has taken ownership of (-1: none yet), so
+/// that a second call cannot close it twice and can tell why it is gone.
+static CLAIMED_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The error of the first failed initialization after `PMI_FD` was claimed: the launcher
+/// connection is closed with it, so a retry reports this instead of a vanished descriptor.
+static FIRST_FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records `e`, the error of a failed initialization, if it happened after the `PMI_FD`
+/// connection was claimed (and consumed): a later attempt then reports it. Keeps the first.
+pub(crate) fn note_init_failure(e: &Error) {
+    if matches!(e, Error::AlreadyInitialized) || CLAIMED_FD.load(Ordering::SeqCst) < 0 {
+        return;
+    }
+    if let Ok(mut f) = FIRST_FAILURE.lock() {
+        f.get_or_insert_with(|| e.to_string());
+    }
+}
 
 /// Size limits announced by the launcher (`cmd=maxes`), in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +102,8 @@ impl Pmi {
     ///
     /// # Errors
     /// [`Error::Pmi`] if a variable is malformed, `PMI_FD` is not an open socket or was already
-    /// claimed, `PMI_RANK` is not below `PMI_SIZE`, or the launcher answers the handshake
+    /// claimed (by an earlier initialization in this process: the error then quotes why that
+    /// one failed), `PMI_RANK` is not below `PMI_SIZE`, or the launcher answers the handshake
     /// wrongly; [`Error::Io`] if the connection fails.
     pub fn from_env() -> Result<Option<Pmi>> {
         Self::from_vars(|k| std::env::var(k).ok())
@@ -107,7 +125,9 @@ impl Pmi {
             let rank = env_u32(&var, "PMI_RANK", true)?.unwrap_or(0);
             let size = env_u32(&var, "PMI_SIZE", true)?.unwrap_or(1);
             let fd = claim_inherited_fd(fd)?;
-            return Self::from_socket(fd, rank, size).map(Some);
+            return Self::from_socket(fd, rank, size)
+                .inspect_err(note_init_failure)
+                .map(Some);
         }
         if let Some(port) = var("PMI_PORT") {
             let (host, port_no) = port
@@ -254,7 +274,7 @@ impl Pmi {
         )?;
         let l = line::parse(&text)?;
         let name = l.require("kvsname", &text)?;
-        line::check_token("KVS name", name, usize::MAX)?;
+        line::check_token("KVS name", name, self.maxes.kvsname_max)?;
         self.kvsname = name.to_owned();
         Ok(())
     }
@@ -327,7 +347,7 @@ impl Pmi {
         self.send(&msg, &what)?;
         let text = self.recv_line(&what)?;
         let l = parse_reply(&text, &what, "get_result")?;
-        match l.rc(&text)? {
+        match l.rc(&text).map_err(|e| in_reply(&what, e))? {
             Some(0) | None => {}
             Some(rc) => {
                 return Err(Error::Pmi(format!(
@@ -336,7 +356,16 @@ impl Pmi {
                 )))
             }
         }
-        Ok(l.require("value", &text)?.to_owned())
+        let value = l.require("value", &text).map_err(|e| in_reply(&what, e))?;
+        if value.len() > self.maxes.vallen_max {
+            return Err(Error::Pmi(format!(
+                "{what}: the launcher's value is {} bytes, more than the vallen_max={} it \
+                 announced",
+                value.len(),
+                self.maxes.vallen_max
+            )));
+        }
+        Ok(value.to_owned())
     }
 
     /// Number of processes the launcher could run in this job (`cmd=get_universe_size`).
@@ -432,12 +461,28 @@ impl Pmi {
         Ok(())
     }
 
-    /// Reads one line (up to and including `\n`, which is stripped).
+    /// The error for a reply line longer than [`MAX_LINE`]; drops what was buffered (the
+    /// connection is out of step with the launcher and should not be used any more).
+    fn overlong(&mut self, what: &str) -> Error {
+        let e = Error::Pmi(format!(
+            "{what}: the launcher sent a line longer than {MAX_LINE} bytes (starting {:?})",
+            String::from_utf8_lossy(&self.rbuf[..self.rbuf.len().min(64)])
+        ));
+        self.rbuf = Vec::new();
+        e
+    }
+
+    /// Reads one line (up to and including `\n`, which is stripped). An end of file before
+    /// the `\n` is an [`Error::Pmi`] (the launcher closed the connection), so a reader never
+    /// waits on a closed connection; at most [`MAX_LINE`] bytes are buffered.
     fn recv_line(&mut self, what: &str) -> Result<String> {
         let mut scanned = 0;
         loop {
             if let Some(pos) = self.rbuf[scanned..].iter().position(|b| *b == b'\n') {
                 let end = scanned + pos;
+                if end > MAX_LINE {
+                    return Err(self.overlong(what));
+                }
                 let rest = self.rbuf.split_off(end + 1);
                 let mut bytes = std::mem::replace(&mut self.rbuf, rest);
                 bytes.truncate(end);
@@ -450,9 +495,7 @@ impl Pmi {
             }
             scanned = self.rbuf.len();
             if self.rbuf.len() > MAX_LINE {
-                return Err(Error::Pmi(format!(
-                    "{what}: the launcher sent a line longer than {MAX_LINE} bytes"
-                )));
+                return Err(self.overlong(what));
             }
             let mut chunk = [0u8; 4096];
             // SAFETY: `self.fd` is an open socket we own; `chunk` is a writable buffer of the
@@ -502,9 +545,17 @@ fn parse_reply<'a>(text: &'a str, what: &str, expect: &str) -> Result<line::Line
     Ok(l)
 }
 
+/// Prefixes a PMI error about a reply with the request it answered.
+fn in_reply(what: &str, e: Error) -> Error {
+    match e {
+        Error::Pmi(m) => Error::Pmi(format!("{what}: {m}")),
+        e => e,
+    }
+}
+
 /// Fails if the reply carries a non-zero `rc`.
 fn check_rc(l: &line::Line<'_>, text: &str, what: &str) -> Result<()> {
-    match l.rc(text)? {
+    match l.rc(text).map_err(|e| in_reply(what, e))? {
         Some(0) | None => Ok(()),
         Some(rc) => Err(Error::Pmi(format!(
             "{what}: the launcher answered rc={rc}: {:?}",
@@ -534,6 +585,20 @@ fn env_u32(
 
 /// Takes ownership of the inherited descriptor `fd` after checking it is an open socket.
 fn claim_inherited_fd(fd: RawFd) -> Result<OwnedFd> {
+    if CLAIMED_FD.load(Ordering::SeqCst) == fd {
+        let first = FIRST_FAILURE.lock().ok().and_then(|f| f.clone());
+        return Err(Error::Pmi(match first {
+            Some(why) => format!(
+                "PMI_FD={fd}: the launcher connection was used and closed by an earlier \
+                 initialization in this process, which failed: {why} (a process can \
+                 bootstrap through PMI only once: fix that error and restart the job)"
+            ),
+            None => format!(
+                "PMI_FD={fd} was already claimed by an earlier Pmi::from_env in this process \
+                 (a process can bootstrap through PMI only once)"
+            ),
+        }));
+    }
     // SAFETY: fstat only writes into `st`, a properly sized zeroed struct; an invalid `fd`
     // yields EBADF.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -550,9 +615,10 @@ fn claim_inherited_fd(fd: RawFd) -> Result<OwnedFd> {
             "PMI_FD={fd} is open but is not a socket"
         )));
     }
-    if PMI_FD_CLAIMED.swap(true, Ordering::SeqCst) {
+    if let Err(prev) = CLAIMED_FD.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst) {
         return Err(Error::Pmi(format!(
-            "PMI_FD={fd} was already claimed by an earlier Pmi::from_env in this process"
+            "PMI_FD={fd}: this process already claimed PMI_FD={prev} through an earlier \
+             Pmi::from_env (a process can bootstrap through PMI only once)"
         )));
     }
     // SAFETY: the launcher handed this open socket to this process for PMI and nothing else
@@ -866,5 +932,136 @@ mod tests {
         assert_eq!((pmi.rank(), pmi.size(), pmi.kvsname()), (3, 5, "kvs_tcp"));
         pmi.finalize().unwrap();
         t.join().unwrap();
+    }
+
+    /// A server that answers every request line with the next of `replies` (raw bytes), then
+    /// closes the connection.
+    fn scripted(sock: UnixStream, replies: Vec<Vec<u8>>) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            let mut w = sock.try_clone().unwrap();
+            let mut r = BufReader::new(sock);
+            for reply in replies {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 {
+                    return;
+                }
+                if w.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    const HANDSHAKE: [&str; 3] = [
+        "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n",
+        "cmd=maxes kvsname_max=256 keylen_max=64 vallen_max=1024\n",
+        "cmd=my_kvsname kvsname=k\n",
+    ];
+
+    /// Runs the handshake then one `get` against a server answering it with `reply`.
+    fn get_with_reply(reply: Vec<u8>) -> Result<String> {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut replies: Vec<Vec<u8>> = HANDSHAKE.iter().map(|r| r.as_bytes().to_vec()).collect();
+        replies.push(reply);
+        let t = scripted(b, replies);
+        let mut pmi = Pmi::from_socket(OwnedFd::from(a), 0, 2).unwrap();
+        let r = pmi.get("key");
+        drop(pmi);
+        t.join().unwrap();
+        r
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_naming_what_was_wrong() {
+        for (reply, needle) in [
+            (&b"cmd=get_result rc=0 val"[..], "closed the PMI connection"),
+            (b"", "closed the PMI connection"),
+            (b"cmd=get_result rc=0\n", "missing field `value`"),
+            (b"cmd=get_result rc=7 value=x\n", "rc=7"),
+            (b"cmd=get_result rc=zz value=x\n", "rc=zz"),
+            (b"cmd=get_result rc=0 value=x value=y\n", "appears twice"),
+            (b"cmd=barrier_out\n", "expected cmd=get_result"),
+            (b"\xff\xfe\n", "not UTF-8"),
+            (b"\n", "empty line"),
+        ] {
+            let e = get_with_reply(reply.to_vec()).unwrap_err();
+            assert!(matches!(e, Error::Pmi(_)), "{reply:?}: {e:?}");
+            let s = e.to_string();
+            assert!(s.contains(needle), "{reply:?}: {s}");
+            assert!(s.contains("\"key\""), "{reply:?}: {s}");
+        }
+        // Unknown keys are ignored.
+        let v = get_with_reply(b"cmd=get_result rc=0 msg=success extra=1 value=v\n".to_vec());
+        assert_eq!(v.unwrap(), "v");
+    }
+
+    #[test]
+    fn oversize_lines_and_values_are_errors_not_oom() {
+        // A line of 10 MiB without a newline: refused once 64 KiB are buffered.
+        let mut huge = b"cmd=get_result rc=0 value=".to_vec();
+        huge.resize(10 << 20, b'x');
+        let e = get_with_reply(huge).unwrap_err().to_string();
+        assert!(e.contains(&format!("longer than {MAX_LINE} bytes")), "{e}");
+        // A complete line just over the limit.
+        let mut long = b"cmd=get_result rc=0 value=".to_vec();
+        long.resize(MAX_LINE + 1, b'x');
+        long.push(b'\n');
+        let e = get_with_reply(long).unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+        // A value longer than the vallen_max the launcher announced (1024).
+        let mut v = b"cmd=get_result rc=0 value=".to_vec();
+        v.resize(v.len() + 2000, b'y');
+        v.push(b'\n');
+        let e = get_with_reply(v).unwrap_err().to_string();
+        assert!(
+            e.contains("2000 bytes") && e.contains("vallen_max=1024"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retry_after_a_failed_init_reports_the_first_failure() {
+        use std::os::fd::IntoRawFd;
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = scripted(
+            b,
+            vec![b"cmd=response_to_init pmi_version=9 rc=0\n".to_vec()],
+        );
+        let fd = a.into_raw_fd().to_string();
+        let env = vars(&[("PMI_FD", &fd), ("PMI_RANK", "0"), ("PMI_SIZE", "2")]);
+        let first = Pmi::from_vars(&env).unwrap_err().to_string();
+        assert!(first.contains("PMI version 9"), "{first}");
+        t.join().unwrap();
+        // The first attempt consumed (closed) PMI_FD: the retry says so and why.
+        let second = Pmi::from_vars(&env).unwrap_err().to_string();
+        assert!(!second.contains("not an open file descriptor"), "{second}");
+        assert!(
+            second.contains(&format!("PMI_FD={fd}"))
+                && second.contains("earlier initialization")
+                && second.contains("PMI version 9"),
+            "{second}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a server sends before closing, the client returns (no panic, no hang).
+        #[test]
+        fn arbitrary_server_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            prefix in 0usize..4,
+        ) {
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut replies: Vec<Vec<u8>> =
+                HANDSHAKE[..prefix.min(3)].iter().map(|r| r.as_bytes().to_vec()).collect();
+            replies.push(bytes);
+            let t = scripted(b, replies);
+            if let Ok(mut pmi) = Pmi::from_socket(OwnedFd::from(a), 0, 2) {
+                let _ = pmi.get("key");
+                let _ = pmi.barrier();
+            }
+            t.join().unwrap();
+        }
     }
 }

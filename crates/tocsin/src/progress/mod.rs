@@ -24,7 +24,7 @@
 mod lock;
 pub(crate) mod thread;
 
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,49 @@ static INITIALIZED: AtomicBool = AtomicBool::new(false);
 /// The completion handle of a request.
 pub(crate) type ReqHandle = Arc<ReqShared>;
 
+/// How this rank watches a peer's process.
+#[derive(Debug)]
+enum Liveness {
+    /// This rank itself, or a world of one.
+    Me,
+    /// A pidfd: exact, immune to pid reuse.
+    PidFd(PidFd),
+    /// `kill(pid, 0)` and `/proc/<pid>/stat`: the fallback when no pidfd could be opened.
+    Probe(i32),
+}
+
+impl Liveness {
+    fn exited(&self) -> bool {
+        match self {
+            Liveness::Me => false,
+            Liveness::PidFd(f) => f.exited(),
+            Liveness::Probe(pid) => sys::pid_gone(*pid),
+        }
+    }
+}
+
+/// What one progress pass left behind.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassOut {
+    /// Some record was handled.
+    did: bool,
+    /// Some incoming ring still holds records (the pass stopped at its batch limit, or a
+    /// handler left one it could not take): the rank must not sleep.
+    unread: bool,
+}
+
+/// What a waiting thread's pass found, to decide whether it may sleep.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    /// Another thread holds the engine lock: retry soon (it may complete our request).
+    Busy,
+    /// The pass ran.
+    Ran {
+        /// Records remain in our rings: do not sleep.
+        unread: bool,
+    },
+}
+
 struct Inner {
     core: Core,
     drv: ShmDriver,
@@ -76,11 +119,20 @@ pub(crate) struct Engine {
     pending: AtomicBool,
     /// Peers found failed inside a handler, to be failed by the next ordinary pass.
     bad_peers: Vec<AtomicBool>,
+    /// A signal could not be queued (EAGAIN: `RLIMIT_SIGPENDING` reached); reported once by
+    /// the next ordinary pass.
+    sigqueue_full: AtomicBool,
     /// A handler left a record it could not store without allocating; interrupts are
     /// suppressed (`irq_pending` kept at 1) until the next ordinary pass.
     stalled: AtomicBool,
     pids: Vec<i32>,
-    pidfds: Vec<Option<PidFd>>,
+    liveness: Vec<Liveness>,
+    /// Peers already handled as gone by [`Engine::check_peers`].
+    gone: Vec<AtomicBool>,
+    /// Time base of `last_check`.
+    epoch: Instant,
+    /// When peers were last checked, ns since `epoch` (shared by every waiting thread).
+    last_check: AtomicU64,
     pmi: Mutex<Option<Pmi>>,
     interrupter: Interrupter,
     _signal: Option<signal::Installed>,
@@ -147,6 +199,13 @@ impl Engine {
             .expect("listed") as u32;
         // Install the signal handler before any peer can learn our thread id.
         let sig = if cfg.progress == ProgressMode::Signal {
+            if sys::rlimit_sigpending() == Some(0) {
+                crate::diag::warn_once(
+                    crate::diag::Warn::SignalQueue,
+                    "signal progress: RLIMIT_SIGPENDING is 0, so no real-time signal can be \
+                     queued: ranks progress only when they call tocsin (as in block mode); raise `ulimit -i`",
+                );
+            }
             Some(signal::install(cfg.signal)?)
         } else {
             None
@@ -210,15 +269,37 @@ impl Engine {
         }
         let (drv, cons) = ShmDriver::new(seg.as_ref(), me, size);
         let pids: Vec<i32> = (0..size).map(|r| drv.pid(r)).collect();
-        let pidfds = (0..size)
+        let mut no_pidfd = Vec::new();
+        let liveness = (0..size)
             .map(|r| {
                 if r == me {
-                    None
-                } else {
-                    PidFd::open(pids[r as usize]).ok()
+                    return Liveness::Me;
+                }
+                let pid = pids[r as usize];
+                match PidFd::open(pid) {
+                    Ok(f) => Liveness::PidFd(f),
+                    Err(e) => {
+                        // ESRCH: already gone, which the probe sees at once; anything else
+                        // (EMFILE…) weakens liveness checks: say so.
+                        if e.raw_os_error() != Some(libc::ESRCH) {
+                            no_pidfd.push((r, e));
+                        }
+                        Liveness::Probe(pid)
+                    }
                 }
             })
             .collect();
+        if let Some((r, e)) = no_pidfd.first() {
+            crate::diag::warn_once(
+                crate::diag::Warn::Liveness,
+                format_args!(
+                    "cannot open a pidfd for {} of {} peers (rank {r}: {e}; RLIMIT_NOFILE too low?): \
+                     their deaths are detected with kill(pid, 0), which a recycled pid can fool",
+                    no_pidfd.len(),
+                    size - 1
+                ),
+            );
+        }
         let core = Core::new(CoreConfig {
             me,
             size,
@@ -243,8 +324,12 @@ impl Engine {
             pending: AtomicBool::new(false),
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
             stalled: AtomicBool::new(false),
+            sigqueue_full: AtomicBool::new(false),
             pids,
-            pidfds,
+            liveness,
+            gone: (0..size).map(|_| AtomicBool::new(false)).collect(),
+            epoch: Instant::now(),
+            last_check: AtomicU64::new(0),
             pmi: Mutex::new(pmi),
             interrupter,
             _signal: sig,
@@ -274,9 +359,15 @@ impl Engine {
         Ok(eng)
     }
 
-    /// Stops what keeps the engine alive or reachable from handlers: the progress thread,
-    /// the handler target. Called when the last communicator handle goes away.
+    /// Finishes this rank cleanly when the last communicator handle goes away: pushes every
+    /// record still queued for ring space (a FIN behind a full ring, say; waiting, with
+    /// liveness checks, for consumers to make room), stops the progress thread and the
+    /// handler target, then publishes `finished` so that peers fail only the operations that
+    /// needed this rank ([`Core::peer_gone`]) and rings every peer so they notice promptly.
     pub(crate) fn shutdown(&self) {
+        if self.seg.is_some() {
+            self.wait_until(|| !self.inner.lock().core.has_backlog(), None);
+        }
         self.thread.stop(|| {
             if let Some(seg) = &self.seg {
                 seg.wake(self.me);
@@ -284,6 +375,18 @@ impl Engine {
         });
         if self.cfg.progress.interrupts() {
             interrupt::unregister_target();
+        }
+        if let Some(seg) = &self.seg {
+            // A last pass: nothing the thread or a handler queued is left behind.
+            let mut g = self.inner.lock();
+            self.pass(&mut g);
+            drop(g);
+            seg.control(self.me).finished.store(1, Ordering::Release);
+            for p in 0..self.size {
+                if p != self.me {
+                    seg.wake(p);
+                }
+            }
         }
     }
 
@@ -326,6 +429,10 @@ impl Engine {
                     // (the records themselves wait safely in the ring). ESRCH: the peer is
                     // gone; liveness checks will report it.
                     tries += 1;
+                    if e.raw_os_error() == Some(libc::EAGAIN) && tries > 3 {
+                        // Reported by the next ordinary pass (this may be a handler).
+                        self.sigqueue_full.store(true, Ordering::Relaxed);
+                    }
                     if e.raw_os_error() != Some(libc::EAGAIN) || tries > 3 {
                         if let Some(seg) = &self.seg {
                             seg.control(peer).irq_pending.store(0, Ordering::SeqCst);
@@ -345,15 +452,15 @@ impl Engine {
     }
 
     /// One progress pass over `inner`: drain every incoming ring (up to [`BATCH`] records
-    /// each), retry queued sends, ring doorbells. Returns whether anything happened.
-    fn pass(&self, inner: &mut Inner) -> bool {
+    /// each), retry queued sends, ring doorbells.
+    fn pass(&self, inner: &mut Inner) -> PassOut {
         self.pass_ctx(inner, false)
     }
 
     /// A pass; `handler` says it runs in a signal/interrupt handler (no allocation, no
-    /// logging, failures deferred to `bad_peers`).
-    fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> bool {
-        let mut did = false;
+    /// logging, failures deferred to `bad_peers`). Async-signal-safe when `handler` is true.
+    fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> PassOut {
+        let mut out = PassOut::default();
         let Inner { core, drv, cons } = inner;
         core.no_alloc = handler;
         if !handler {
@@ -366,11 +473,7 @@ impl Engine {
             }
             for (p, b) in self.bad_peers.iter().enumerate() {
                 if b.load(Ordering::Relaxed) && b.swap(false, Ordering::Relaxed) {
-                    tracing::error!(
-                        peer = p,
-                        "malformed or corrupt data from peer: treating it as failed"
-                    );
-                    core.fail_peer(p as Rank);
+                    self.fail_malformed(core, p as Rank);
                 }
             }
         }
@@ -380,6 +483,8 @@ impl Engine {
             if core.is_dead(p) {
                 continue;
             }
+            let mut popped = false;
+            let mut ended = false;
             for _ in 0..BATCH {
                 let r = c.pop_with(|rec| match core.on_record(drv, p, rec) {
                     Ok(crate::protocol::Taken::LeftInRing) => (false, Ok(false)),
@@ -387,7 +492,10 @@ impl Engine {
                     Err(f) => (true, Err(f)),
                 });
                 match r {
-                    Ok(None) => break,
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
                     Ok(Some(Ok(false))) => {
                         // A handler could not store this record without allocating. Keep
                         // `irq_pending` set so that peers stop interrupting a rank whose
@@ -398,20 +506,30 @@ impl Engine {
                         }
                         break;
                     }
-                    Ok(Some(Ok(true))) => did = true,
+                    Ok(Some(Ok(true))) => {
+                        out.did = true;
+                        popped = true;
+                    }
                     Ok(Some(Err(_))) | Err(_) => {
+                        popped = true;
+                        ended = true;
                         if handler {
                             self.bad_peers[p as usize].store(true, Ordering::Relaxed);
                             self.pending.store(true, Ordering::SeqCst);
                         } else {
-                            tracing::error!(
-                                peer = p,
-                                "malformed record or corrupt ring: treating the peer as failed"
-                            );
-                            core.fail_peer(p);
+                            self.fail_malformed(core, p);
                         }
                         break;
                     }
+                }
+            }
+            if !ended && !c.is_empty() {
+                out.unread = true;
+            }
+            // Only sleeping modes' producers ask to be told (poll mode pays no fence).
+            if popped && self.cfg.progress.sleeps() {
+                if let Some(seg) = &self.seg {
+                    seg.space_freed(p, self.me);
                 }
             }
         }
@@ -419,8 +537,67 @@ impl Engine {
         if core.has_backlog() {
             core.flush_all(drv);
         }
+        if !handler {
+            if self.sigqueue_full.load(Ordering::Relaxed)
+                && self.sigqueue_full.swap(false, Ordering::Relaxed)
+            {
+                crate::diag::warn_once(
+                    crate::diag::Warn::SignalQueue,
+                    "a real-time signal could not be queued (EAGAIN: the user's RLIMIT_SIGPENDING \
+                     queue is full): that peer progresses at its next tocsin call instead of at once; \
+                     raise `ulimit -i`",
+                );
+            }
+            if let Some((peer, errno)) = core.cma_failure.take() {
+                crate::diag::warn_once(
+                    crate::diag::Warn::CmaRefused,
+                    format_args!(
+                        "single-copy transfers (CMA: process_vm_readv/writev) with rank {peer} refused: {}; \
+                         using the pipelined copy through shared memory (set TOCSIN_CMA=0 to skip the attempt)",
+                        std::io::Error::from_raw_os_error(errno)
+                    ),
+                );
+            }
+        }
         self.ring_bells(inner);
-        did
+        out
+    }
+
+    /// Fails `peer` for a malformed record or corrupt ring (ordinary context only). If it
+    /// may still write into one of our receive buffers (CMA), it is killed first and its
+    /// exit awaited, so that no buffer is handed back while it could still be written; if
+    /// that cannot be ensured, the process ends ([`crate::diag::fatal`]).
+    fn fail_malformed(&self, core: &mut Core, peer: Rank) {
+        crate::diag::warn_once(
+            crate::diag::Warn::Malformed,
+            format_args!(
+                "malformed record or corrupt ring from rank {peer}: treating it as failed"
+            ),
+        );
+        if core.exposed_to(peer) && !self.liveness[peer as usize].exited() {
+            let pid = self.pids[peer as usize];
+            crate::diag::warn_once(
+                crate::diag::Warn::Malformed,
+                format_args!(
+                    "rank {peer} (pid {pid}) sent malformed data while it may still write into \
+                     this rank's receive buffers: killing it"
+                ),
+            );
+            // SAFETY: plain kill(2) of the peer's pid (a pidfd guards against reuse when we
+            // have one: it is checked for exit below).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let t = Instant::now();
+            while !self.liveness[peer as usize].exited() {
+                if t.elapsed() > Duration::from_secs(2) {
+                    crate::diag::fatal(
+                        "a peer that may still write into this rank's buffers sent malformed \
+                         data and could not be stopped",
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        core.fail_peer(peer);
     }
 
     /// Makes progress if no other thread is doing it right now.
@@ -433,19 +610,30 @@ impl Engine {
         Ok(())
     }
 
-    /// A pass as a waiting thread (a matched rendezvous is read here). Returns whether our
-    /// records still wait for ring space (`true` too when another thread holds the lock).
-    fn progress_waiting(&self) -> bool {
-        match self.inner.try_lock() {
-            Some(mut g) => {
-                g.core.receiver_waiting = true;
-                self.pass(&mut g);
-                let backlog = g.core.has_backlog();
-                self.unlock(g);
-                backlog
+    /// A pass as a waiting thread (a matched rendezvous is read here). With `ask_space`,
+    /// asks the consumers of rings our records wait for to ring us when they free space
+    /// (before sleeping), then retries once (Dekker with [`Segment::space_freed`]).
+    fn progress_waiting(&self, ask_space: bool) -> Found {
+        let Some(mut g) = self.inner.try_lock() else {
+            return Found::Busy;
+        };
+        g.core.receiver_waiting = true;
+        let out = self.pass(&mut g);
+        if ask_space && g.core.has_backlog() {
+            if let Some(seg) = &self.seg {
+                for p in 0..self.size {
+                    if p != self.me && !g.core.flushed_to(p) {
+                        seg.space_wanted(self.me, p).store(1, Ordering::SeqCst);
+                    }
+                }
+                fence(Ordering::SeqCst);
+                let Inner { core, drv, .. } = &mut *g;
+                core.flush_all(drv);
+                self.ring_bells(&mut g);
             }
-            None => true,
         }
+        self.unlock(g);
+        Found::Ran { unread: out.unread }
     }
 
     /// Releases the lock, then runs the passes that were requested meanwhile.
@@ -530,8 +718,14 @@ impl Engine {
         }))
     }
 
-    fn outcome(&self, h: &ReqShared) -> Result<Status> {
-        let (st, fail) = h.outcome().expect("complete");
+    /// The outcome of a completed request as the API reports it; the same every time it is
+    /// asked.
+    pub(crate) fn outcome(&self, h: &ReqShared) -> Result<Status> {
+        let Some((st, fail)) = h.outcome() else {
+            return Err(Error::Unsupported(
+                "internal: outcome of a request that has not completed".into(),
+            ));
+        };
         match fail {
             None => Ok(st),
             Some(Fail::Truncated {
@@ -543,10 +737,10 @@ impl Engine {
                 from: st.source,
                 tag: st.tag,
             }),
-            Some(Fail::PeerDied { rank }) => Err(Error::PeerDied {
-                rank,
-                pid: self.pids[rank as usize],
-                me: self.me,
+            Some(Fail::PeerDied { rank }) => Err(self.peer_died(rank)),
+            Some(Fail::Cancelled) => Err(Error::Cancelled {
+                peer: st.source,
+                tag: st.tag,
             }),
             Some(Fail::Malformed { rank, detail }) => Err(Error::Malformed {
                 what: "record",
@@ -556,40 +750,127 @@ impl Engine {
         }
     }
 
-    /// Checks every peer's pidfd; marks the dead ones failed (completing their requests).
+    fn peer_died(&self, rank: Rank) -> Error {
+        Error::PeerDied {
+            rank,
+            pid: self.pids.get(rank as usize).copied().unwrap_or(0),
+            me: self.me,
+        }
+    }
+
+    /// Checks peers at most once per [`LIVENESS_PERIOD`] across all threads of the rank.
+    fn maybe_check_peers(&self) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.last_check.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= LIVENESS_PERIOD.as_nanos() as u64
+            && self
+                .last_check
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.check_peers();
+        }
+    }
+
+    /// Finds peers that are gone: finished cleanly (their `finished` word) or exited
+    /// (pidfd, or the `kill(pid, 0)` fallback). For each, handles every record it published
+    /// (complete eager messages stay receivable, however deep its ring), then marks it gone,
+    /// which fails exactly the requests that can no longer complete ([`Core::peer_gone`]).
     fn check_peers(&self) {
-        let dead: Vec<Rank> = self
-            .pidfds
-            .iter()
-            .enumerate()
-            .filter_map(|(r, f)| f.as_ref().filter(|f| f.exited()).map(|_| r as Rank))
-            .collect();
-        if dead.is_empty() {
+        let Some(seg) = &self.seg else { return };
+        let mut gone = Vec::new();
+        for r in 0..self.size {
+            if r == self.me || self.gone[r as usize].load(Ordering::Relaxed) {
+                continue;
+            }
+            if seg.control(r).finished.load(Ordering::Acquire) != 0
+                || self.liveness[r as usize].exited()
+            {
+                gone.push(r);
+            }
+        }
+        if gone.is_empty() {
             return;
         }
         let mut g = self.inner.lock();
-        for r in dead {
-            if !g.core.is_dead(r) {
-                tracing::warn!(rank = r, pid = self.pids[r as usize], "peer exited");
-                // Drain what it sent before dying, then fail what is left.
-                self.pass(&mut g);
-                g.core.fail_peer(r);
+        for r in gone {
+            if self.gone[r as usize].swap(true, Ordering::Relaxed) || g.core.is_dead(r) {
+                continue;
+            }
+            // Re-read after the exit: `finished` is published before the process ends.
+            let finished = seg.control(r).finished.load(Ordering::Acquire) != 0;
+            self.drain_peer(&mut g, r);
+            if finished {
+                tracing::debug!(rank = r, "peer finished");
+            } else {
+                crate::diag::warn_once(
+                    crate::diag::Warn::PeerExited,
+                    format_args!(
+                        "rank {r} (pid {}) exited without finishing: operations that need it fail with PeerDied",
+                        self.pids[r as usize]
+                    ),
+                );
+            }
+            g.core.peer_gone(r, finished);
+        }
+        self.ring_bells(&mut g);
+        self.unlock(g);
+        #[cfg(not(loom))]
+        self.check_signal_handler();
+    }
+
+    /// Handles every record `peer` published, without the per-pass batch limit (ordinary
+    /// context: the unexpected queue may grow).
+    fn drain_peer(&self, inner: &mut Inner, peer: Rank) {
+        let Inner { core, drv, cons } = inner;
+        let Some(Some(c)) = cons.get_mut(peer as usize) else {
+            return;
+        };
+        core.no_alloc = false;
+        loop {
+            let r = c.pop_with(|rec| match core.on_record(drv, peer, rec) {
+                Ok(_) => (true, true),
+                Err(_) => (true, false),
+            });
+            match r {
+                Ok(Some(true)) => {}
+                Ok(None) => break,
+                Ok(Some(false)) | Err(_) => {
+                    self.fail_malformed(core, peer);
+                    break;
+                }
             }
         }
-        self.unlock(g);
     }
+
+    /// Signal mode: warns (once) if the application replaced tocsin's handler or blocked its
+    /// signal; interrupts are then lost and only waits make progress.
+    fn check_signal_handler(&self) {}
 
     /// Blocks until `h` completes, according to the progress mode.
     pub(crate) fn wait(&self, h: &ReqHandle) -> Result<Status> {
-        self.wait_until(|| h.is_complete());
+        self.wait_until(|| h.is_complete(), None);
         self.outcome(h)
     }
 
-    /// Waits until `done()` holds, making progress; checks liveness every
-    /// [`LIVENESS_PERIOD`]; in block mode sleeps on the doorbell after the spin budget.
-    fn wait_until(&self, mut done: impl FnMut() -> bool) {
+    /// Requests cancellation of `h` ([`Core::cancel`]); `true` if it was cancelled.
+    pub(crate) fn cancel(&self, h: &ReqHandle) -> bool {
+        self.locked(|core, _| core.cancel(h))
+    }
+
+    /// The one waiting routine: every blocking call (wait, wait_all, wait_any, probe,
+    /// barrier, sendrecv, a closing scope, the progress thread) waits here until `done()`
+    /// holds or `deadline` passes, making progress; peers are checked every
+    /// [`LIVENESS_PERIOD`], so a request that depends on a gone peer completes with
+    /// `PeerDied` within about that; in the sleeping modes the thread sleeps on the doorbell
+    /// after the spin budget. Returns whether `done()` held.
+    pub(crate) fn wait_until(
+        &self,
+        mut done: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> bool {
         if done() {
-            return;
+            return true;
         }
         // Only interrupt modes need peers to know that we poll: poll-mode waits pay nothing.
         let ctl = self
@@ -600,7 +881,7 @@ impl Engine {
         if let Some(c) = ctl {
             c.polling.fetch_add(1, Ordering::SeqCst);
         }
-        self.wait_loop(&mut done);
+        let ok = self.wait_loop(&mut done, deadline);
         if let Some(c) = ctl {
             // Leaving: from now on peers must interrupt us; re-poll once so that a record
             // published before they could see it is not left behind (Dekker, see
@@ -609,44 +890,46 @@ impl Engine {
             fence(Ordering::SeqCst);
             self.request_progress(false);
         }
+        ok
     }
 
     /// `thread` mode's loop: progress (spin, then sleep) until `stop()`.
     pub(crate) fn progress_until(&self, stop: &dyn Fn() -> bool) {
-        self.wait_until(stop)
+        self.wait_until(stop, None);
     }
 
-    fn wait_loop(&self, done: &mut impl FnMut() -> bool) {
+    fn wait_loop(&self, done: &mut impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
         let start = Instant::now();
-        let mut last_check = start;
         let spin = Duration::from_micros(self.cfg.spin_us);
         let mut n = 0u32;
         loop {
-            self.progress_waiting();
+            self.progress_waiting(false);
             if done() {
-                return;
+                return true;
             }
             n = n.wrapping_add(1);
             if n % 128 == 0 {
                 let now = Instant::now();
-                if now - last_check >= LIVENESS_PERIOD {
-                    self.check_peers();
-                    last_check = now;
-                    if done() {
-                        return;
-                    }
+                self.maybe_check_peers();
+                if done() {
+                    return true;
+                }
+                if deadline.is_some_and(|d| now >= d) {
+                    return false;
                 }
                 if self.cfg.progress.sleeps() && now - start >= spin {
                     self.sleep(done);
                     if done() {
-                        return;
+                        return true;
                     }
                 }
             }
         }
     }
 
-    /// Arms the doorbell, re-polls, sleeps until rung (or [`MAX_SLEEP`]), disarms.
+    /// Arms the doorbell, re-polls, sleeps until rung (or [`MAX_SLEEP`]), disarms. Does not
+    /// sleep while records wait unread in our rings; our records waiting for ring space do
+    /// not keep us awake: their consumers ring us when they free it.
     fn sleep(&self, done: &mut impl FnMut() -> bool) {
         let Some(seg) = &self.seg else {
             std::thread::sleep(Duration::from_micros(100));
@@ -660,12 +943,12 @@ impl Engine {
         if interrupts {
             c.polling.fetch_sub(1, Ordering::SeqCst);
         }
-        let backlog = self.progress_waiting();
-        if !done() && !backlog {
-            sys::futex_wait(&c.bell, seq, MAX_SLEEP);
-        } else if backlog {
-            // Our records wait for ring space; the peer does not ring us when it consumes.
-            std::thread::yield_now();
+        match self.progress_waiting(true) {
+            Found::Ran { unread: false, .. } if !done() => {
+                sys::futex_wait(&c.bell, seq, MAX_SLEEP);
+            }
+            Found::Busy => std::thread::yield_now(),
+            _ => {}
         }
         if interrupts {
             c.polling.fetch_add(1, Ordering::SeqCst);
@@ -673,48 +956,59 @@ impl Engine {
         c.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// One progress pass; `Some(())` if `h` has completed. Also checks peers (at most every
+    /// [`LIVENESS_PERIOD`]), so that a loop of tests on a request whose peer is gone ends.
     pub(crate) fn test(&self, h: &ReqHandle) -> Option<()> {
         if !h.is_complete() {
             let _ = self.progress_once();
+            if !h.is_complete() {
+                self.maybe_check_peers();
+            }
         }
         h.is_complete().then_some(())
     }
 
+    /// The status of a matching message that has arrived, if any.
+    ///
+    /// # Errors
+    /// [`Error::PeerDied`] if none has and none can any more: `src` is gone, or `src` is
+    /// `ANY_SOURCE` and every other rank is gone.
     pub(crate) fn iprobe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Option<Status>> {
+        self.maybe_check_peers();
         let mut g = self.inner.lock();
         g.core.receiver_waiting = false;
         self.pass(&mut g);
         let st = g.core.iprobe(src, tag, ctx);
-        let dead = src != crate::ANY_SOURCE && g.core.is_dead(src);
+        let gone = if src == crate::ANY_SOURCE {
+            g.core.all_others_gone().then(|| g.core.last_gone())
+        } else {
+            (src != self.me && g.core.is_dead(src)).then_some(src)
+        };
         self.unlock(g);
-        if st.is_none() && dead {
-            return Err(Error::PeerDied {
-                rank: src,
-                pid: self.pids[src as usize],
-                me: self.me,
-            });
+        match (st, gone) {
+            (None, Some(r)) => Err(self.peer_died(r)),
+            (st, _) => Ok(st),
         }
-        Ok(st)
     }
 
     pub(crate) fn probe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Status> {
-        let mut found = None;
-        let mut err = None;
-        self.wait_until(|| match self.iprobe(src, tag, ctx) {
-            Ok(Some(s)) => {
-                found = Some(s);
-                true
-            }
-            Ok(None) => false,
-            Err(e) => {
-                err = Some(e);
-                true
-            }
-        });
-        match (found, err) {
-            (Some(s), _) => Ok(s),
-            (None, Some(e)) => Err(e),
-            (None, None) => unreachable!("probe wait ended without a result"),
+        let mut res = None;
+        self.wait_until(
+            || match self.iprobe(src, tag, ctx) {
+                Ok(None) => false,
+                r => {
+                    res = Some(r);
+                    true
+                }
+            },
+            None,
+        );
+        match res {
+            Some(Ok(Some(s))) => Ok(s),
+            Some(Err(e)) => Err(e),
+            _ => Err(Error::Unsupported(
+                "internal: probe ended without a result".into(),
+            )),
         }
     }
 }

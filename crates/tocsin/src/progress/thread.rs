@@ -64,7 +64,9 @@ impl ProgressThread {
                     if let Err(e) = bind_current_thread(c) {
                         crate::diag::warn_once(
                             crate::diag::Warn::ProgressCore,
-                            format_args!("TOCSIN_PROGRESS_CORE={c}: progress thread left unbound: {e}"),
+                            format_args!(
+                                "TOCSIN_PROGRESS_CORE={c}: progress thread left unbound: {e}"
+                            ),
                         );
                     }
                 }

@@ -23,9 +23,14 @@
 //! Non-overtaking: each pair's ring is FIFO, EAGER and RTS records to a peer leave in post
 //! order through one queue, and matching takes the oldest candidates ([`crate::matching`]).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::matching::{Envelope, Pattern, PostedQueue, UnexpectedQueue};
@@ -61,11 +66,14 @@ pub enum Fail {
         /// Buffer length, bytes.
         buffer_len: usize,
     },
-    /// The peer died before the request could complete.
+    /// The peer is gone (died, or finished cleanly) and the request can no longer complete.
     PeerDied {
-        /// The dead rank.
+        /// The rank that is gone.
         rank: Rank,
     },
+    /// The request was cancelled before it matched ([`Core::cancel`]); nothing was
+    /// transferred.
+    Cancelled,
     /// The peer sent something invalid for this request.
     Malformed {
         /// The peer.
@@ -85,6 +93,10 @@ const DONE: u32 = 1;
 #[derive(Debug)]
 pub struct ReqShared {
     state: AtomicU32,
+    /// The core's token of the request while it is live (0: none); read by the owner to
+    /// cancel it, under the engine lock.
+    tok: AtomicU64,
+    recv: bool,
     out: UnsafeCell<(Status, Option<Fail>)>,
 }
 
@@ -95,9 +107,11 @@ unsafe impl Sync for ReqShared {}
 unsafe impl Send for ReqShared {}
 
 impl ReqShared {
-    fn new() -> Arc<ReqShared> {
+    fn new(recv: bool) -> Arc<ReqShared> {
         Arc::new(ReqShared {
             state: AtomicU32::new(PENDING),
+            tok: AtomicU64::new(0),
+            recv,
             out: UnsafeCell::new((
                 Status {
                     source: 0,
@@ -107,6 +121,10 @@ impl ReqShared {
                 None,
             )),
         })
+    }
+    /// `true` for a receive, `false` for a send.
+    pub fn is_recv(&self) -> bool {
+        self.recv
     }
     /// `true` once the request has completed.
     pub fn is_complete(&self) -> bool {
@@ -122,7 +140,7 @@ impl ReqShared {
         }
     }
     fn complete(&self, st: Status, fail: Option<Fail>) {
-        debug_assert!(!self.is_complete());
+        crate::diag::debug_check!(!self.is_complete());
         // SAFETY: only the core (one thread at a time, under the engine lock) writes, and
         // only before publishing DONE; the owner does not read before DONE.
         unsafe { *self.out.get() = (st, fail) };
@@ -243,7 +261,9 @@ struct PeerQ {
     msgs: VecDeque<u64>,
     streams: VecDeque<u64>,
     cma_ok: bool,
+    /// Gone: died, or finished cleanly (`finished`). Nothing more will come from it.
     dead: bool,
+    finished: bool,
     touched: bool,
     /// A record pushed since the last notification needs the peer to act (RTS, CTS, DATA),
     /// or our records wait for space in its ring: worth an interrupt.
@@ -263,6 +283,9 @@ pub struct Core {
     /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
     /// answered with a CTS). Set by the progress engine.
     pub receiver_waiting: bool,
+    /// The first CMA failure since the engine last looked: (peer, errno). The core then
+    /// uses the pipelined path with that peer; the engine reports it once.
+    pub cma_failure: Option<(Rank, i32)>,
     /// No-allocation mode, set while progress runs in a signal or interrupt handler: a
     /// record whose handling would need memory the core has not reserved is left in its
     /// ring ([`Taken::LeftInRing`]).
@@ -297,6 +320,7 @@ impl Core {
                     streams: VecDeque::with_capacity(16),
                     cma_ok: cfg.cma,
                     dead: false,
+                    finished: false,
                     touched: false,
                     urgent: false,
                 })
@@ -305,13 +329,9 @@ impl Core {
                 .map(|_| Vec::with_capacity(cfg.eager_threshold))
                 .collect(),
             receiver_waiting: false,
+            cma_failure: None,
             no_alloc: false,
         }
-    }
-
-    /// This rank.
-    pub fn me(&self) -> Rank {
-        self.cfg.me
     }
 
     fn alloc(&mut self, req: Req) -> u64 {
@@ -326,8 +346,19 @@ impl Core {
         };
         let s = &mut self.slots[idx];
         s.gen = s.gen.wrapping_add(1);
+        let tok = (s.gen as u64) << 32 | (idx as u64 + 1);
+        req.shared.tok.store(tok, Ordering::Relaxed);
         s.req = Some(req);
-        (s.gen as u64) << 32 | (idx as u64 + 1)
+        tok
+    }
+
+    /// The live request `tok`, which the caller knows exists (a token taken from our own
+    /// queues). Reachable from handlers: an impossible state ends the process.
+    fn live(&mut self, tok: u64) -> &mut Req {
+        match self.get(tok) {
+            Some(r) => r,
+            None => crate::diag::fatal("protocol: a queued request token is not live"),
+        }
     }
 
     fn get(&mut self, tok: u64) -> Option<&mut Req> {
@@ -355,7 +386,7 @@ impl Core {
     }
 
     fn finish_recv(&mut self, tok: u64) {
-        let r = self.get(tok).expect("live request");
+        let r = self.live(tok);
         let st = Status {
             source: r.peer,
             tag: r.tag,
@@ -370,7 +401,7 @@ impl Core {
 
     fn finish_send(&mut self, tok: u64) {
         let me = self.cfg.me;
-        let r = self.get(tok).expect("live request");
+        let r = self.live(tok);
         let st = Status {
             source: me,
             tag: r.tag,
@@ -439,7 +470,7 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        let shared = ReqShared::new();
+        let shared = ReqShared::new(false);
         let me = self.cfg.me;
         if self.peers[dest as usize].dead {
             shared.complete(
@@ -478,7 +509,7 @@ impl Core {
     fn send_to_self(&mut self, tok: u64) {
         let me = self.cfg.me;
         let (tag, ctx, buf, len) = {
-            let r = self.get(tok).unwrap();
+            let r = self.live(tok);
             (r.tag, r.ctx, r.buf, r.len)
         };
         let env = Envelope {
@@ -504,10 +535,10 @@ impl Core {
 
     fn copy_local(&mut self, stok: u64, rtok: u64, source: Rank, tag: Tag) {
         let (sbuf, slen) = {
-            let s = self.get(stok).unwrap();
+            let s = self.live(stok);
             (s.buf as *const u8, s.len)
         };
-        let r = self.get(rtok).unwrap();
+        let r = self.live(rtok);
         r.peer = source;
         r.tag = tag;
         r.msg_len = slen;
@@ -531,17 +562,27 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        let shared = ReqShared::new();
+        let shared = ReqShared::new(true);
         let pat = Pattern { source, tag, ctx };
-        let dead = source != ANY_SOURCE && self.peers[source as usize].dead;
-        if dead && self.unexpected.peek_match(&pat).is_none() {
+        let gone = if source == ANY_SOURCE {
+            // Self-sends can still match; another live rank too.
+            source != self.cfg.me && self.all_others_gone()
+        } else {
+            source != self.cfg.me && self.peers[source as usize].dead
+        };
+        if gone && self.unexpected.peek_match(&pat).is_none() {
+            let rank = if source == ANY_SOURCE {
+                self.last_gone()
+            } else {
+                source
+            };
             shared.complete(
                 Status {
                     source,
                     tag,
                     len: 0,
                 },
-                Some(Fail::PeerDied { rank: source }),
+                Some(Fail::PeerDied { rank }),
             );
             return shared;
         }
@@ -563,7 +604,7 @@ impl Core {
             None => self.posted.push(pat, tok),
             Some((env, u)) => {
                 {
-                    let r = self.get(tok).unwrap();
+                    let r = self.live(tok);
                     r.peer = env.source;
                     r.tag = env.tag;
                 }
@@ -592,7 +633,7 @@ impl Core {
     }
 
     fn deliver_eager(&mut self, tok: u64, data: &[u8]) {
-        let r = self.get(tok).unwrap();
+        let r = self.live(tok);
         r.msg_len = data.len();
         let n = data.len().min(r.len);
         // SAFETY: `r.buf` is the live receive buffer of `r.len ≥ n` bytes.
@@ -614,7 +655,7 @@ impl Core {
         let waiting = self.receiver_waiting;
         let cma_ok = self.peers[peer as usize].cma_ok;
         let (buf, accept) = {
-            let r = self.get(tok).unwrap();
+            let r = self.live(tok);
             r.peer = peer;
             r.msg_len = msg_len;
             r.accept = msg_len.min(r.len);
@@ -638,15 +679,14 @@ impl Core {
                     return;
                 }
                 Err(e) => {
-                    if !self.no_alloc {
-                        tracing::debug!(peer, error = %e, "CMA read failed; pipelining through shared memory");
-                    }
+                    self.cma_failure
+                        .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
                     self.peers[peer as usize].cma_ok = false;
                 }
             }
         }
         let cma = self.peers[peer as usize].cma_ok;
-        self.get(tok).unwrap().st = if cma { St::WaitFin } else { St::WaitData };
+        self.live(tok).st = if cma { St::WaitFin } else { St::WaitData };
         self.queue_ctrl(
             drv,
             peer,
@@ -717,7 +757,7 @@ impl Core {
         while let Some(&tok) = self.peers[p].msgs.front() {
             let eager = self.cfg.eager_threshold;
             let cma_ok = self.peers[p].cma_ok;
-            let r = self.get(tok).expect("queued send is live");
+            let r = self.live(tok);
             let mut h;
             let payload: &[u8];
             if r.len <= eager {
@@ -745,14 +785,14 @@ impl Core {
             if h.kind == Kind::Eager {
                 self.finish_send(tok);
             } else {
-                self.get(tok).unwrap().st = St::WaitCts;
+                self.live(tok).st = St::WaitCts;
             }
         }
         let max_chunk = drv.max_record() - FULL_HDR_LEN;
         while let Some(&tok) = self.peers[p].streams.front() {
             let chunk = self.cfg.chunk.min(max_chunk);
             loop {
-                let r = self.get(tok).expect("streaming send is live");
+                let r = self.live(tok);
                 if r.done_bytes == r.accept {
                     break;
                 }
@@ -769,7 +809,7 @@ impl Core {
                 }
                 self.peers[p].touched = true;
                 self.peers[p].urgent = true;
-                self.get(tok).unwrap().done_bytes += n;
+                self.live(tok).done_bytes += n;
             }
             self.peers[p].streams.pop_front();
             self.finish_send(tok);
@@ -838,7 +878,7 @@ impl Core {
                 match self.posted.take_match(&env) {
                     Some((_, tok)) => {
                         {
-                            let r = self.get(tok).unwrap();
+                            let r = self.live(tok);
                             r.peer = peer;
                             r.tag = h.tag;
                         }
@@ -883,7 +923,7 @@ impl Core {
                 let cma = h.flags & FLAG_CMA != 0 && self.peers[peer as usize].cma_ok;
                 let accept = h.len as usize;
                 let buf = {
-                    let r = self.get(tok).unwrap();
+                    let r = self.live(tok);
                     r.accept = accept;
                     r.remote = h.rreq;
                     r.buf
@@ -911,9 +951,8 @@ impl Core {
                             return Ok(Taken::Consumed);
                         }
                         Err(e) => {
-                            if !self.no_alloc {
-                                tracing::debug!(peer, error = %e, "CMA write failed; pipelining through shared memory");
-                            }
+                            self.cma_failure
+                                .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
                             self.peers[peer as usize].cma_ok = false;
                         }
                     }
@@ -922,7 +961,7 @@ impl Core {
                     self.finish_send(tok);
                     return Ok(Taken::Consumed);
                 }
-                self.get(tok).unwrap().st = St::Streaming;
+                self.live(tok).st = St::Streaming;
                 self.peers[peer as usize].streams.push_back(tok);
                 self.flush(drv, peer);
             }
@@ -988,34 +1027,46 @@ impl Core {
         })
     }
 
-    /// Marks `peer` dead: completes with [`Fail::PeerDied`] every request that involves it,
-    /// and every `ANY_SOURCE` receive still unmatched (it might have been meant for `peer`;
-    /// as in MPI's fault-tolerance proposal), and drops its queued records. Complete eager
-    /// messages it sent before dying stay in the unexpected queue and can still be received.
+    /// Marks `peer` dead (its process exited without finishing): see [`Core::peer_gone`].
     pub fn fail_peer(&mut self, peer: Rank) {
+        self.peer_gone(peer, false);
+    }
+
+    /// Marks `peer` gone, having died (`finished == false`) or finished cleanly (dropped
+    /// its communicator, `true`), once every record it published has been handled.
+    /// Completes with [`Fail::PeerDied`] exactly the requests that can no longer complete:
+    /// sends to it, receives naming it, rendezvous transfers with it, and `ANY_SOURCE`
+    /// receives only once *every* other rank is gone (until then another rank may still
+    /// match them). Its queued records are dropped. Complete eager messages it sent stay in
+    /// the unexpected queue and can still be received; its rendezvous announcements are
+    /// dropped (the data was in its memory).
+    pub fn peer_gone(&mut self, peer: Rank, finished: bool) {
         let p = &mut self.peers[peer as usize];
         if p.dead {
             return;
         }
         p.dead = true;
+        p.finished = finished;
         p.ctrl.clear();
         p.msgs.clear();
         p.streams.clear();
+        let all_gone = self.all_others_gone();
         let mut toks = Vec::new();
         self.posted.drain_where(
-            |pat, _| pat.source == peer || pat.source == ANY_SOURCE,
+            |pat, _| pat.source == peer || (all_gone && pat.source == ANY_SOURCE),
             |_, t| toks.push(t),
         );
-        // Complete EAGER messages it sent before dying stay receivable; rendezvous
-        // announcements cannot complete any more (the data was in its memory).
         self.unexpected.drain_where(
             |e, u| e.source == peer && matches!(u, Unexp::Rts { .. }),
             |_, _| {},
         );
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(r) = &s.req {
-                if r.peer == peer && !toks.contains(&((s.gen as u64) << 32 | (i as u64 + 1))) {
-                    toks.push((s.gen as u64) << 32 | (i as u64 + 1));
+                let t = (s.gen as u64) << 32 | (i as u64 + 1);
+                // A posted receive's `peer` is its pattern's source until it matches.
+                let posted_any = !r.send && r.st == St::Queued && r.peer == ANY_SOURCE;
+                if r.peer == peer && !posted_any && !toks.contains(&t) {
+                    toks.push(t);
                 }
             }
         }
@@ -1033,12 +1084,97 @@ impl Core {
         }
     }
 
-    /// `true` if `peer` has been marked dead.
+    /// `true` if the world has other ranks and all of them are gone.
+    pub fn all_others_gone(&self) -> bool {
+        self.cfg.size > 1
+            && self
+                .peers
+                .iter()
+                .enumerate()
+                .all(|(i, p)| i as Rank == self.cfg.me || p.dead)
+    }
+
+    /// Cancels the request `h` if it has not matched yet (MPI_Cancel semantics): a receive
+    /// still in the posted queue, or a send whose EAGER/RTS record has not left this rank,
+    /// completes at once with [`Fail::Cancelled`] and `true` is returned. A request that has
+    /// matched, or is already complete, is left alone (`false`): it completes normally.
+    pub fn cancel(&mut self, h: &ReqShared) -> bool {
+        if h.is_complete() {
+            return false;
+        }
+        let tok = h.tok.load(Ordering::Relaxed);
+        let (send, peer, tag, st) = match self.get(tok) {
+            Some(r) if std::ptr::eq(Arc::as_ptr(&r.shared), h) => (r.send, r.peer, r.tag, r.st),
+            _ => return false,
+        };
+        if st != St::Queued {
+            return false;
+        }
+        let mut found = false;
+        if send {
+            if peer == self.cfg.me {
+                self.unexpected.drain_where(
+                    |_, u| matches!(u, Unexp::SelfSend(t) if *t == tok),
+                    |_, _| found = true,
+                );
+            } else {
+                let q = &mut self.peers[peer as usize].msgs;
+                if let Some(i) = q.iter().position(|&t| t == tok) {
+                    q.remove(i);
+                    found = true;
+                }
+            }
+        } else {
+            self.posted
+                .drain_where(|_, t| *t == tok, |_, _| found = true);
+        }
+        if found {
+            let source = if send { self.cfg.me } else { peer };
+            self.finish(
+                tok,
+                Status {
+                    source,
+                    tag,
+                    len: 0,
+                },
+                Some(Fail::Cancelled),
+            );
+        }
+        found
+    }
+
+    /// `true` if `peer` holds the address of one of our live receive buffers with leave to
+    /// write into it (a CTS offering a single-copy write was sent, no FIN yet). Completing
+    /// such a receive while `peer` still runs would hand back a buffer it may still write.
+    pub fn exposed_to(&self, peer: Rank) -> bool {
+        self.slots.iter().any(|s| {
+            s.req
+                .as_ref()
+                .is_some_and(|r| !r.send && r.peer == peer && r.st == St::WaitFin)
+        })
+    }
+
+    /// `true` if every record of ours toward `peer` has left (nothing waits for ring space).
+    pub fn flushed_to(&self, peer: Rank) -> bool {
+        let p = &self.peers[peer as usize];
+        p.ctrl.is_empty() && p.msgs.is_empty() && p.streams.is_empty()
+    }
+
+    /// Some gone rank other than this one (the highest), for errors about `ANY_SOURCE`.
+    pub fn last_gone(&self) -> Rank {
+        (0..self.cfg.size)
+            .rev()
+            .find(|&r| r != self.cfg.me && self.peers[r as usize].dead)
+            .unwrap_or(self.cfg.me)
+    }
+
+    /// `true` if `peer` has been marked gone (died or finished).
     pub fn is_dead(&self, peer: Rank) -> bool {
         self.peers[peer as usize].dead
     }
 
-    /// Number of requests in flight (for diagnostics and tests).
+    /// Number of requests in flight (for tests).
+    #[cfg(test)]
     pub fn live_requests(&self) -> usize {
         self.slots.len() - self.free.len()
     }

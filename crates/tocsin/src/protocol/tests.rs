@@ -514,3 +514,109 @@ fn eager_fast_path_keeps_order_behind_queued_messages() {
         assert_eq!(&got[..st.len], &want[..]);
     }
 }
+
+#[test]
+fn cancel_takes_only_what_has_not_matched() {
+    let mut p = Pair::new(64, true, true, 4);
+    let mut b = vec![0u8; 16];
+    let r = p.recv(1, &mut b, 0, 5);
+    assert!(p.c[1].cancel(&r), "an unmatched receive is cancellable");
+    assert_eq!(r.outcome().unwrap().1, Some(Fail::Cancelled));
+    assert!(
+        !p.c[1].cancel(&r),
+        "a completed request is not cancelled twice"
+    );
+    // The message meant for it goes to the unexpected queue and a later receive gets it.
+    let a = pattern(16, 1);
+    let s = p.send(0, &a, 5);
+    p.pump();
+    assert!(s.is_complete());
+    let mut b2 = vec![0u8; 16];
+    let r2 = p.recv(1, &mut b2, 0, 5);
+    assert_eq!(r2.outcome().unwrap().1, None);
+    assert_eq!(a, b2);
+    // A matched rendezvous receive is not cancelled.
+    let big = pattern(1000, 2);
+    let mut bb = vec![0u8; 1000];
+    let rr = p.recv(1, &mut bb, 0, 6);
+    let ss = p.send(0, &big, 6);
+    p.pump();
+    assert!(!p.c[1].cancel(&rr));
+    assert!(rr.is_complete() && ss.is_complete());
+    assert_eq!(big, bb);
+    // A send whose record has not left (ring full) is cancellable; order is kept.
+    let mut q = Pair::new(64, true, true, 1);
+    let x = pattern(8, 3);
+    let y = pattern(8, 4);
+    let s1 = q.send(0, &x, 1);
+    let s2 = q.send(0, &y, 1); // queued: the one-record ring is full
+    assert!(s1.is_complete() && !s2.is_complete());
+    assert!(q.c[0].cancel(&s2));
+    assert_eq!(s2.outcome().unwrap().1, Some(Fail::Cancelled));
+    q.pump();
+    let mut got = vec![0u8; 8];
+    let r = q.recv(1, &mut got, 0, 1);
+    assert_eq!((r.outcome().unwrap().1, got), (None, x));
+    assert_eq!(q.c[0].live_requests() + q.c[1].live_requests(), 0);
+}
+
+#[test]
+fn a_finished_peer_fails_only_what_needed_it() {
+    let mk = |me| {
+        Core::new(CoreConfig {
+            me,
+            size: 3,
+            eager_threshold: 64,
+            chunk: 1000,
+            cma: true,
+            queue_capacity: 8,
+        })
+    };
+    let mut c = mk(0);
+    let mut d = Mock {
+        outbox: VecDeque::new(),
+        cap: 16,
+        cma: true,
+        cma_calls: 0,
+    };
+    let (mut b1, mut b2, mut b3) = (vec![0u8; 8], vec![0u8; 8], vec![0u8; 8]);
+    let any = c.post_recv(&mut d, b1.as_mut_ptr(), 8, ANY_SOURCE, 1, 0);
+    let from1 = c.post_recv(&mut d, b2.as_mut_ptr(), 8, 1, 1, 0);
+    let from2 = c.post_recv(&mut d, b3.as_mut_ptr(), 8, 2, 1, 0);
+    c.peer_gone(1, true);
+    assert_eq!(from1.outcome().unwrap().1, Some(Fail::PeerDied { rank: 1 }));
+    assert!(
+        !any.is_complete(),
+        "rank 2 may still send: ANY_SOURCE waits"
+    );
+    assert!(!from2.is_complete());
+    c.peer_gone(2, false);
+    assert_eq!(any.outcome().unwrap().1, Some(Fail::PeerDied { rank: 2 }));
+    assert_eq!(from2.outcome().unwrap().1, Some(Fail::PeerDied { rank: 2 }));
+    let mut b4 = vec![0u8; 8];
+    let late = c.post_recv(&mut d, b4.as_mut_ptr(), 8, ANY_SOURCE, 1, 0);
+    assert_eq!(late.outcome().unwrap().1, Some(Fail::PeerDied { rank: 2 }));
+    assert!(c.all_others_gone());
+}
+
+#[test]
+fn a_receive_offered_for_a_cma_write_is_exposed_until_fin() {
+    let mut p = Pair::new(64, true, true, 4);
+    p.c[1].receiver_waiting = false; // not waiting: answers CTS, the sender writes
+    let a = pattern(1000, 5);
+    let mut b = vec![0u8; 1000];
+    let r = p.recv(1, &mut b, 0, 3);
+    let s = p.send(0, &a, 3);
+    // Deliver the RTS only: rank 1 answers with a CTS carrying its buffer address.
+    let rts = p.d[0].outbox.pop_front().unwrap();
+    let (cs, ds) = (&mut p.c, &mut p.d);
+    cs[1].on_record(&mut ds[1], 0, &rts).unwrap();
+    assert!(
+        p.c[1].exposed_to(0),
+        "CTS sent: rank 0 may write into the buffer"
+    );
+    p.pump();
+    assert!(r.is_complete() && s.is_complete());
+    assert!(!p.c[1].exposed_to(0));
+    assert_eq!(a, b);
+}

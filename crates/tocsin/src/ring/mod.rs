@@ -7,7 +7,9 @@
 //! time, which the progress engine guarantees with its lock).
 //!
 //! ## Layout and protocol
-//! A ring is a control line (the consumer's `head`, alone in its 64-byte cache line) and a
+//! A ring is a control line (the consumer's `head` in the first 8 bytes of a 64-byte cache
+//! line; the shared-memory driver keeps its producer's rarely written "space wanted" word at
+//! byte 8 of that line, outside this module's protocol) and a
 //! data area of `cap` bytes (a power of two). Positions are absolute byte counts (`u64`,
 //! never wrapping in practice); the offset of position `p` is `p % cap`.
 //!
@@ -24,6 +26,11 @@
 //! producer has not yet rewritten reads 0, stale payload bytes can never look like a record
 //! word, and the producer (reading `head` with `Acquire` before reusing space) never
 //! overwrites an unread byte.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::sync::atomic::Ordering;
 
@@ -105,8 +112,8 @@ impl ShmRing {
     /// `base` must be 64-byte aligned, point to `footprint(cap)` bytes that stay mapped while
     /// the ring is used, zeroed before first use, and `cap` must be a power of two ≥ 256.
     pub unsafe fn from_raw(base: *mut u8, cap: usize) -> ShmRing {
-        debug_assert!(cap.is_power_of_two() && cap >= 4 * LINE);
-        debug_assert_eq!(base as usize % LINE, 0);
+        crate::diag::debug_check!(cap.is_power_of_two() && cap >= 4 * LINE);
+        crate::diag::debug_check!(base as usize % LINE == 0);
         ShmRing {
             ctrl: base as *const AtomicU64,
             // SAFETY: the caller guarantees `footprint(cap)` bytes at `base`.
@@ -130,24 +137,24 @@ unsafe impl RingMem for ShmRing {
         unsafe { (*self.ctrl).store(v, order) }
     }
     fn word_load(&self, off: usize, order: Ordering) -> u64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
+        crate::diag::debug_check!(off % 8 == 0 && off + 8 <= self.cap);
         // SAFETY: `off` is 8-aligned and inside the data area; the word is only ever
         // accessed atomically while it may be concurrently accessed (module protocol).
         unsafe { (*(self.data.add(off) as *const AtomicU64)).load(order) }
     }
     fn word_store(&self, off: usize, v: u64, order: Ordering) {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
+        crate::diag::debug_check!(off % 8 == 0 && off + 8 <= self.cap);
         // SAFETY: as in `word_load`.
         unsafe { (*(self.data.add(off) as *const AtomicU64)).store(v, order) }
     }
     fn fill(&self, off: usize, len: usize, f: &mut dyn FnMut(&mut [u8])) {
-        debug_assert!(off + len <= self.cap);
+        crate::diag::debug_check!(off + len <= self.cap);
         // SAFETY: the range is inside the data area and owned by the producer until it
         // publishes the record word (module protocol), so no one else accesses it.
         f(unsafe { std::slice::from_raw_parts_mut(self.data.add(off), len) })
     }
     fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        debug_assert!(off + len <= self.cap);
+        crate::diag::debug_check!(off + len <= self.cap);
         // SAFETY: the range belongs to a published record (acquired through its record
         // word) that the producer will not rewrite before the consumer releases `head`.
         f(unsafe { std::slice::from_raw_parts(self.data.add(off), len) })
@@ -186,29 +193,19 @@ impl<M: RingMem> Producer<M> {
         self.tail + need - self.cached_head <= cap
     }
 
-    /// Free bytes as last known (a lower bound), for callers sizing chunks.
-    pub fn free_hint(&mut self) -> usize {
-        let cap = self.mem.cap() as u64;
-        if self.tail - self.cached_head > cap / 2 {
-            self.cached_head = self.mem.head_load(Ordering::Acquire);
-        }
-        (cap - (self.tail - self.cached_head)) as usize
-    }
-
     /// Appends a record whose body is `body_len` bytes, written by `fill` directly into the
     /// ring, and publishes it. Returns `false` (and calls nothing) if the ring is full:
     /// nothing is overwritten, the caller keeps the message and retries later.
     ///
     /// Async-signal-safe: no allocation, no lock, no system call.
     ///
-    /// # Panics
-    /// If `body_len > self.max_body()`.
+    /// Ends the process ([`crate::diag::fatal`]) if `body_len > self.max_body()`: callers
+    /// size records from it.
     pub fn try_push(&mut self, body_len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
-        assert!(
-            body_len <= self.max_body(),
-            "record body of {body_len} bytes exceeds the ring's {}",
-            self.max_body()
-        );
+        if body_len > self.max_body() {
+            // Callers size records from `max_body`: a bug, in code handlers reach.
+            crate::diag::fatal("ring: record body larger than the ring accepts");
+        }
         let cap = self.mem.cap();
         let total = round_up(WORD + body_len);
         let off = (self.tail % cap as u64) as usize;
@@ -425,6 +422,129 @@ mod tests {
         }
         prod.join().unwrap();
         assert!(c.is_empty());
+    }
+
+    /// A bounds-checked ring memory for the corruption property: every access indexes a
+    /// `Vec`, so an out-of-bounds read or write by the ring code panics the test instead of
+    /// touching foreign memory.
+    #[derive(Clone)]
+    struct CheckedMem(std::sync::Arc<(AtomicU64, Vec<AtomicU64>)>);
+
+    impl CheckedMem {
+        fn new(cap: usize) -> CheckedMem {
+            CheckedMem(std::sync::Arc::new((
+                AtomicU64::new(0),
+                (0..cap / 8).map(|_| AtomicU64::new(0)).collect(),
+            )))
+        }
+    }
+
+    // SAFETY: the memory is owned by the Arc, `cap` bytes of 8-byte words, and every access
+    // is bounds-checked (a violation panics instead of being undefined behaviour).
+    unsafe impl RingMem for CheckedMem {
+        fn cap(&self) -> usize {
+            self.0 .1.len() * 8
+        }
+        fn head_load(&self, o: Ordering) -> u64 {
+            self.0 .0.load(o)
+        }
+        fn head_store(&self, v: u64, o: Ordering) {
+            self.0 .0.store(v, o)
+        }
+        fn word_load(&self, off: usize, o: Ordering) -> u64 {
+            assert_eq!(off % 8, 0, "unaligned word load at {off}");
+            self.0 .1[off / 8].load(o)
+        }
+        fn word_store(&self, off: usize, v: u64, o: Ordering) {
+            assert_eq!(off % 8, 0, "unaligned word store at {off}");
+            self.0 .1[off / 8].store(v, o)
+        }
+        fn fill(&self, off: usize, len: usize, f: &mut dyn FnMut(&mut [u8])) {
+            assert!(
+                off + len <= self.cap(),
+                "fill {off}+{len} past {}",
+                self.cap()
+            );
+            let mut tmp: Vec<u8> = self.0 .1[off / 8..(off + len).div_ceil(8)]
+                .iter()
+                .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+                .collect();
+            let skip = off % 8;
+            f(&mut tmp[skip..skip + len]);
+            for (i, ch) in tmp.chunks(8).enumerate() {
+                let w = u64::from_le_bytes(ch.try_into().unwrap());
+                self.0 .1[off / 8 + i].store(w, Ordering::Relaxed);
+            }
+        }
+        fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+            assert!(
+                off + len <= self.cap(),
+                "read {off}+{len} past {}",
+                self.cap()
+            );
+            let tmp: Vec<u8> = self.0 .1[off / 8..(off + len).div_ceil(8)]
+                .iter()
+                .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+                .collect();
+            let skip = off % 8;
+            f(&tmp[skip..skip + len])
+        }
+    }
+
+    /// A record word the corruption may plant: a random word, or a message/pad word with a
+    /// random length (the interesting cases for the bounds checks).
+    fn planted_word() -> impl proptest::strategy::Strategy<Value = u64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u64>(),
+            any::<u32>().prop_map(|l| MAGIC_MSG << 32 | l as u64),
+            any::<u32>().prop_map(|l| MAGIC_PAD << 32 | l as u64),
+            (0u64..4096).prop_map(|l| MAGIC_MSG << 32 | l),
+            (0u64..4096).prop_map(|l| MAGIC_PAD << 32 | l),
+            Just(0u64),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Corrupted ring contents (any words, anywhere, after any history) make `pop_with`
+        /// return `Err(Corrupt)`, `Ok(None)` or records lying inside the ring: it never
+        /// panics, reads out of bounds or loops forever.
+        #[test]
+        fn corrupted_rings_are_reported_never_misread(
+            cap_shift in 8u32..=12,
+            history in proptest::collection::vec(0usize..300, 0..40),
+            pokes in proptest::collection::vec((0usize..4096, planted_word()), 1..16),
+            bytes in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..32),
+        ) {
+            let cap = 1usize << cap_shift;
+            let mem = CheckedMem::new(cap);
+            let mut p = Producer::new(mem.clone());
+            let mut c = Consumer::new(mem.clone());
+            // Some valid traffic first, so that head and tail are anywhere in the ring.
+            for (i, len) in history.iter().enumerate() {
+                let len = len % (max_body(cap) + 1);
+                let _ = p.try_push(len, &mut |b| b.fill(i as u8));
+                if i % 2 == 0 {
+                    let _ = c.pop_with(|b| (true, b.len()));
+                }
+            }
+            for (off, w) in pokes {
+                mem.word_store((off % cap) & !7, w, Ordering::Relaxed);
+            }
+            for (off, b) in bytes {
+                let off = off % cap;
+                mem.fill(off, 1, &mut |s| s[0] = b);
+            }
+            // At most one record or pad per line can be consumed before the ring is empty.
+            let mut done = false;
+            for _ in 0..(cap / LINE + 2) {
+                match c.pop_with(|b| (true, b.len())) {
+                    Ok(Some(len)) => proptest::prop_assert!(len + WORD <= cap, "record of {} bytes in a {}-byte ring", len, cap),
+                    Ok(None) | Err(Corrupt { .. }) => { done = true; break; }
+                }
+            }
+            proptest::prop_assert!(done, "pop_with kept returning records");
+        }
     }
 }
 

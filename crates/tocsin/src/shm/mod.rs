@@ -17,8 +17,12 @@
 //! | offset | content |
 //! |---|---|
 //! | 0 | header line: magic, layout version, rank count, ring bytes, progress mode |
-//! | 64 + 128·r | control block of rank r: line A (pid, sleepers), line B (doorbell futex) |
-//! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d (control line + data) |
+//! | 64 + 128·r | control block of rank r: line A (pid, tid, sleepers, polling, finished), line B (doorbell futex, interrupt pending) |
+//! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d: control line (consumer's head at 0, producer's "space wanted" word at 8) + data |
+//!
+//! Total: `64 + 128·n + n²·(64 + cap)` bytes ([`segment_len`]), so the segment grows as n²:
+//! with the default rings ([`default_ring_bytes`]) at most about 64 MiB up to 32 ranks, then
+//! n² × 64 KiB (1 GiB at 128 ranks, 4 GiB at 256). Only the pages touched cost memory.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -49,7 +53,11 @@ pub(crate) struct Control {
     pub sleepers: AtomicU32,
     /// Threads of this rank polling its rings in a wait: senders need not interrupt.
     pub polling: AtomicU32,
-    _pad: [u8; LINE - 16],
+    /// 1 once the rank has finished cleanly (dropped its communicator after pushing every
+    /// record it had): it will publish nothing more. Written with `Release` after its last
+    /// record.
+    pub finished: AtomicU32,
+    _pad: [u8; LINE - 20],
     /// The doorbell: a futex word bumped by senders that found `sleepers > 0`.
     pub bell: AtomicU32,
     /// 1 while an interrupt (signal or user interrupt) to this rank is outstanding.
@@ -85,19 +93,35 @@ fn rings_base(n: u32) -> usize {
     LINE + CTRL_BYTES * n as usize
 }
 
-/// Bytes of a segment for `n` ranks with `cap`-byte rings.
-pub(crate) fn segment_len(n: u32, cap: usize) -> usize {
-    rings_base(n) + (n as usize * n as usize) * ring::footprint(cap)
+/// Largest job segment tocsin maps, bytes: 64 TiB, half the 47-bit user address space of
+/// x86-64. Only touched pages cost memory, but a larger mapping cannot succeed.
+pub(crate) const MAX_SEGMENT_BYTES: usize = 1 << 46;
+
+/// Bytes of a segment for `n` ranks with `cap`-byte rings: the header line, `n` control
+/// blocks and `n²` rings (`64 + 128·n + n²·(64 + cap)`), or `None` if that overflows `usize`.
+pub(crate) fn segment_len(n: u32, cap: usize) -> Option<usize> {
+    let n = n as usize;
+    let rings = n.checked_mul(n)?.checked_mul(LINE.checked_add(cap)?)?;
+    LINE.checked_add(CTRL_BYTES.checked_mul(n)?)?
+        .checked_add(rings)
 }
 
-/// Default ring size for `n` ranks: about 64 MiB in all, each ring between 64 KiB and
-/// 1 MiB, and large enough that `eager` bytes plus a header fit in a quarter of it.
+/// Default ring size for `n` ranks, bytes: half of `64 MiB / n²` rounded up to a power of
+/// two, clamped to 64 KiB..=1 MiB, then raised (up to [`crate::config::MAX_RING_BYTES`]) so
+/// that `eager` bytes plus a header fit in a quarter of it. The segment ([`segment_len`])
+/// therefore stays at or below about 64 MiB up to 32 ranks (1 MiB rings up to 7 ranks, 64 KiB
+/// from 23), then grows as n² × 64 KiB: 256 MiB at 64 ranks, 1 GiB at 128, 4 GiB at 256,
+/// 1 TiB at 4096. Saturating: never overflows, whatever `n` and `eager`.
 pub(crate) fn default_ring_bytes(n: u32, eager: usize) -> usize {
-    let pairs = (n as usize * n as usize).max(1);
+    let pairs = (n as usize).saturating_mul(n as usize).max(1);
     let mut cap = ((64usize << 20) / pairs).next_power_of_two() / 2;
     cap = cap.clamp(64 << 10, 1 << 20);
-    let need = (4 * (eager + 64 + ring::WORD)).next_power_of_two();
-    cap.max(need)
+    let need = eager
+        .saturating_add(64 + ring::WORD)
+        .saturating_mul(4)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX);
+    cap.max(need).min(crate::config::MAX_RING_BYTES)
 }
 
 /// Default eager threshold for `n` ranks: [`crate::config::DEFAULT_EAGER_THRESHOLD`], or
@@ -112,6 +136,26 @@ pub(crate) fn default_eager_threshold(n: u32, ring_bytes: Option<usize>) -> usiz
         1usize << (usize::BITS - 1 - room.leading_zeros())
     };
     pow.clamp(64, crate::config::DEFAULT_EAGER_THRESHOLD)
+}
+
+/// [`segment_len`] as a result: an overflowing or unmappable segment is an [`Error::Config`]
+/// naming `TOCSIN_RING_BYTES`, reported before anything is created or mapped.
+pub(crate) fn checked_segment_len(n: u32, cap: usize) -> Result<usize> {
+    let too_big = |what: String| {
+        Error::Config {
+        name: "TOCSIN_RING_BYTES",
+        value: cap.to_string(),
+        reason: format!(
+            "the shared segment for {n} ranks (64 + 128·n + n²·(64 + ring bytes)) {what}, \
+             more than the {MAX_SEGMENT_BYTES}-byte limit: lower TOCSIN_RING_BYTES or run fewer ranks"
+        ),
+    }
+    };
+    match segment_len(n, cap) {
+        None => Err(too_big("overflows".into())),
+        Some(len) if len > MAX_SEGMENT_BYTES => Err(too_big(format!("would be {len} bytes"))),
+        Some(len) => Ok(len),
+    }
 }
 
 fn pmi_err(what: &str, e: std::io::Error) -> Error {
@@ -131,8 +175,8 @@ impl Segment {
         let me = pmi.rank();
         let n = pmi.size();
         let host = sys::hostname();
+        let len = checked_segment_len(n, cap)?;
         pmi.put(&format!("tocsin.host.{me}"), &hex(&host))?;
-        let len = segment_len(n, cap);
         let mut keep_fd = None;
         let mut posix_name = None;
         let mut reaper = None;
@@ -150,18 +194,38 @@ impl Segment {
                     }
                 };
                 let fd = sys::shm_create(&name, len).map_err(|e| {
-                    pmi_err(&format!("creating shared memory {name} ({len} bytes)"), e)
+                    pmi_err(
+                        &format!(
+                            "creating shared memory {name} ({len} bytes for {n} ranks; \
+                             lower TOCSIN_RING_BYTES to shrink it)"
+                        ),
+                        e,
+                    )
                 })?;
                 pmi.put("tocsin.shm.posix", &name)?;
                 posix_name = Some(name.clone());
                 (fd, format!("posix:{name}"))
             } else {
-                let fd = sys::memfd("tocsin-job", len)
-                    .map_err(|e| pmi_err(&format!("creating a {len}-byte memfd segment"), e))?;
+                let fd = sys::memfd("tocsin-job", len).map_err(|e| {
+                    pmi_err(
+                        &format!(
+                            "creating a {len}-byte memfd segment for {n} ranks (lower \
+                             TOCSIN_RING_BYTES to shrink it)"
+                        ),
+                        e,
+                    )
+                })?;
                 let c = format!("memfd:{}:{}", std::process::id(), fd.as_raw_fd());
                 (fd, c)
             };
-            let map = Mapping::map(&fd, len).map_err(|e| pmi_err("mapping the segment", e))?;
+            let map = Mapping::map(&fd, len).map_err(|e| {
+                pmi_err(
+                    &format!(
+                        "mapping the {len}-byte segment (lower TOCSIN_RING_BYTES to shrink it)"
+                    ),
+                    e,
+                )
+            })?;
             keep_fd = Some(fd); // keep it open until every rank has attached
             let s = Segment {
                 map,
@@ -271,7 +335,9 @@ impl Segment {
 
     /// Control block of rank `r`.
     pub(crate) fn control(&self, r: Rank) -> &Control {
-        assert!(r < self.n);
+        if r >= self.n {
+            crate::diag::fatal("shm: control block of a rank outside the job");
+        }
         // SAFETY: inside the mapping (layout above), 64-byte aligned, atomics only.
         unsafe { &*(self.map.ptr().add(LINE + CTRL_BYTES * r as usize) as *const Control) }
     }
@@ -280,7 +346,7 @@ impl Segment {
     pub(crate) fn ring(&self, src: Rank, dst: Rank) -> ShmRing {
         let off = rings_base(self.n)
             + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap);
-        debug_assert!(off + ring::footprint(self.cap) <= self.map.len());
+        crate::diag::debug_check!(off + ring::footprint(self.cap) <= self.map.len());
         // SAFETY: the range is inside the mapping, 64-byte aligned, zero at creation, and
         // lives as long as `self`; the engine drops its rings before the segment.
         unsafe { ShmRing::from_raw(self.map.ptr().add(off), self.cap) }
@@ -313,6 +379,31 @@ impl Segment {
                 false
             }
             Notify::Interrupt => claim_interrupt(&c.irq_pending),
+        }
+    }
+
+    /// The "space wanted" word of the ring from `src` to `dst` (offset 8 of the ring's
+    /// control line, next to the consumer's head): `src` sets it before sleeping with
+    /// records queued for lack of room; `dst`, after freeing space, clears it and rings
+    /// `src`'s doorbell ([`Segment::space_freed`]).
+    pub(crate) fn space_wanted(&self, src: Rank, dst: Rank) -> &AtomicU32 {
+        let off = rings_base(self.n)
+            + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap)
+            + 8;
+        // SAFETY: inside the ring's 64-byte control line, whose first 8 bytes are the head
+        // and the rest unused by the ring; 4-aligned; only accessed atomically.
+        unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
+    }
+
+    /// After this rank (`dst`) consumed records from `src`'s ring: if `src` asked to be told
+    /// when space frees up, tell it (doorbell). The `SeqCst` fence pairs with `src`'s
+    /// `SeqCst` store of the word followed by its re-check of the ring (Dekker): either it
+    /// sees the space or we see the word. Async-signal-safe.
+    pub(crate) fn space_freed(&self, src: Rank, dst: Rank) {
+        fence(Ordering::SeqCst);
+        let w = self.space_wanted(src, dst);
+        if w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0 {
+            self.wake(src);
         }
     }
 
@@ -393,9 +484,9 @@ impl ShmDriver {
 
 impl Driver for ShmDriver {
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
-        let p = self.producers[peer as usize]
-            .as_mut()
-            .expect("no ring to self");
+        let Some(Some(p)) = self.producers.get_mut(peer as usize) else {
+            crate::diag::fatal("shm: a record pushed toward a rank without a ring");
+        };
         let hl = hdr.encoded_len();
         p.try_push(hl + payload.len(), &mut |b| {
             hdr.encode(b);
@@ -431,6 +522,64 @@ mod tests {
                 e + crate::wire::EAGER_HDR_LEN <= ring::max_body(cap),
                 "n={n}"
             );
+        }
+    }
+
+    #[test]
+    fn segment_sizes_are_what_the_docs_say() {
+        // 64 + 128·n + n²·(64 + cap)
+        assert_eq!(segment_len(2, 4096), Some(64 + 256 + 4 * (64 + 4096)));
+        let at = |n: u32| segment_len(n, default_ring_bytes(n, default_eager_threshold(n, None)));
+        for n in 1..=32 {
+            assert!(
+                at(n).unwrap() <= 65 << 20,
+                "at most about 64 MiB up to 32 ranks"
+            );
+        }
+        assert_eq!(default_ring_bytes(7, 64 << 10), 1 << 20);
+        assert_eq!(
+            default_ring_bytes(23, default_eager_threshold(23, None)),
+            64 << 10
+        );
+        let n2 = |n: usize| n * n * (64 << 10);
+        assert!(at(64).unwrap() > n2(64) && at(64).unwrap() < n2(64) * 21 / 20);
+        assert!(
+            at(256).unwrap() > 4 << 30,
+            "n² × 64 KiB: 4 GiB at 256 ranks"
+        );
+    }
+
+    #[test]
+    fn huge_segments_are_config_errors_not_overflows() {
+        // 2^62-byte rings: the unchecked sum wrapped to a few hundred bytes (then segfaulted).
+        assert_eq!(segment_len(2, 1 << 62), None);
+        assert_eq!(segment_len(u32::MAX, 1 << 30), None);
+        for (n, cap) in [
+            (2, 1usize << 62),
+            (2, usize::MAX),
+            (u32::MAX, 4096),
+            (100_000, 1 << 30),
+        ] {
+            match checked_segment_len(n, cap) {
+                Err(
+                    e @ Error::Config {
+                        name: "TOCSIN_RING_BYTES",
+                        ..
+                    },
+                ) => {
+                    let s = e.to_string();
+                    assert!(s.contains("n²") && s.contains("limit"), "{s}");
+                }
+                other => panic!("n={n} cap={cap}: {other:?}"),
+            }
+        }
+        assert!(checked_segment_len(2, 1 << 30).is_ok());
+        // Defaults saturate instead of overflowing.
+        for n in [0, 1, 65_536, u32::MAX] {
+            for eager in [0, 1 << 20, usize::MAX / 2, usize::MAX] {
+                let cap = default_ring_bytes(n, eager);
+                assert!(cap.is_power_of_two() && cap <= crate::config::MAX_RING_BYTES);
+            }
         }
     }
 }

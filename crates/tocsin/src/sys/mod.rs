@@ -442,6 +442,39 @@ impl PidFd {
     }
 }
 
+/// The soft `RLIMIT_SIGPENDING` (queued signals per user), `None` if unlimited or unknown.
+pub fn rlimit_sigpending() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut r) } != 0
+        || r.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(r.rlim_cur)
+}
+
+/// Liveness without a pidfd (when `pidfd_open` fails, e.g. out of descriptors): `true` if
+/// process `pid` no longer exists or is a zombie. Weaker than a pidfd (a recycled pid looks
+/// alive), which is why callers warn when they have to use it.
+pub fn pid_gone(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks existence and permission.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    // Exists: a zombie (exited, not yet reaped by its parent) is gone too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(st) => st
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|c| c == 'Z' || c == 'X'),
+        Err(_) => true,
+    }
+}
+
 /// Fills `buf` with random bytes from the kernel.
 ///
 /// # Errors

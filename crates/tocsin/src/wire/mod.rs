@@ -276,5 +276,62 @@ mod tests {
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
             let _ = Header::decode(&bytes);
         }
+
+        /// Whatever decodes is exactly what `encode` would write: no field is trusted
+        /// without validation and no byte beyond the record is read.
+        #[test]
+        fn decoded_records_re_encode_identically(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            kind in 1u8..=5,
+            flags in 0u8..4,
+        ) {
+            // Bias towards valid kinds/flags so the payload-length checks get exercised.
+            let mut bytes = bytes;
+            if bytes.len() >= 2 {
+                bytes[0] = kind;
+                bytes[1] = flags;
+            }
+            if let Ok((h, payload)) = Header::decode(&bytes) {
+                let mut out = vec![0u8; h.encoded_len() + payload.len()];
+                let n = h.encode(&mut out);
+                out[n..].copy_from_slice(payload);
+                prop_assert_eq!(out, bytes);
+            }
+        }
+
+        /// Every strict prefix of a valid record is rejected, never misread.
+        #[test]
+        fn truncations_of_valid_records_are_errors(
+            kind in 1u8..=5, flags in 0u8..4, tag: i32, ctx: u16, sreq: u64,
+            payload in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut h = Header::new(Kind::from_u8(kind).unwrap());
+            h.flags = flags; h.tag = tag; h.ctx = ctx;
+            let carries = matches!(h.kind, Kind::Eager | Kind::Data);
+            let payload = if carries { payload } else { vec![] };
+            h.len = if carries { payload.len() as u64 } else { 0 };
+            if h.kind != Kind::Eager { h.sreq = sreq; }
+            let mut buf = vec![0u8; h.encoded_len() + payload.len()];
+            let n = h.encode(&mut buf);
+            buf[n..].copy_from_slice(&payload);
+            let (d, p) = Header::decode(&buf).unwrap();
+            prop_assert_eq!(d, h);
+            prop_assert_eq!(p, &payload[..]);
+            for cut in 0..buf.len() {
+                prop_assert!(Header::decode(&buf[..cut]).is_err(), "prefix of {} bytes", cut);
+            }
+        }
+
+        /// A huge `len` (e.g. u64::MAX) is a payload-length error, not an allocation or an
+        /// out-of-bounds slice.
+        #[test]
+        fn huge_lengths_are_rejected(len in (1u64 << 32)..=u64::MAX, kind in prop::sample::select(vec![1u8, 5])) {
+            let mut h = Header::new(Kind::from_u8(kind).unwrap());
+            h.len = len;
+            let mut buf = vec![0u8; h.encoded_len() + 8];
+            h.encode(&mut buf);
+            let is_payload_len_err = matches!(Header::decode(&buf), Err(DecodeError::PayloadLen { .. }));
+            prop_assert!(is_payload_len_err);
+        }
     }
 }
