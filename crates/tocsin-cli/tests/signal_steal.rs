@@ -1,7 +1,9 @@
 //! Signal mode never takes the application's signal: an application that blocks
 //! `SIGRTMIN+3` and reads it through a `signalfd` before `tocsin::init` still gets every one
 //! of them (tocsin picks another signal), and naming that signal in `TOCSIN_SIGNAL` is refused
-//! at `init` with an error that says why. Every child runs under a deadline.
+//! at `init` with an error that says why. An application that replaces tocsin's handler or
+//! blocks its signal after `init` gets one warning saying so, and every message still
+//! arrives. Every child runs under a deadline.
 
 use std::process::Command;
 use std::time::Duration;
@@ -71,6 +73,69 @@ fn naming_the_applications_signal_is_refused_at_init() {
             && out.stderr.contains(&s)
             && out.stderr.contains("blocked"),
         "the error does not say which signal and why:\n{}",
+        out.stderr
+    );
+}
+
+/// A 2-rank signal-mode job whose ranks take tocsin's signal back after `init` (`how`).
+fn stolen_after_init(how: &str) -> common::Out {
+    let s = (libc::SIGRTMIN() + 5).to_string();
+    let mut cmd = Command::new(TOCSIN);
+    cmd.args(["run", "-n", "2", "--", HOLD, how])
+        .args(["--stall-ms", "400", "--count", "40"])
+        .env("TOCSIN_PROGRESS", "signal")
+        .env("TOCSIN_SIGNAL", &s)
+        .env_remove("TOCSIN_QUIET")
+        .env_remove("PMI_FD")
+        .env_remove("PMI_PORT");
+    let out = run_with_limit(
+        cmd,
+        &format!("signal-mode job, {how}"),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{how}: job failed\nstdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    for r in 0..2 {
+        let ok = format!("ok hold rank {r}/2: 40 messages,");
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&ok)),
+            "{how}: {}",
+            out.stdout
+        );
+    }
+    out
+}
+
+fn warnings_about(out: &common::Out, what: &str) -> usize {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("tocsin warning") && l.contains(what))
+        .count()
+}
+
+#[test]
+fn a_handler_replaced_after_init_is_reported_once_per_rank() {
+    let out = stolen_after_init("--replace-handler");
+    let n = warnings_about(&out, "handler for signal");
+    assert!(
+        (1..=2).contains(&n),
+        "expected one warning per rank that waited, got {n}:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_signal_blocked_after_init_is_reported_once_per_rank() {
+    let out = stolen_after_init("--block-signal");
+    let n = warnings_about(&out, "is blocked in the registered thread");
+    assert!(
+        (1..=2).contains(&n),
+        "expected one warning per rank that waited, got {n}:\n{}",
         out.stderr
     );
 }

@@ -7,7 +7,9 @@
 //!    `--sleep-before-init` seconds, then exits (`--exit-before-init CODE`) or kills itself
 //!    with SIGKILL (`--kill-before-init`) if asked; every other rank goes straight on, so
 //!    rank 0 waits inside the bootstrap meanwhile;
-//! 3. calls `tocsin::init`, writes `<pid-dir>/init.<rank>`;
+//! 3. calls `tocsin::init`, writes `<pid-dir>/init.<rank>`; with `--replace-handler` or
+//!    `--block-signal` takes tocsin's signal (`TOCSIN_SIGNAL`) back as an application
+//!    might; with `--stall-ms`, each rank in turn sleeps while the others wait;
 //! 4. exchanges `--count` messages with every other rank (sizes cycling up to `--max-bytes`,
 //!    contents derived from source, destination and index, each with a checksum in its
 //!    first 8 bytes) and checks every byte;
@@ -59,6 +61,48 @@ struct Opts {
     /// process and check that the signalfd gets every one.
     #[arg(long, default_value_t = 0)]
     signalfd: usize,
+    /// After `init`, install the application's own handler for the signal named by
+    /// `TOCSIN_SIGNAL` (a number), replacing tocsin's.
+    #[arg(long)]
+    replace_handler: bool,
+    /// After `init`, block the signal named by `TOCSIN_SIGNAL` (a number) in this thread.
+    #[arg(long)]
+    block_signal: bool,
+    /// After `init`, each rank in turn sleeps this long while the others wait in a barrier
+    /// (so that every rank waits longer than the liveness period).
+    #[arg(long, default_value_t = 0)]
+    stall_ms: u64,
+}
+
+extern "C" fn app_handler(_: libc::c_int) {}
+
+/// The application takes `TOCSIN_SIGNAL` back after `init`: its own handler, or blocks it.
+fn steal_signal(o: &Opts) -> Result<(), String> {
+    if !o.replace_handler && !o.block_signal {
+        return Ok(());
+    }
+    let s: i32 = std::env::var("TOCSIN_SIGNAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or("--replace-handler/--block-signal need TOCSIN_SIGNAL=<number>")?;
+    // SAFETY: a valid action / a local sigset for this thread's mask.
+    unsafe {
+        if o.replace_handler {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = app_handler as *const () as usize;
+            libc::sigemptyset(&mut act.sa_mask);
+            if libc::sigaction(s, &act, std::ptr::null_mut()) != 0 {
+                return Err(format!("sigaction({s}) failed"));
+            }
+        }
+        if o.block_signal {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, s);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
+    Ok(())
 }
 
 /// Blocks `SIGRTMIN+3` in this thread and opens a non-blocking signalfd for it.
@@ -237,6 +281,19 @@ fn main() -> ExitCode {
         Err(e) => return fail(rank, format!("init: {e}")),
     };
     marker(&o.pid_dir, "init", rank);
+    if let Err(e) = steal_signal(&o) {
+        return fail(rank, e);
+    }
+    if o.stall_ms > 0 {
+        for r in 0..comm.size() {
+            if r == comm.rank() {
+                std::thread::sleep(Duration::from_millis(o.stall_ms));
+            }
+            if let Err(e) = comm.barrier() {
+                return fail(rank, format!("stall barrier: {e}"));
+            }
+        }
+    }
     let (msgs, bytes) = match exchange(&comm, &o) {
         Ok(v) => v,
         Err(e) => return fail(rank, e),

@@ -275,23 +275,22 @@ impl Installed {
     /// # Errors
     /// A sentence saying what is wrong and what the application should do, ready for a
     /// warning ([`crate::diag::Warn::SignalStolen`]).
-    #[allow(dead_code)] // called by the engine's periodic liveness check
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let s = self.signo;
         match current_action(s) {
             Err(e) => return Err(format!("signal progress: sigaction({s}) failed: {e}")),
             Ok(a) if a.sa_sigaction != handler_addr() => {
                 let what = if a.sa_sigaction == libc::SIG_DFL {
-                    "reset to its default action".to_string()
+                    "reset to the default action".to_string()
                 } else if a.sa_sigaction == libc::SIG_IGN {
                     "set to be ignored".to_string()
                 } else {
-                    format!("given another handler (at {:#x})", a.sa_sigaction)
+                    format!("another handler, at {:#x}", a.sa_sigaction)
                 };
                 return Err(format!(
-                    "signal progress: tocsin's handler for signal {s} was {what} after \
-                     tocsin::init; interrupts from peers no longer reach tocsin. Leave signal \
-                     {s} alone, or choose another with TOCSIN_SIGNAL"
+                    "signal progress: tocsin's handler for signal {s} was replaced after \
+                     tocsin::init ({what}); interrupts from peers no longer reach tocsin. Leave \
+                     signal {s} alone, or choose another with TOCSIN_SIGNAL"
                 ));
             }
             Ok(_) => {}
