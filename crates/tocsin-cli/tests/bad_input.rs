@@ -2,7 +2,7 @@
 //! `TOCSIN_*` values under a real job, launcher and benchmark arguments, and a second
 //! `tocsin::init` after a failed one.
 //!
-//! Every run goes through `common::run_with_limit`, whose deadline is a hang guard only.
+//! Every run goes through `common::run`, whose deadline is a hang guard only.
 //! A clean failure is an exit status of 1 or 2 (not a signal, not an abort's 134, not a
 //! panic's 101) with the variable or option and what it accepts on stderr.
 
@@ -16,7 +16,7 @@ const TESTRANK: &str = env!("CARGO_BIN_EXE_tocsin-testrank");
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Asserts `o` is a clean failure (exit code in `codes`) whose stderr holds every needle.
-fn assert_clean_failure(o: &common::Out, what: &str, codes: &[i32], needles: &[&str]) {
+fn assert_clean_failure(o: &common::Outcome, what: &str, codes: &[i32], needles: &[&str]) {
     assert!(
         o.code.is_some_and(|c| codes.contains(&c)),
         "{what}: expected exit code in {codes:?}, got {:?}\nstderr:\n{}",
@@ -45,14 +45,13 @@ fn assert_clean_failure(o: &common::Out, what: &str, codes: &[i32], needles: &[&
 }
 
 /// `tocsin run -n 2 -- tocsin-testrank sizes` with `env` set for the ranks.
-fn job_with(env: &[(&str, &str)]) -> common::Out {
+fn job_with(env: &[(&str, &str)]) -> common::Outcome {
     let mut cmd = Command::new(TOCSIN);
     cmd.args(["run", "-n", "2", "--", TESTRANK, "sizes"]);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let what = format!("tocsin run -n 2 -- tocsin-testrank sizes with {env:?}");
-    common::run_with_limit(cmd, &what, LIMIT)
+    common::run(&mut cmd, LIMIT)
 }
 
 #[test]
@@ -145,7 +144,7 @@ fn launcher_rank_count_is_bounded() {
     for n in ["4294967295", "4097", "0", "-1", "lots"] {
         let mut cmd = Command::new(TOCSIN);
         cmd.args(["run", "-n", n, "--", "true"]);
-        let o = common::run_with_limit(cmd, &format!("tocsin run -n {n}"), LIMIT);
+        let o = common::run(&mut cmd, LIMIT);
         assert_clean_failure(&o, &format!("-n {n}"), &[2], &["-n", "4096"]);
     }
 }
@@ -159,7 +158,7 @@ fn bench_sizes_are_bounded() {
     ] {
         let mut cmd = Command::new(TOCSIN);
         cmd.args(args);
-        let o = common::run_with_limit(cmd, &args.join(" "), LIMIT);
+        let o = common::run(&mut cmd, LIMIT);
         assert_clean_failure(&o, &args.join(" "), &[2], &[args[2], "1G"]);
     }
     for args in [
@@ -169,12 +168,12 @@ fn bench_sizes_are_bounded() {
     ] {
         let mut cmd = Command::new(TOCSIN);
         cmd.args(args);
-        let o = common::run_with_limit(cmd, &args.join(" "), LIMIT);
+        let o = common::run(&mut cmd, LIMIT);
         assert_clean_failure(&o, &args.join(" "), &[2], &[args[2], "..="]);
     }
     let mut cmd = Command::new(TOCSIN);
     cmd.args(["bench", "notify", "-q", "--case-secs", "1e30"]);
-    let o = common::run_with_limit(cmd, "bench notify --case-secs 1e30", LIMIT);
+    let o = common::run(&mut cmd, LIMIT);
     assert_clean_failure(&o, "--case-secs 1e30", &[1, 2], &["--case-secs", "3600"]);
 }
 
@@ -218,7 +217,7 @@ fn retry_after_a_failed_init_reports_the_first_failure() {
         ])
         .env(CHILD_ENV, "retry")
         .env("TOCSIN_PROGRESS", "uintr");
-    let o = common::run_with_limit(cmd, "a rank calling tocsin::init twice", LIMIT);
+    let o = common::run(&mut cmd, LIMIT);
     assert_eq!(
         o.code,
         Some(0),
@@ -271,7 +270,7 @@ fn jacobi_grid_and_process_grid_are_bounded() {
         let mut cmd = Command::new(TOCSIN);
         cmd.args(["run", "-n", "2", "--", JACOBI]).args(args);
         let what = format!("jacobi {}", args.join(" "));
-        let o = common::run_with_limit(cmd, &what, LIMIT);
+        let o = common::run(&mut cmd, LIMIT);
         assert_clean_failure(&o, &what, &[2], needles);
     }
 }

@@ -6,31 +6,21 @@
 //! oversubscribe the cores and make polling ranks crawl).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{run_with_limit, Out};
+use common::{command, run, serial, Outcome as Out, TOCSIN};
 
-static SERIAL: Mutex<()> = Mutex::new(());
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 
 /// Runs `tocsin bench ARGS` outside any launcher, with a time limit.
 fn bench(args: &[&str]) -> Out {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    cmd.arg("bench")
-        .args(args)
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT")
-        .env_remove("PMI_RANK")
-        .env_remove("PMI_SIZE")
-        .env_remove("PMI_ID")
-        .env_remove("TOCSIN_PROGRESS");
-    run_with_limit(cmd, &format!("tocsin bench {args:?}"), TIME_LIMIT)
+    let _g = serial();
+    let mut cmd = command(TOCSIN);
+    cmd.arg("bench").args(args);
+    run(&mut cmd, TIME_LIMIT)
 }
 
 /// The single JSON document on stdout of a successful run.

@@ -25,7 +25,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Runs `tocsin run [--keep-going] -n N -- tocsin-faultrank ARGS` with `env`.
-fn job(n: u32, keep_going: bool, args: &[&str], env: &[(&str, &str)]) -> common::Out {
+fn job(n: u32, keep_going: bool, args: &[&str], env: &[(&str, &str)]) -> common::Outcome {
     let mut cmd = Command::new(TOCSIN);
     cmd.arg("run");
     if keep_going {
@@ -37,12 +37,11 @@ fn job(n: u32, keep_going: bool, args: &[&str], env: &[(&str, &str)]) -> common:
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let what = format!("tocsin run -n {n} -- tocsin-faultrank {}", args.join(" "));
-    common::run_with_limit(cmd, &what, LIMIT)
+    common::run(&mut cmd, LIMIT)
 }
 
 /// Asserts that every rank in `ranks` printed its `ok` line.
-fn assert_ok(out: &common::Out, case: &str, n: u32, ranks: &[u32], what: &str) {
+fn assert_ok(out: &common::Outcome, case: &str, n: u32, ranks: &[u32], what: &str) {
     for r in ranks {
         let line = format!("ok {case} rank {r}/{n}");
         assert!(
@@ -268,7 +267,7 @@ fn without_pidfds_deaths_are_still_seen_and_the_fallback_is_reported() {
         cmd.args(["run", "--keep-going", "-n", "3", "--", "sh", "-c", &script])
             .args([FAULTRANK, "phases", "--die-at", "eager", "--timeout", "90"])
             .env("TOCSIN_PROGRESS", "block");
-        let out = common::run_with_limit(cmd, &format!("phases with nofile={nofile}"), LIMIT);
+        let out = common::run(&mut cmd, LIMIT);
         if !out.stderr.contains("cannot open a pidfd") {
             continue;
         }

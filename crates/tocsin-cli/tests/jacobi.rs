@@ -5,92 +5,23 @@
 //! (launcher and ranks) is killed and the test fails with the output seen so far. The jobs
 //! run one at a time so that ranks of different tests do not compete for the (few) cores.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+mod common;
+use common::{run, serial, tocsin_run, Outcome};
+
 const JACOBI: &str = env!("CARGO_BIN_EXE_jacobi");
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Serializes the jobs of this file.
-static JOBS: Mutex<()> = Mutex::new(());
-
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn dump(&self) -> String {
-        format!(
-            "exit code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `tocsin run -n N -- jacobi ARGS` with `TOCSIN_PROGRESS=progress` and `env`; kills
-/// the job's process group and panics if it outlives [`DEADLINE`].
+/// Runs `tocsin run -n N -- jacobi ARGS` with `TOCSIN_PROGRESS=progress` and `env`, one job
+/// at a time; kills the job's process group and panics if it outlives [`DEADLINE`].
 fn run_job(n: u32, progress: &str, env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    let _guard = JOBS.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cmd = Command::new(TOCSIN);
-    cmd.arg("run")
-        .arg("-n")
-        .arg(n.to_string())
-        .arg("--")
-        .arg(JACOBI)
-        .args(args)
+    let _guard = serial();
+    let mut cmd = tocsin_run(n, JACOBI);
+    cmd.args(args)
         .env("TOCSIN_PROGRESS", progress)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn().expect("spawn tocsin run");
-    let pgid = child.id() as libc::pid_t;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait for tocsin run") {
-            break Some(st);
-        }
-        if start.elapsed() > DEADLINE {
-            // SAFETY: kill(2) on the process group we created for this job.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // Ranks that outlive the launcher would keep the pipes open: make sure none is left.
-    // SAFETY: as above; ESRCH when the group is already gone is fine.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let o = Outcome {
-        code: status.and_then(|s| s.code()),
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    };
-    assert!(
-        status.is_some(),
-        "tocsin run -n {n} -- jacobi {args:?} did not finish within {DEADLINE:?} (killed)\n{}",
-        o.dump()
-    );
-    o
+        .envs(env.iter().copied());
+    run(&mut cmd, DEADLINE)
 }
 
 /// The value printed after `max abs difference = ` (the line may carry a rank prefix).
@@ -120,24 +51,32 @@ fn check_passes_with(
     ];
     args.extend_from_slice(extra);
     let o = run_job(n, progress, env, &args);
-    assert_eq!(o.code, Some(0), "job failed\n{}", o.dump());
-    let d = max_diff(&o.stdout).unwrap_or_else(|| panic!("no check line\n{}", o.dump()));
-    assert!(d <= 1e-10, "max abs difference {d} too large\n{}", o.dump());
+    assert_eq!(o.code, Some(0), "job failed\n{}", o.report());
+    let d = max_diff(&o.stdout).unwrap_or_else(|| panic!("no check line\n{}", o.report()));
+    assert!(
+        d <= 1e-10,
+        "max abs difference {d} too large\n{}",
+        o.report()
+    );
     assert!(
         o.stdout.contains("PASSED"),
         "check not reported as passed\n{}",
-        o.dump()
+        o.report()
     );
     assert_eq!(
         o.stdout.matches("check: max abs difference").count(),
         1,
         "only rank 0 should report the check\n{}",
-        o.dump()
+        o.report()
     );
     // The residual reports and the timing line come from rank 0.
-    assert!(o.stdout.contains("MLUP/s"), "no timing line\n{}", o.dump());
+    assert!(
+        o.stdout.contains("MLUP/s"),
+        "no timing line\n{}",
+        o.report()
+    );
     let residuals = o.stdout.matches("residual max").count();
-    assert_eq!(residuals, 4, "expected 4 residual reports\n{}", o.dump());
+    assert_eq!(residuals, 4, "expected 4 residual reports\n{}", o.report());
 }
 
 #[test]
@@ -182,12 +121,12 @@ fn grid_too_small_is_a_clear_error() {
         o.code,
         Some(0),
         "a 1-column grid on 2 x 2 ranks must fail\n{}",
-        o.dump()
+        o.report()
     );
     assert!(
         o.stderr.contains("too small"),
         "no clear message\n{}",
-        o.dump()
+        o.report()
     );
 }
 

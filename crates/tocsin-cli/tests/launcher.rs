@@ -3,56 +3,37 @@
 //!
 //! Time bounds here are hang guards only, not performance targets.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+mod common;
+use common::{command, Job, Outcome, TOCSIN};
+
 const CHECK: &str = env!("CARGO_BIN_EXE_tocsin-pmi-check");
 /// Generous bound after which a test declares a hang.
 const HANG: Duration = Duration::from_secs(20);
 
-/// `tocsin run` with `args`, without any PMI variables inherited from the test's environment.
+/// `tocsin run` with `args`, without any PMI or tocsin variables inherited from the test's
+/// environment.
 fn tocsin_run(args: &[&str]) -> Command {
-    let mut c = Command::new(TOCSIN);
+    let mut c = command(TOCSIN);
     c.arg("run").args(args);
-    for v in ["PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE"] {
-        c.env_remove(v);
-    }
-    c.stdin(Stdio::null());
     c
 }
 
 /// Runs `cmd` to completion, failing the test if it takes longer than [`HANG`].
-fn run(cmd: &mut Command) -> (Output, Duration) {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(HANG) {
-        Ok(out) => (out.expect("wait"), start.elapsed()),
-        Err(_) => {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("{cmd:?} did not finish within {HANG:?}: hang");
-        }
-    }
+fn run(cmd: &mut Command) -> (Outcome, Duration) {
+    let o = common::run(cmd, HANG);
+    let took = o.elapsed;
+    (o, took)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn stdout(o: &Outcome) -> String {
+    o.stdout.clone()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn stderr(o: &Outcome) -> String {
+    o.stderr.clone()
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {
@@ -98,12 +79,7 @@ fn assert_all_gone(pids: &[(u32, i32)]) {
 #[test]
 fn kvs_exchange_on_four_ranks() {
     let (o, _) = run(tocsin_run(&["-n", "4", "--", CHECK, "kvs"]).env("TOCSIN_LOG", "warn"));
-    assert!(
-        o.status.success(),
-        "status {:?}, stderr:\n{}",
-        o.status,
-        stderr(&o)
-    );
+    assert!(o.success(), "status {:?}, stderr:\n{}", o.code, stderr(&o));
     assert_eq!(
         sorted_lines(&stdout(&o)),
         (0..4)
@@ -117,7 +93,7 @@ fn pmi_info_and_binding() {
     let (o, _) = run(&mut tocsin_run(&[
         "-n", "2", "--bind", "core", "--", CHECK, "info",
     ]));
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     let out = stdout(&o);
     let lines = sorted_lines(&out);
     assert_eq!(lines.len(), 2, "{out}");
@@ -133,7 +109,7 @@ fn pmi_info_and_binding() {
     let (o, _) = run(&mut tocsin_run(&[
         "-n", "2", "--bind", "none", "--", CHECK, "info",
     ]));
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     assert!(
         stdout(&o).lines().all(|l| l.ends_with("bound_core=none")),
         "{}",
@@ -146,7 +122,7 @@ fn failing_rank_ends_the_job_with_its_code() {
     let (o, took) = run(&mut tocsin_run(&[
         "-n", "3", "--", CHECK, "exit-if", "1", "3", "30",
     ]));
-    assert_eq!(o.status.code(), Some(3), "stderr:\n{}", stderr(&o));
+    assert_eq!(o.code, Some(3), "stderr:\n{}", stderr(&o));
     assert!(took < HANG, "took {took:?}");
     let err = stderr(&o);
     let p = pids(&stdout(&o));
@@ -170,7 +146,7 @@ fn rank_killed_by_a_signal_ends_the_job() {
         "0",
         "30",
     ]));
-    assert_eq!(o.status.code(), Some(128 + 9), "stderr:\n{}", stderr(&o));
+    assert_eq!(o.code, Some(128 + 9), "stderr:\n{}", stderr(&o));
     let err = stderr(&o);
     assert!(
         err.contains("rank 0 (pid") && err.contains("killed by signal 9 (SIGKILL)"),
@@ -193,7 +169,7 @@ fn rank_dying_while_others_wait_in_a_barrier() {
         "1",
         "5",
     ]));
-    assert_eq!(o.status.code(), Some(5), "stderr:\n{}", stderr(&o));
+    assert_eq!(o.code, Some(5), "stderr:\n{}", stderr(&o));
     assert!(stderr(&o).contains("exited with code 5"), "{}", stderr(&o));
     assert_all_gone(&pids(&stdout(&o)));
 
@@ -207,7 +183,7 @@ fn rank_dying_while_others_wait_in_a_barrier() {
         "1",
         "0",
     ]));
-    assert_eq!(o.status.code(), Some(1), "stderr:\n{}", stderr(&o));
+    assert_eq!(o.code, Some(1), "stderr:\n{}", stderr(&o));
     assert!(stderr(&o).contains("can never complete"), "{}", stderr(&o));
     assert_all_gone(&pids(&stdout(&o)));
 }
@@ -217,7 +193,7 @@ fn pmi_abort_ends_the_job_with_its_code() {
     let (o, _) = run(&mut tocsin_run(&[
         "-n", "3", "--", CHECK, "abort", "2", "9",
     ]));
-    assert_eq!(o.status.code(), Some(9), "stderr:\n{}", stderr(&o));
+    assert_eq!(o.code, Some(9), "stderr:\n{}", stderr(&o));
     assert!(
         stderr(&o).contains("rank 2 (pid") && stderr(&o).contains("PMI abort with exit code 9"),
         "{}",
@@ -237,18 +213,18 @@ fn rank_exiting_zero_early_is_fine() {
         "-c",
         "if [ \"$PMI_RANK\" = 1 ]; then sleep 0.5; echo late; fi",
     ]));
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     assert_eq!(stdout(&o), "late\n");
 }
 
 #[test]
 fn bad_arguments_are_reported() {
     let (o, _) = run(&mut tocsin_run(&["-n", "0", "--", "true"]));
-    assert!(!o.status.success());
+    assert!(!o.success());
     assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
 
     let (o, _) = run(&mut tocsin_run(&["-n", "2"]));
-    assert!(!o.status.success());
+    assert!(!o.success());
     assert!(stderr(&o).contains("PROGRAM"), "{}", stderr(&o));
 
     let (o, _) = run(&mut tocsin_run(&[
@@ -257,7 +233,7 @@ fn bad_arguments_are_reported() {
         "--",
         "no-such-program-tocsin-xyz",
     ]));
-    assert_eq!(o.status.code(), Some(127));
+    assert_eq!(o.code, Some(127));
     assert!(
         stderr(&o).contains("no-such-program-tocsin-xyz") && stderr(&o).contains("not found"),
         "{}",
@@ -265,7 +241,7 @@ fn bad_arguments_are_reported() {
     );
 
     let (o, _) = run(&mut tocsin_run(&["-n", "2", "--", "/nonexistent/dir/prog"]));
-    assert_eq!(o.status.code(), Some(127));
+    assert_eq!(o.code, Some(127));
     assert!(
         stderr(&o).contains("/nonexistent/dir/prog"),
         "{}",
@@ -277,14 +253,14 @@ fn bad_arguments_are_reported() {
     let file = dir.join("not-executable");
     std::fs::write(&file, "#!/bin/sh\n").unwrap();
     let (o, _) = run(&mut tocsin_run(&["-n", "1", "--", file.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(126));
+    assert_eq!(o.code, Some(126));
     assert!(stderr(&o).contains("not executable"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 
     let (o, _) = run(&mut tocsin_run(&[
         "-n", "2", "--bind", "socket", "--", "true",
     ]));
-    assert!(!o.status.success());
+    assert!(!o.success());
     assert!(stderr(&o).contains("socket"), "{}", stderr(&o));
 }
 
@@ -298,7 +274,7 @@ fn tag_output_prefixes_lines() {
         CHECK,
         "echo",
     ]));
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     assert_eq!(
         sorted_lines(&stdout(&o)),
         vec![
@@ -317,59 +293,23 @@ fn tag_output_prefixes_lines() {
     assert_eq!(stdout(&o), "hello from rank 0\ntail 0");
 }
 
-/// Reads `child`'s stdout lines into a channel.
-fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 #[test]
 fn sigterm_to_the_launcher_terminates_the_ranks() {
-    let mut child = tocsin_run(&["-n", "3", "--", CHECK, "sleep", "30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = line_reader(&mut child);
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + HANG;
-    while !(lines.iter().any(|l: &String| l == "all started") && pids(&lines.join("\n")).len() == 3)
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("ranks did not all start: {lines:?}");
-            }
-        }
-    }
+    let job = Job::spawn(&mut tocsin_run(&["-n", "3", "--", CHECK, "sleep", "30"]));
+    let started = job.wait_line(HANG, |l| l == "all started");
+    let lines = job.stdout_lines();
+    assert!(
+        started.is_some() && pids(&lines.join("\n")).len() == 3,
+        "ranks did not all start: {lines:?}"
+    );
     let p = pids(&lines.join("\n"));
     assert!(p.iter().all(|&(_, pid)| alive(pid)));
     // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > HANG {
-            let _ = child.kill();
-            panic!("the launcher did not end after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(128 + 15));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(unsafe { libc::kill(job.pid(), libc::SIGTERM) }, 0);
+    let o = job.wait(HANG * 2);
+    assert!(!o.timed_out, "the launcher did not end after SIGTERM");
+    assert_eq!(o.code, Some(128 + 15));
+    let err = o.stderr;
     assert!(err.contains("received SIGTERM"), "{err}");
     assert_all_gone(&p);
 }
@@ -377,7 +317,7 @@ fn sigterm_to_the_launcher_terminates_the_ranks() {
 #[test]
 fn posix_shm_names_are_unlinked_at_job_end() {
     let (o, _) = run(&mut tocsin_run(&["-n", "2", "--", CHECK, "shm"]));
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     let names: Vec<String> = stdout(&o)
         .lines()
         .filter_map(|l| l.strip_prefix("shm ")?.split(' ').nth(1).map(str::to_owned))
@@ -407,7 +347,7 @@ fn unsupported_pmi_command_gets_an_error_reply() {
         "-c",
         "echo cmd=frobnicate >&$PMI_FD; read -r l <&$PMI_FD; echo \"$l\"",
     ]));
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     assert!(stdout(&o).starts_with("cmd=error rc=-1"), "{}", stdout(&o));
     assert!(
         stderr(&o).contains("unsupported PMI command") && stderr(&o).contains("frobnicate"),
@@ -418,13 +358,10 @@ fn unsupported_pmi_command_gets_an_error_reply() {
 
 #[test]
 fn no_launcher_means_singleton() {
-    let mut c = Command::new(CHECK);
+    let mut c = command(CHECK);
     c.arg("singleton");
-    for v in ["PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE"] {
-        c.env_remove(v);
-    }
     let (o, _) = run(&mut c);
-    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    assert!(o.success(), "stderr:\n{}", stderr(&o));
     assert_eq!(stdout(&o), "singleton\n");
 }
 
@@ -449,16 +386,13 @@ fn pmi_client_works_under_hydra() {
         return;
     };
     for extra in [&[][..], &["-pmi-port"][..]] {
-        let mut c = Command::new(mpiexec);
+        let mut c = command(mpiexec);
         c.args(extra).args(["-n", "2", CHECK, "kvs"]);
-        for v in ["PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE"] {
-            c.env_remove(v);
-        }
         let (o, _) = run(&mut c);
         assert!(
-            o.status.success(),
+            o.success(),
             "{mpiexec} {extra:?}: {:?}\nstdout:\n{}\nstderr:\n{}",
-            o.status,
+            o.code,
             stdout(&o),
             stderr(&o)
         );
@@ -469,6 +403,6 @@ fn pmi_client_works_under_hydra() {
         );
     }
     // Abort through hydra ends the job with the code.
-    let (o, _) = run(Command::new(mpiexec).args(["-n", "2", CHECK, "abort", "1", "7"]));
-    assert_eq!(o.status.code(), Some(7), "stderr:\n{}", stderr(&o));
+    let (o, _) = run(command(mpiexec).args(["-n", "2", CHECK, "abort", "1", "7"]));
+    assert_eq!(o.code, Some(7), "stderr:\n{}", stderr(&o));
 }

@@ -3,24 +3,20 @@
 //! positive medians for every mechanism that runs, UINTR skipped with a reason unless the
 //! library's detection says this machine has it, measured then). Never asserts on speed. Every child runs under a time limit and is killed past it.
 
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{run_with_limit, Out};
-
-/// One at a time: `bench notify` binds to the cores and would disturb another run.
-static SERIAL: Mutex<()> = Mutex::new(());
+use common::{command, run, serial, Outcome as Out, TOCSIN};
 
 /// Runs `tocsin ARGS` with a time limit, killing it past the limit.
 fn tocsin(args: &[&str], limit: Duration) -> Out {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    cmd.args(args).env_remove("PMI_FD").env_remove("PMI_PORT");
-    run_with_limit(cmd, &format!("tocsin {args:?}"), limit)
+    // One at a time: `bench notify` binds to the cores and would disturb another run.
+    let _g = serial();
+    let mut cmd = command(TOCSIN);
+    cmd.args(args);
+    run(&mut cmd, limit)
 }
 
 fn json_of(args: &[&str], limit: Duration) -> Value {

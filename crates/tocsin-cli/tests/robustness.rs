@@ -4,140 +4,44 @@
 //! `tocsin run -n N -- tocsin-soak CASE ...` (see `src/bin/tocsin-soak.rs` for the cases).
 //!
 //! Time bounds here are hang guards only, never performance targets: a job that outlives its
-//! deadline is killed (the launcher first, which takes its ranks with it) and the test fails
-//! with the output gathered so far. Jobs run one at a time (they need the machine's cores).
+//! deadline is killed (its whole process group, see `common`) and the test fails with the
+//! output gathered so far. Jobs run one at a time (they need the machine's cores).
 //! `cargo test --release -p tocsin-cli --test robustness -- --nocapture` shows the `RESULT`
 //! observations.
 
-use std::collections::HashMap;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+mod common;
+use common::{run, serial, tocsin_run, Outcome};
+
 const SOAK: &str = env!("CARGO_BIN_EXE_tocsin-soak");
 
-/// One job at a time: they oversubscribe the cores otherwise.
-static JOBS: Mutex<()> = Mutex::new(());
-
-struct Job {
-    what: String,
-    out: String,
-    err: String,
-    status: ExitStatus,
-    elapsed: Duration,
+/// Asserts the job succeeded.
+fn assert_ok(j: &Outcome) {
+    assert!(j.success(), "the job failed\n{}", j.report());
 }
 
-impl Job {
-    fn assert_ok(&self) -> &Job {
-        assert!(
-            self.status.success(),
-            "{} failed ({:?}) after {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.what,
-            self.status,
-            self.elapsed,
-            self.out,
-            self.err
-        );
-        self
-    }
-
-    /// The `RESULT <name> k=v...` lines, as maps.
-    fn results(&self, name: &str) -> Vec<HashMap<String, String>> {
-        self.out
-            .lines()
-            .filter_map(|l| l.strip_prefix("RESULT "))
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                (it.next()? == name).then(|| {
-                    it.filter_map(|kv| kv.split_once('='))
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect()
-                })
-            })
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> HashMap<String, String> {
-        let mut v = self.results(name);
-        assert_eq!(
-            v.len(),
-            1,
-            "{}: expected one RESULT {name} line\nstdout:\n{}",
-            self.what,
-            self.out
-        );
-        v.pop().unwrap()
-    }
-}
-
-/// Runs `tocsin run -n n -- tocsin-soak args...` in progress mode `mode`, with `env`, killing
-/// it after `deadline` (the ranks' own watchdogs fire 5 s earlier, naming where they were).
-fn job(n: u32, mode: &str, args: &[&str], env: &[(&str, &str)], deadline: Duration) -> Job {
-    let _one = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+/// Runs `tocsin run -n n -- tocsin-soak args...` in progress mode `mode`, with `env`, one job
+/// at a time, killing it after `deadline` (the ranks' own watchdogs fire 5 s earlier, naming
+/// where they were).
+fn job(n: u32, mode: &str, args: &[&str], env: &[(&str, &str)], deadline: Duration) -> Outcome {
+    let _one = serial();
     let watchdog = deadline
         .saturating_sub(Duration::from_secs(5))
         .max(Duration::from_secs(5));
-    let mut cmd = Command::new(TOCSIN);
-    cmd.args(["run", "-n", &n.to_string(), "--", SOAK])
+    let mut cmd = tocsin_run(n, SOAK);
+    cmd.args(["--timeout", &watchdog.as_secs().to_string()])
         .args(args)
-        .args(["--timeout", &watchdog.as_secs().to_string()]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOCSIN_") || k.starts_with("PMI_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("TOCSIN_PROGRESS", mode).env("TOCSIN_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let what = format!(
-        "TOCSIN_PROGRESS={mode} tocsin run -n {n} -- tocsin-soak {}",
-        args.join(" ")
+        .env("TOCSIN_PROGRESS", mode)
+        .env("TOCSIN_LOG", "warn")
+        .envs(env.iter().copied());
+    let j = run(&mut cmd, deadline);
+    println!(
+        "--- TOCSIN_PROGRESS={mode} tocsin run -n {n} -- tocsin-soak {} ({:.1} s)",
+        args.join(" "),
+        j.elapsed.as_secs_f64()
     );
-    let start = Instant::now();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tocsin run");
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let (out, hung) = match rx.recv_timeout(deadline) {
-        Ok(o) => (o, false),
-        Err(_) => {
-            // SIGTERM: the launcher forwards it to the ranks and kills them after a grace
-            // period; SIGKILL if it does not end (its ranks die with it: PDEATHSIG).
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let o = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                rx.recv().expect("output thread")
-            });
-            (o, true)
-        }
-    };
-    let out = out.expect("wait for tocsin run");
-    let j = Job {
-        what,
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        status: out.status,
-        elapsed: start.elapsed(),
-    };
-    assert!(
-        !hung,
-        "HANG: {} did not finish within {deadline:?}\nstdout:\n{}\nstderr:\n{}",
-        j.what, j.out, j.err
-    );
-    println!("--- {} ({:.1} s)", j.what, j.elapsed.as_secs_f64());
-    for l in j.out.lines().filter(|l| l.starts_with("RESULT")) {
+    for l in j.stdout.lines().filter(|l| l.starts_with("RESULT")) {
         println!("{l}");
     }
     j
@@ -155,9 +59,9 @@ fn soak(mode: &str, messages: u64, extra: &[&str], deadline: Duration) {
     let mut args = vec!["soak", "--messages", &m];
     args.extend_from_slice(extra);
     let j = job(2, mode, &args, &[], deadline);
-    j.assert_ok();
+    assert_ok(&j);
     let r = j.results("soak");
-    assert_eq!(r.len(), 2, "one summary per rank\n{}", j.out);
+    assert_eq!(r.len(), 2, "one summary per rank\n{}", j.stdout);
     for s in &r {
         assert_eq!(s["mode"], mode);
         assert_eq!(s["threads"], "2");
@@ -170,9 +74,9 @@ fn soak(mode: &str, messages: u64, extra: &[&str], deadline: Duration) {
     assert_eq!(r[0]["bytes"], r[1]["bytes"]);
     for rank in 0..2 {
         assert!(
-            j.out.contains(&format!("ok soak rank {rank}/2")),
+            j.stdout.contains(&format!("ok soak rank {rank}/2")),
             "{}",
-            j.out
+            j.stdout
         );
     }
 }
@@ -182,6 +86,49 @@ fn soak(mode: &str, messages: u64, extra: &[&str], deadline: Duration) {
 #[test]
 fn soak_signal_100k_messages_two_threads() {
     soak("signal", 100_000, &[], secs(240));
+}
+
+/// 4 ranks in signal mode, two application threads per rank, 10⁵ messages over the 6 pairs
+/// of ranks: none lost (every rank's per-pair, per-thread counts agree with the schedule and
+/// with the peer's, and the job's sent and received totals are the count asked for) and
+/// none corrupted (each message's bytes checked at the receiver; per pair and direction, the
+/// checksums summed by the sender and by the receiver agree). The 10⁶-message run is the
+/// README's command; this is the size that fits CI.
+#[test]
+fn soak_signal_4_ranks_100k_messages_counts_and_checksums() {
+    let total: u64 = 100_000;
+    let j = job(
+        4,
+        "signal",
+        &["soak", "--messages", &total.to_string(), "--threads", "2"],
+        &[],
+        secs(900),
+    );
+    assert_ok(&j);
+    let r = j.results("soak");
+    assert_eq!(r.len(), 4, "one summary per rank\n{}", j.stdout);
+    let sum = |k: &str| -> u64 { r.iter().map(|s| s[k].parse::<u64>().unwrap()).sum() };
+    for s in &r {
+        assert_eq!(s["mode"], "signal");
+        assert_eq!(s["ranks"], "4");
+        assert_eq!(s["threads"], "2");
+        assert_ne!(s["sent"], "0", "{s:?}");
+        assert_ne!(s["received"], "0", "{s:?}");
+    }
+    assert_eq!(sum("sent"), total, "messages sent\n{}", j.stdout);
+    assert_eq!(sum("received"), total, "messages received\n{}", j.stdout);
+    assert_ne!(
+        sum("rendezvous"),
+        0,
+        "the soak must include rendezvous messages"
+    );
+    for rank in 0..4 {
+        assert!(
+            j.stdout.contains(&format!("ok soak rank {rank}/4")),
+            "{}",
+            j.stdout
+        );
+    }
 }
 
 /// The registered thread only joins two workers: signals land in `pthread_join`, whose
@@ -212,7 +159,7 @@ fn overlap(mode: &str, side: &str, order: &str) -> bool {
         &[],
         secs(60),
     );
-    j.assert_ok();
+    assert_ok(&j);
     let r = j.one("overlap");
     assert_eq!((r["side"].as_str(), r["order"].as_str()), (side, order));
     r["complete_before_wait"] == "true"
@@ -264,7 +211,7 @@ fn overlap_observed_in_poll_and_block_modes() {
 fn storm_of_small_messages_while_computing() {
     for mode in ["signal", "thread"] {
         let j = job(2, mode, &["storm", "--storm-ms", "2000"], &[], secs(120));
-        j.assert_ok();
+        assert_ok(&j);
         let r = j.one("storm");
         let s = j.one("storm-sender");
         assert_eq!(r["messages"], s["messages"]);
@@ -289,7 +236,7 @@ fn storm_of_tocsin_signals_inside_blocking_receives() {
         &[("TOCSIN_SIGNAL", &sig)],
         secs(120),
     );
-    j.assert_ok();
+    assert_ok(&j);
     let s = j.one("storm-recv-sender");
     assert_ne!(s["signals_sent"], "0");
 }
@@ -300,7 +247,7 @@ fn storm_of_tocsin_signals_inside_blocking_receives() {
 fn storm_of_application_signals_inside_blocking_receives() {
     for mode in ["signal", "block"] {
         let j = job(2, mode, &["storm-recv", "--with", "app"], &[], secs(120));
-        j.assert_ok();
+        assert_ok(&j);
         let r = j.one("storm-recv");
         assert_ne!(
             r["app_handler_runs"], "0",
@@ -323,15 +270,15 @@ fn ring_traffic_in_every_mode_on_2_and_4_ranks() {
                 &["ring"]
             };
             let j = job(n, mode, args, &[], secs(120));
-            j.assert_ok();
+            assert_ok(&j);
             let r = j.one("ring");
             assert_eq!(r["ranks"], n.to_string());
             assert_eq!(r["mode"], mode);
             for rank in 0..n {
                 assert!(
-                    j.out.contains(&format!("ok ring rank {rank}/{n}")),
+                    j.stdout.contains(&format!("ok ring rank {rank}/{n}")),
                     "{}",
-                    j.out
+                    j.stdout
                 );
             }
         }
@@ -345,23 +292,23 @@ fn uintr_mode_runs_or_is_refused_clearly() {
     use tocsin::interrupt::uintr;
     let j = job(2, "uintr", &["ring", "--rounds", "2"], &[], secs(60));
     if uintr::cpu_has_uintr() && uintr::kernel_flag() {
-        j.assert_ok();
+        assert_ok(&j);
     } else {
         assert!(
-            !j.status.success(),
+            !j.success(),
             "uintr mode started on a machine without UINTR\nstdout:\n{}",
-            j.out
+            j.stdout
         );
-        assert!(j.err.contains("init failed:"), "stderr:\n{}", j.err);
-        assert!(j.err.contains("uintr"), "stderr:\n{}", j.err);
+        assert!(j.stderr.contains("init failed:"), "stderr:\n{}", j.stderr);
+        assert!(j.stderr.contains("uintr"), "stderr:\n{}", j.stderr);
         if !uintr::cpu_has_uintr() {
             assert!(
-                j.err.contains("CPUID"),
+                j.stderr.contains("CPUID"),
                 "the refusal must name the CPU:\n{}",
-                j.err
+                j.stderr
             );
         }
-        assert!(!j.out.contains("ok ring"), "{}", j.out);
+        assert!(!j.stdout.contains("ok ring"), "{}", j.stdout);
     }
 }
 
@@ -375,9 +322,9 @@ fn uintr_mode_runs_or_is_refused_clearly() {
 /// which needs rank 1's progress). EINTR counts are observations (printed).
 fn eintr(mode: &str) {
     let j = job(2, mode, &["eintr"], &[], secs(120));
-    j.assert_ok();
+    assert_ok(&j);
     let r = j.results("eintr");
-    assert_eq!(r.len(), 4, "{}", j.out);
+    assert_eq!(r.len(), 4, "{}", j.stdout);
     for p in &r {
         let phase = p["phase"].as_str();
         if mode != "block" && (phase == "read" || phase == "poll") {

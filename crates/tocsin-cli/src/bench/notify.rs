@@ -65,6 +65,7 @@ use std::time::{Duration, Instant};
 use plotters::prelude::*;
 use serde_json::{json, Value};
 
+use crate::bench::util;
 use crate::probe;
 
 /// Arguments of `tocsin bench notify`.
@@ -224,9 +225,16 @@ pub struct Row {
 }
 
 impl Row {
-    /// The `p`-th percentile (0–100) of the one-way latencies, µs (nearest rank).
+    /// The `p`-th percentile (0–100) of the one-way latencies, µs (nearest rank): the tails
+    /// (p10, p90, p99). The median is [`Row::median`].
     pub fn pct(&self, p: f64) -> f64 {
         percentile(&self.samples, p)
+    }
+
+    /// The median one-way latency, µs: [`util::median`]'s definition (an even count averages
+    /// the two middle samples), as every other benchmark reports.
+    pub fn median(&self) -> f64 {
+        util::median_sorted(&self.samples)
     }
 }
 
@@ -1614,7 +1622,7 @@ fn to_json(rows: &[Row], skipped: &[Skip]) -> Value {
             "placement": r.placement.name(),
             "receiver": r.mech.receiver(),
             "pus": [r.pus.0, r.pus.1],
-            "median_us": r3(r.pct(50.0)),
+            "median_us": r3(r.median()),
             "p10_us": r3(r.pct(10.0)),
             "p90_us": r3(r.pct(90.0)),
             "p99_us": r3(r.pct(99.0)),
@@ -1661,7 +1669,7 @@ fn table(rows: &[Row], skipped: &[Skip]) -> String {
             r.placement.name(),
             r.mech.receiver(),
             format!("{},{}", r.pus.0, r.pus.1),
-            r.pct(50.0),
+            r.median(),
             r.pct(10.0),
             r.pct(90.0),
             r.pct(99.0),
@@ -1775,7 +1783,7 @@ where
     }
     let meds: Vec<f64> = rows
         .iter()
-        .map(|r| r.pct(50.0))
+        .map(|r| r.median())
         .filter(|v| *v > 0.0)
         .collect();
     let lo = meds.iter().copied().fold(f64::INFINITY, f64::min);
@@ -1819,11 +1827,11 @@ where
         let c = COLOURS[si % COLOURS.len()];
         let bars: Vec<Rectangle<(f64, f64)>> = rows
             .iter()
-            .filter(|r| r.between == b && r.placement == p && r.pct(50.0) > 0.0)
+            .filter(|r| r.between == b && r.placement == p && r.median() > 0.0)
             .map(|r| {
                 let g = mechs.iter().position(|m| *m == r.mech).unwrap_or(0) as f64;
                 let x0 = g - 0.4 + si as f64 * width;
-                Rectangle::new([(x0, lo), (x0 + width * 0.9, r.pct(50.0))], c.filled())
+                Rectangle::new([(x0, lo), (x0 + width * 0.9, r.median())], c.filled())
             })
             .collect();
         chart
@@ -1855,6 +1863,25 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert!(percentile(&[], 50.0).is_nan());
         assert_eq!(percentile(&[3.0], 90.0), 3.0);
+    }
+
+    #[test]
+    fn median_of_an_even_count_averages_the_middles() {
+        let row = Row {
+            mech: Mech::Flag,
+            between: Between::Threads,
+            placement: Placement::SameCore,
+            pus: (0, 0),
+            samples: vec![1.0, 2.0, 4.0, 9.0],
+            send_retries: 0,
+        };
+        assert_eq!(row.median(), 3.0);
+        assert_eq!(row.median(), util::median(&mut row.samples.clone()));
+        let odd = Row {
+            samples: vec![1.0, 2.0, 4.0],
+            ..row
+        };
+        assert_eq!(odd.median(), 2.0);
     }
 
     /// The parent's side of the child's UINTR report, on the paths that issue no UINTR

@@ -1,26 +1,33 @@
 //! `tocsin-soak`: robustness test program (soak, overlap, interrupt storms, modes matrix,
 //! EINTR), one case per run, for `tests/robustness.rs`.
 //!
-//! Usage: `tocsin run -n N -- tocsin-soak CASE [--key value]...`. Every rank runs the case,
-//! checks real outcomes (every byte, statuses, counts) and prints `ok CASE rank R/N` on
-//! success; on failure it prints `FAIL CASE rank R/N: why` on stderr and exits 1. If
-//! `tocsin::init` fails it prints `init failed: ERROR` on stderr and exits 2. A watchdog ends
-//! a rank stuck longer than `--timeout` seconds (default 300) with exit code 3, printing the
-//! last phase it reached and its per-thread message counters. Lines starting with `RESULT`
-//! on stdout are observations the tests parse (`key=value` pairs).
+//! Usage: `tocsin run -n N -- tocsin-soak [--timeout S] CASE [CASE OPTIONS]`;
+//! `tocsin-soak help CASE` lists a case's options, and an unknown case or option is an error.
+//! Every rank runs the case, checks real outcomes (every byte, statuses, counts) and prints
+//! `ok CASE rank R/N` on success; on failure it prints `FAIL CASE rank R/N: why` on stderr
+//! and exits 1. If `tocsin::init` fails it prints `init failed: ERROR` on stderr and exits 2.
+//! A watchdog ends a rank stuck longer than `--timeout` seconds (default 300) with exit code
+//! 3, printing the last phase it reached and its per-thread message counters. Lines starting
+//! with `RESULT` on stdout are observations the tests parse (`key=value` pairs). The harness
+//! (reporting, watchdog, message contents) is [`tocsin_cli::testkit`].
 //!
 //! Cases (ranks needed):
-//! - `soak` (2): `--messages` (100,000) messages in total, spread over `--threads` (2)
+//! - `soak` (≥2): `--messages` (100,000) messages in total, spread over `--threads` (2)
 //!   application threads per rank (thread 0 is the one that called `tocsin::init`, i.e. the
-//!   registered thread of `signal` mode), each with its own tag space. Sizes are random with
+//!   registered thread of `signal` mode), each with its own tag space, and over every pair of
+//!   ranks: thread T of each rank meets thread T of every other rank once, in the rounds of a
+//!   round-robin tournament (each round pairs the ranks up; an odd rank count leaves one out
+//!   per round), and runs that pair's schedule with it. Sizes are random with
 //!   a deterministic `--seed`: mostly small, some around the eager threshold, a few
 //!   rendezvous up to `--max-size` (1 MiB). Steps are single blocking send/recv (or
 //!   isend + compute + wait, or irecv + compute/test loop) and batches of up to 6 mixed
 //!   isend/irecv in a `scope` with compute between posting and waiting. Between operations
 //!   each thread computes (busy loop that never calls tocsin) 0..=`--compute-us` (50) µs.
 //!   Contents derive from (seed, thread, index); statuses, the bytes past the message in the
-//!   receive buffer, per-thread counts (checked against the schedule and against the peer's
-//!   counts) are verified. With `--main idle`, every application thread is spawned and the
+//!   receive buffer, per-thread and per-pair counts (checked against the schedule and against
+//!   the peer's counts) and checksums (the sum of the checksums of the messages sent one way,
+//!   computed by the sender, against the same sum over the bytes received, computed by the
+//!   receiver) are verified. Prints `RESULT soak ... sent=S received=R ...` per rank. With `--main idle`, every application thread is spawned and the
 //!   thread that called `tocsin::init` only joins them (in `signal` mode, interrupts then
 //!   land in `pthread_join`).
 //! - `overlap` (2): rank 0 posts `irecv` (`--side recv`) or `isend` (`--side send`) of
@@ -60,163 +67,147 @@
 //!   in the others it writes after posting them). Prints per phase `RESULT eintr phase=P eintr=K
 //!   complete_before_wait=C/M elapsed_ms=T`; every message is verified.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tocsin::{Comm, ProgressMode, Rank, Status, Tag, ANY_SOURCE};
+use tocsin_cli::ensure;
+use tocsin_cli::testkit::checks::{self, SENTINEL};
+use tocsin_cli::testkit::data::{check, checksum, fill, mix, Rng};
+use tocsin_cli::testkit::report::{self, fail, step as phase};
+use tocsin_cli::testkit::{Ctx, R};
 
-/// A case's outcome: `Err` carries the message printed on failure.
-type R<T = ()> = Result<T, String>;
-
-macro_rules! ensure {
-    ($c:expr, $($a:tt)+) => {
-        if !$c {
-            return Err(format!($($a)+));
-        }
-    };
-}
-
-/// Maps a tocsin error to the failure message, with what was being done.
-trait Ctx<T> {
-    fn ctx(self, what: impl FnOnce() -> String) -> R<T>;
-}
-impl<T> Ctx<T> for Result<T, tocsin::Error> {
-    fn ctx(self, what: impl FnOnce() -> String) -> R<T> {
-        self.map_err(|e| format!("{}: {e}", what()))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Diagnostics for the watchdog.
-
-static PHASE: Mutex<String> = Mutex::new(String::new());
 /// Messages completed per application thread (soak), for the watchdog's report.
 static COUNTERS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
-fn phase(s: impl Into<String>) {
-    *PHASE.lock().unwrap_or_else(|e| e.into_inner()) = s.into();
-}
-
-fn start_watchdog(timeout: Duration, case: String) {
-    std::thread::spawn(move || {
-        std::thread::sleep(timeout);
-        let p = PHASE.lock().map(|g| g.clone()).unwrap_or_default();
-        let c: Vec<u64> = COUNTERS.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        eprintln!(
-            "TIMEOUT {case} pid {}: stuck after {timeout:?}; last phase: {p}; per-thread messages done: {c:?}",
-            std::process::id()
-        );
-        let _ = std::io::stderr().flush();
-        // SAFETY: `_exit` ends the process at once; nothing to uphold.
-        unsafe { libc::_exit(3) };
-    });
+fn counters() -> String {
+    let c: Vec<u64> = COUNTERS.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    format!("; per-thread messages done: {c:?}")
 }
 
 // ---------------------------------------------------------------------------------------
 // Options.
 
-struct Opts(HashMap<String, String>);
+/// The options: `--timeout`, then the case with its own options.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tocsin-soak",
+    about = "Robustness test program: one case per run (see the source's module doc)"
+)]
+struct Cli {
+    /// Seconds after which the watchdog ends a stuck rank (exit code 3).
+    #[arg(long, global = true, default_value_t = 300)]
+    timeout: u64,
+    #[command(subcommand)]
+    case: Case,
+}
 
-impl Opts {
-    fn parse(args: &[String]) -> R<Opts> {
-        let mut m = HashMap::new();
-        let mut it = args.iter();
-        while let Some(k) = it.next() {
-            let k = k
-                .strip_prefix("--")
-                .ok_or_else(|| format!("expected --key value, got {k:?}"))?;
-            let v = it.next().ok_or_else(|| format!("--{k} needs a value"))?;
-            m.insert(k.to_owned(), v.clone());
-        }
-        Ok(Opts(m))
-    }
-    fn get<T: std::str::FromStr>(&self, k: &str, default: T) -> R<T> {
-        match self.0.get(k) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("bad value {v:?} for --{k}")),
-        }
-    }
-    fn str(&self, k: &str, default: &str) -> String {
-        self.0.get(k).cloned().unwrap_or_else(|| default.to_owned())
-    }
+#[derive(Subcommand, Debug)]
+enum Case {
+    /// Random traffic between every pair of ranks, several threads per rank.
+    Soak(SoakOpts),
+    /// A request progresses while its rank computes (2 ranks).
+    Overlap(OverlapOpts),
+    /// Small messages flood a computing rank (2 ranks).
+    Storm(StormOpts),
+    /// Signals flood a rank inside blocking receives (2 ranks).
+    StormRecv(StormRecvOpts),
+    /// Token ring and neighbour exchanges (≥1 rank).
+    Ring(RingOpts),
+    /// The registered thread sits in system calls while messages arrive (2 ranks).
+    Eintr(EintrOpts),
+}
+
+#[derive(clap::Args, Debug)]
+struct SoakOpts {
+    /// Messages in the whole job (each counted once, at its sender).
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Application threads per rank (1..=8).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    threads: u32,
+    /// Seed of the schedule and the contents.
+    #[arg(long, default_value_t = 0x0070_C51A)]
+    seed: u64,
+    /// Largest message, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_size: usize,
+    /// Largest computation between two operations, µs.
+    #[arg(long, default_value_t = 50)]
+    compute_us: u64,
+    /// `idle`: the thread that called `tocsin::init` only joins the application threads.
+    #[arg(long, default_value = "works", value_parser = ["works", "idle"])]
+    main: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct OverlapOpts {
+    /// Rank 0's request: `recv` (irecv) or `send` (isend).
+    #[arg(long, default_value = "recv", value_parser = ["recv", "send"])]
+    side: String,
+    /// `posted`: the peer starts 50 ms late; `unexpected`: rank 0 posts 50 ms late.
+    #[arg(long, default_value = "posted", value_parser = ["posted", "unexpected"])]
+    order: String,
+    /// Message size, bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    bytes: usize,
+    /// Computation of rank 0, ms.
+    #[arg(long, default_value_t = 300)]
+    compute_ms: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct StormOpts {
+    /// How long rank 0 sends, ms.
+    #[arg(long, default_value_t = 2000)]
+    storm_ms: u64,
+    /// Iterations of rank 1's work.
+    #[arg(long, default_value_t = 55_000_000)]
+    work: u64,
+    /// Seed of the contents.
+    #[arg(long, default_value_t = 0x5702)]
+    seed: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct StormRecvOpts {
+    /// `tocsin`: tocsin's own signal (`TOCSIN_SIGNAL`, a number); `app`: SIGUSR1.
+    #[arg(long, default_value = "tocsin", value_parser = ["tocsin", "app"])]
+    with: String,
+    /// Messages rank 0 sends.
+    #[arg(long, default_value_t = 512)]
+    rounds: u64,
+    /// Size of the rendezvous messages, bytes (and more).
+    #[arg(long, default_value_t = 2 << 20)]
+    big: usize,
+    /// Gap between two signals, µs.
+    #[arg(long, default_value_t = 20)]
+    gap_us: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct RingOpts {
+    /// Rounds.
+    #[arg(long, default_value_t = 10)]
+    rounds: u64,
+    /// Largest exchanged size, bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    big: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct EintrOpts {
+    /// How long the registered thread sleeps in each phase, ms.
+    #[arg(long, default_value_t = 400)]
+    sleep_ms: u64,
 }
 
 // ---------------------------------------------------------------------------------------
-// Deterministic content.
-
-fn splitmix(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A key identifying one message's content.
-fn mix(a: u64, b: u64, c: u64) -> u64 {
-    let mut s = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ 0xD1B5_4A32_D192_ED03;
-    splitmix(&mut s) ^ splitmix(&mut s)
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        splitmix(&mut self.0)
-    }
-    /// Uniform in `0..n` (n > 0; the modulo bias is irrelevant here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Fills `buf` with the content of message `key`.
-fn fill(buf: &mut [u8], key: u64) {
-    let mut s = key;
-    let mut chunks = buf.chunks_exact_mut(8);
-    for c in &mut chunks {
-        c.copy_from_slice(&splitmix(&mut s).to_le_bytes());
-    }
-    let rest = chunks.into_remainder();
-    let w = splitmix(&mut s).to_le_bytes();
-    rest.copy_from_slice(&w[..rest.len()]);
-}
-
-/// Checks that `buf` holds the content of message `key`; on mismatch, names the first byte.
-fn check(buf: &[u8], key: u64) -> R {
-    let mut s = key;
-    let mut chunks = buf.chunks_exact(8);
-    for (i, c) in (&mut chunks).enumerate() {
-        let w = splitmix(&mut s).to_le_bytes();
-        if c != w {
-            let j = c
-                .iter()
-                .zip(w.iter())
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            return Err(format!(
-                "content differs at byte {} of {}: got {:#04x}, expected {:#04x}",
-                i * 8 + j,
-                buf.len(),
-                c[j],
-                w[j]
-            ));
-        }
-    }
-    let rest = chunks.remainder();
-    let w = splitmix(&mut s).to_le_bytes();
-    ensure!(
-        rest == &w[..rest.len()],
-        "content differs in the last {} bytes of {}",
-        rest.len(),
-        buf.len()
-    );
-    Ok(())
-}
+// Helpers.
 
 /// Busy loop for `d` that never calls tocsin (the application "computing").
 fn compute(d: Duration) {
@@ -228,32 +219,19 @@ fn compute(d: Duration) {
     }
 }
 
+/// Checks a status; fails the case (the rank exits) if it is not the expected one.
 fn status_is(st: &Status, source: Rank, tag: Tag, len: usize) -> R {
-    ensure!(
-        st.source == source && st.tag == tag && st.len == len,
-        "status {st:?}, expected source {source} tag {tag} len {len}"
-    );
-    Ok(())
+    checks::status(st, source, tag, len).map_err(fail)
 }
 
 // ---------------------------------------------------------------------------------------
 // main
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(case) = args.first().cloned() else {
-        eprintln!("usage: tocsin-soak CASE [--key value]... (see the module documentation)");
-        return ExitCode::from(2);
-    };
-    let opts = match Opts::parse(&args[1..]) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("tocsin-soak: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let timeout = opts.get("timeout", 300u64).unwrap_or(300);
-    start_watchdog(Duration::from_secs(timeout), case.clone());
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    report::set_case(matches.subcommand_name().unwrap_or("?"));
+    report::start_watchdog(Duration::from_secs(cli.timeout), counters);
     phase("init");
     let comm = match tocsin::init() {
         Ok(c) => c,
@@ -262,30 +240,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (me, n) = (comm.rank(), comm.size());
-    let r = match case.as_str() {
-        "soak" => soak(&comm, &opts),
-        "overlap" => overlap(&comm, &opts),
-        "storm" => storm(&comm, &opts),
-        "storm-recv" => storm_recv(&comm, &opts),
-        "ring" => ring(&comm, &opts),
-        "eintr" => eintr(&comm, &opts),
-        _ => Err(format!("unknown case {case:?}")),
+    report::set_rank(&comm);
+    let r = match &cli.case {
+        Case::Soak(o) => soak(&comm, o),
+        Case::Overlap(o) => overlap(&comm, o),
+        Case::Storm(o) => storm(&comm, o),
+        Case::StormRecv(o) => storm_recv(&comm, o),
+        Case::Ring(o) => ring(&comm, o),
+        Case::Eintr(o) => eintr(&comm, o),
     };
-    match r {
-        Ok(()) => {
-            println!("ok {case} rank {me}/{n}");
-            let _ = std::io::stdout().flush();
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("FAIL {case} rank {me}/{n}: {e}");
-            let _ = std::io::stderr().flush();
-            ExitCode::from(1)
-        }
-    }
+    report::finish(r)
 }
 
+/// Fails unless the job has exactly `n` ranks.
 fn need(comm: &Comm, n: u32) -> R {
     ensure!(
         comm.size() == n,
@@ -306,12 +273,12 @@ fn mode(comm: &Comm) -> ProgressMode {
 const MAX_BATCH: usize = 6;
 /// Receive buffers are longer than the message by up to this; those bytes must stay intact.
 const SLACK: usize = 64;
-const SENTINEL: u8 = 0xEE;
 /// Tag of the final exchange of counts.
 const COUNTS_TAG: Tag = 0x7000_0000;
 
 #[derive(Clone, Copy, Debug)]
 struct Msg {
+    /// The sending end of the pair: 0 for its lower rank, 1 for the higher.
     from: Rank,
     size: usize,
     tag: Tag,
@@ -380,7 +347,7 @@ impl Sched {
             return None;
         }
         if self.rng.below(100) < 35 {
-            let how = self.rng.next();
+            let how = self.rng.next_u64();
             Some(Step::Single(self.msg(), how))
         } else {
             let k = (1 + self.rng.below(MAX_BATCH as u64)).min(self.n - self.i);
@@ -391,56 +358,137 @@ impl Sched {
 
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
 struct Counts {
-    /// Messages and bytes rank 0 sent to rank 1, and rank 1 to rank 0.
+    /// Messages the lower rank of the pair sent to the higher one (`[0]`), and the other way.
     msgs: [u64; 2],
+    /// Their bytes.
     bytes: [u64; 2],
+    /// Wrapping sums of their checksums: of the bytes sent at the sender, of the bytes
+    /// received at the receiver.
+    sums: [u64; 2],
+}
+
+impl Counts {
+    /// What the schedule alone determines (not the checksums).
+    fn scheduled(&self) -> ([u64; 2], [u64; 2]) {
+        (self.msgs, self.bytes)
+    }
+    fn words(&self) -> [u64; 6] {
+        let (m, b, s) = (self.msgs, self.bytes, self.sums);
+        [m[0], m[1], b[0], b[1], s[0], s[1]]
+    }
 }
 
 #[derive(Default)]
 struct Stats {
-    counts: Counts,
+    /// Messages and bytes this rank sent, and received.
+    sent: u64,
+    received: u64,
+    bytes: u64,
     rendezvous: u64,
     nb_posted: u64,
     nb_complete_before_wait: u64,
 }
 
-fn soak(comm: &Comm, o: &Opts) -> R {
-    need(comm, 2)?;
-    let total: u64 = o.get("messages", 100_000)?;
-    let threads: u32 = o.get("threads", 2)?;
-    let seed: u64 = o.get("seed", 0x0070_C51A)?;
-    let max: usize = o.get("max-size", 1 << 20)?;
-    let compute_us: u64 = o.get("compute-us", 50)?;
-    let main_idle = match o.str("main", "works").as_str() {
-        "works" => false,
-        "idle" => true,
-        m => return Err(format!("--main works|idle, not {m:?}")),
+/// Rounds of the round-robin tournament over `n` ranks.
+fn rounds(n: u32) -> u32 {
+    n + n % 2 - 1
+}
+
+/// The partner of `me` in round `k` of a round-robin tournament over `n` ranks (circle
+/// method: the last player stays, the others turn), or `None` when `me` sits the round out
+/// (odd `n`). Every pair meets in exactly one round.
+fn partner(k: u32, me: Rank, n: u32) -> Option<Rank> {
+    let players = n + n % 2;
+    let m = players - 1;
+    let p = if me == m {
+        k
+    } else if me == k {
+        m
+    } else {
+        (2 * k + m - me) % m
     };
-    ensure!((1..=8).contains(&threads), "--threads must be 1..=8");
-    let eager = comm.config().eager_threshold_bytes();
-    let per = |t: u32| total / threads as u64 + u64::from((t as u64) < total % threads as u64);
-    // Expected counts, from the schedule alone.
-    let mut expect = vec![Counts::default(); threads as usize];
-    for (t, e) in expect.iter_mut().enumerate() {
-        let mut s = Sched::new(seed, t as u32, per(t as u32), max);
-        while let Some(step) = s.next_step() {
-            let ms = match step {
-                Step::Single(m, _) => vec![m],
-                Step::Batch(ms) => ms,
-            };
-            for m in ms {
-                e.msgs[m.from as usize] += 1;
-                e.bytes[m.from as usize] += m.size as u64;
-            }
+    (p < n).then_some(p)
+}
+
+/// What every rank knows of the whole soak: who sends what to whom.
+struct Plan {
+    n: u32,
+    seed: u64,
+    max: usize,
+    /// Messages of each thread index, over all pairs.
+    per_thread: Vec<u64>,
+}
+
+impl Plan {
+    fn new(n: u32, o: &SoakOpts) -> Plan {
+        let t = o.threads as u64;
+        Plan {
+            n,
+            seed: o.seed,
+            max: o.max_size,
+            per_thread: (0..t)
+                .map(|i| o.messages / t + u64::from(i < o.messages % t))
+                .collect(),
         }
     }
-    comm.barrier().ctx(|| "barrier".into())?;
+
+    /// The pair's number, 0 for (0, 1), in the order (0,1), (0,2), …, (1,2), ….
+    fn pair_index(&self, lo: Rank, hi: Rank) -> u64 {
+        let before: u64 = (0..lo).map(|a| u64::from(self.n - 1 - a)).sum();
+        before + u64::from(hi - lo - 1)
+    }
+
+    /// The schedule thread `t` of ranks `a` and `b` follow together.
+    fn sched(&self, t: u32, a: Rank, b: Rank) -> Sched {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let pairs = u64::from(self.n) * u64::from(self.n - 1) / 2;
+        let i = self.pair_index(lo, hi);
+        let all = self.per_thread[t as usize];
+        let mine = all / pairs + u64::from(i < all % pairs);
+        // Pair (0, 1) keeps the seed itself: 2-rank soaks are those of earlier versions.
+        Sched::new(self.seed ^ i, t, mine, self.max)
+    }
+}
+
+fn soak(comm: &Comm, o: &SoakOpts) -> R {
+    ensure!(comm.size() >= 2, "this case needs at least 2 ranks");
+    let (me, n) = (comm.rank(), comm.size());
+    let threads = o.threads;
+    let compute_us = o.compute_us;
+    let main_idle = o.main == "idle";
+    let plan = Plan::new(n, o);
+    let plan = &plan;
+    let eager = comm.config().eager_threshold_bytes();
+    // Expected counts, from the schedule alone: [thread][round].
+    let expect: Vec<Vec<Option<Counts>>> = (0..threads)
+        .map(|t| {
+            (0..rounds(n))
+                .map(|k| {
+                    let p = partner(k, me, n)?;
+                    let mut e = Counts::default();
+                    let mut s = plan.sched(t, me, p);
+                    while let Some(step) = s.next_step() {
+                        let ms = match step {
+                            Step::Single(m, _) => vec![m],
+                            Step::Batch(ms) => ms,
+                        };
+                        for m in ms {
+                            e.msgs[m.from as usize] += 1;
+                            e.bytes[m.from as usize] += m.size as u64;
+                        }
+                    }
+                    Some(e)
+                })
+                .collect()
+        })
+        .collect();
+    comm.barrier().with_ctx(|| "barrier".into())?;
     phase("soak traffic");
     let start = Instant::now();
-    let results: Vec<R<Stats>> = std::thread::scope(|ts| {
-        let run = move |c: &Comm, t: u32| {
-            soak_thread(c, t, seed, per(t), max, compute_us, eager)
-                .map_err(|e| format!("thread {t}: {e}"))
+    type Out = R<(Stats, Vec<Option<Counts>>)>;
+    let results: Vec<Out> = std::thread::scope(|ts| {
+        let run = move |c: &Comm, t: u32| -> Out {
+            soak_thread(c, t, plan, compute_us, eager).map_err(|e| format!("thread {t}: {e}"))
         };
         let first_spawned = if main_idle { 0 } else { 1 };
         let handles: Vec<_> = (first_spawned..threads)
@@ -462,211 +510,276 @@ fn soak(comm: &Comm, o: &Opts) -> R {
     });
     let elapsed = start.elapsed();
     let mut stats = Vec::new();
+    let mut counts = Vec::new();
     for r in results {
-        stats.push(r?);
+        let (s, c) = r?;
+        stats.push(s);
+        counts.push(c);
     }
     phase("soak counts");
-    // My counts against the schedule, then against the peer's.
-    let mut mine = Vec::new();
-    for (t, s) in stats.iter().enumerate() {
-        ensure!(
-            s.counts == expect[t],
-            "thread {t}: counted {:?}, the schedule says {:?}",
-            s.counts,
-            expect[t]
-        );
-        mine.extend(s.counts.msgs);
-        mine.extend(s.counts.bytes);
+    // My counts against the schedule, then, pair by pair in round order, against the peer's
+    // (counts and checksums).
+    for (t, (got, want)) in counts.iter().zip(&expect).enumerate() {
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            ensure!(
+                g.map(|g| g.scheduled()) == w.map(|w| w.scheduled()),
+                "thread {t}, round {k}: counted {g:?}, the schedule says {w:?}"
+            );
+        }
     }
-    let peer = 1 - comm.rank();
-    let mut theirs = vec![0u64; mine.len() + 1];
-    let st = comm
-        .sendrecv(&mine, peer, COUNTS_TAG, &mut theirs, peer, COUNTS_TAG)
-        .ctx(|| "exchanging counts".into())?;
-    status_is(&st, peer, COUNTS_TAG, mine.len() * 8)?;
-    ensure!(
-        theirs[..mine.len()] == mine[..],
-        "the peer counted {:?}, I counted {mine:?}",
-        &theirs[..mine.len()]
-    );
-    let msgs: u64 = stats
-        .iter()
-        .map(|s| s.counts.msgs.iter().sum::<u64>())
-        .sum();
-    let bytes: u64 = stats
-        .iter()
-        .map(|s| s.counts.bytes.iter().sum::<u64>())
-        .sum();
+    for k in 0..rounds(n) {
+        let Some(peer) = partner(k, me, n) else {
+            continue;
+        };
+        let mine: Vec<u64> = counts
+            .iter()
+            .flat_map(|c| c[k as usize].unwrap_or_default().words())
+            .collect();
+        let mut theirs = vec![0u64; mine.len() + 1];
+        let st = comm
+            .sendrecv(&mine, peer, COUNTS_TAG, &mut theirs, peer, COUNTS_TAG)
+            .with_ctx(|| format!("exchanging counts with rank {peer}"))?;
+        checks::status(&st, peer, COUNTS_TAG, mine.len() * 8)
+            .map_err(|e| fail(format!("counts from rank {peer}: {e}")))?;
+        ensure!(
+            theirs[..mine.len()] == mine[..],
+            "rank {peer} counted (messages, bytes, checksums per thread) {:?}, I counted {mine:?}",
+            &theirs[..mine.len()]
+        );
+    }
+    let sent: u64 = stats.iter().map(|s| s.sent).sum();
+    let received: u64 = stats.iter().map(|s| s.received).sum();
+    let bytes: u64 = stats.iter().map(|s| s.bytes).sum();
     let rdv: u64 = stats.iter().map(|s| s.rendezvous).sum();
     let posted: u64 = stats.iter().map(|s| s.nb_posted).sum();
     let early: u64 = stats.iter().map(|s| s.nb_complete_before_wait).sum();
     println!(
-        "RESULT soak rank={} mode={} threads={threads} main_idle={main_idle} messages={msgs} bytes={bytes} rendezvous={rdv} \
+        "RESULT soak rank={me} ranks={n} mode={} threads={threads} main_idle={main_idle} messages={} \
+         sent={sent} received={received} bytes={bytes} rendezvous={rdv} \
          nonblocking_complete_before_wait={early}/{posted} elapsed_s={:.2}",
-        comm.rank(),
         mode(comm).name(),
+        sent + received,
         elapsed.as_secs_f64()
     );
-    comm.barrier().ctx(|| "final barrier".into())
+    comm.barrier().with_ctx(|| "final barrier".into())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Thread `t` of this rank: the pair schedules with thread `t` of every other rank, round by
+/// round; the counts of each round (`None` when this rank sits it out).
 fn soak_thread(
     comm: &Comm,
     t: u32,
-    seed: u64,
-    n: u64,
-    max: usize,
+    plan: &Plan,
     compute_us: u64,
     eager: usize,
-) -> R<Stats> {
-    let me = comm.rank();
-    let peer = 1 - me;
-    let mut sched = Sched::new(seed, t, n, max);
-    let mut local = Rng(mix(seed ^ 0x10CA1, t as u64, me as u64));
-    let think = move |rng: &mut Rng| {
-        compute(Duration::from_nanos(rng.below(compute_us * 1000 + 1)));
+) -> R<(Stats, Vec<Option<Counts>>)> {
+    let (me, n) = (comm.rank(), comm.size());
+    let max = plan.max;
+    let mut w = Worker {
+        comm,
+        local: Rng(mix(plan.seed ^ 0x10CA1, t as u64, me as u64)),
+        compute_us,
+        eager,
+        sbufs: (0..MAX_BATCH).map(|_| vec![0u8; max]).collect(),
+        rbufs: (0..MAX_BATCH).map(|_| vec![0u8; max + SLACK]).collect(),
+        st: Stats::default(),
+        done: &COUNTERS[t as usize % COUNTERS.len()],
     };
-    let mut sbufs: Vec<Vec<u8>> = (0..MAX_BATCH).map(|_| vec![0u8; max]).collect();
-    let mut rbufs: Vec<Vec<u8>> = (0..MAX_BATCH).map(|_| vec![0u8; max + SLACK]).collect();
-    let mut st = Stats::default();
-    let done = &COUNTERS[t as usize % COUNTERS.len()];
-    // Receive capacity for a message: its size plus 0..SLACK, the slack set to SENTINEL.
-    let prep_recv = |rb: &mut [u8], m: &Msg, rng: &mut Rng| -> usize {
-        let cap = m.size + rng.below(SLACK as u64 + 1) as usize;
-        rb[m.size..cap].fill(SENTINEL);
-        cap
-    };
-    let verify = |rb: &[u8], cap: usize, m: &Msg, status: &Status| -> R {
-        status_is(status, peer, m.tag, m.size)
-            .and_then(|_| check(&rb[..m.size], m.key))
-            .and_then(|_| {
-                ensure!(
-                    rb[m.size..cap].iter().all(|&b| b == SENTINEL),
-                    "bytes written past the message ({} bytes) in a {cap}-byte buffer",
-                    m.size
-                );
-                Ok(())
-            })
-            .map_err(|e| format!("message {m:?}: {e}"))
-    };
-    let account = |st: &mut Stats, m: &Msg| {
-        st.counts.msgs[m.from as usize] += 1;
-        st.counts.bytes[m.from as usize] += m.size as u64;
-        st.rendezvous += u64::from(m.size > eager);
-        done.fetch_add(1, Ordering::Relaxed);
-    };
-    while let Some(step) = sched.next_step() {
-        match step {
-            Step::Single(m, how) => {
-                think(&mut local);
-                if m.from == me {
-                    let sb = &mut sbufs[0][..m.size];
-                    fill(sb, m.key);
-                    if how % 2 == 0 {
-                        comm.send(&*sb, peer, m.tag).ctx(|| format!("send {m:?}"))?;
-                    } else {
-                        comm.scope(|s| -> R {
-                            let q = s.isend(&*sb, peer, m.tag).ctx(|| format!("isend {m:?}"))?;
-                            think(&mut local);
-                            st.nb_posted += 1;
-                            st.nb_complete_before_wait += u64::from(q.is_complete());
-                            q.wait().ctx(|| format!("wait isend {m:?}"))?;
-                            Ok(())
-                        })?;
-                    }
-                } else {
-                    let rb = &mut rbufs[0];
-                    let cap = prep_recv(rb, &m, &mut local);
-                    let status = match how % 3 {
-                        0 => comm
-                            .recv(&mut rb[..cap], peer, m.tag)
-                            .ctx(|| format!("recv {m:?}"))?,
-                        1 => comm.scope(|s| -> R<Status> {
-                            let r = s
-                                .irecv(&mut rb[..cap], peer, m.tag)
-                                .ctx(|| format!("irecv {m:?}"))?;
-                            think(&mut local);
-                            st.nb_posted += 1;
-                            st.nb_complete_before_wait += u64::from(r.is_complete());
-                            r.wait().ctx(|| format!("wait irecv {m:?}"))
-                        })?,
-                        _ => comm.scope(|s| -> R<Status> {
-                            // MPI-style: compute in slices, test between them.
-                            let mut r = s
-                                .irecv(&mut rb[..cap], peer, m.tag)
-                                .ctx(|| format!("irecv {m:?}"))?;
-                            loop {
-                                compute(Duration::from_micros(2));
-                                if let Some(s) = r.test().ctx(|| format!("test irecv {m:?}"))? {
-                                    return Ok(s);
-                                }
-                            }
-                        })?,
-                    };
-                    verify(rb, cap, &m, &status)?;
-                }
-                account(&mut st, &m);
+    let mut per_round = Vec::new();
+    for k in 0..rounds(n) {
+        per_round.push(match partner(k, me, n) {
+            None => None,
+            Some(p) => {
+                phase(format!(
+                    "soak traffic, thread {t}, round {k}, with rank {p}"
+                ));
+                Some(w.pair(p, plan.sched(t, me, p))?)
             }
-            Step::Batch(ms) => {
-                for (m, sb) in ms.iter().zip(sbufs.iter_mut()) {
-                    if m.from == me {
-                        fill(&mut sb[..m.size], m.key);
+        });
+    }
+    Ok((w.st, per_round))
+}
+
+/// One application thread's state across its pairs.
+struct Worker<'a> {
+    comm: &'a Comm,
+    /// Local randomness (think times, receive slack): not shared with the peer.
+    local: Rng,
+    compute_us: u64,
+    eager: usize,
+    sbufs: Vec<Vec<u8>>,
+    rbufs: Vec<Vec<u8>>,
+    st: Stats,
+    done: &'static AtomicU64,
+}
+
+impl Worker<'_> {
+    /// Runs `sched` with `peer`; the pair's counts.
+    fn pair(&mut self, peer: Rank, mut sched: Sched) -> R<Counts> {
+        let comm = self.comm;
+        let me = comm.rank();
+        // Which end of the pair I am: schedules name the lower rank 0, the higher 1.
+        let side = Rank::from(me > peer);
+        let compute_us = self.compute_us;
+        let eager = self.eager;
+        let think = move |rng: &mut Rng| {
+            compute(Duration::from_nanos(rng.below(compute_us * 1000 + 1)));
+        };
+        let (sbufs, rbufs, local, st, done) = (
+            &mut self.sbufs,
+            &mut self.rbufs,
+            &mut self.local,
+            &mut self.st,
+            self.done,
+        );
+        let mut counts = Counts::default();
+        // Receive capacity for a message: its size plus 0..SLACK, the slack set to SENTINEL.
+        let prep_recv = |rb: &mut [u8], m: &Msg, rng: &mut Rng| -> usize {
+            let cap = m.size + rng.below(SLACK as u64 + 1) as usize;
+            rb[m.size..cap].fill(SENTINEL);
+            cap
+        };
+        let verify = |rb: &[u8], cap: usize, m: &Msg, status: &Status| -> R {
+            checks::status(status, peer, m.tag, m.size)
+                .and_then(|_| check(&rb[..m.size], m.key))
+                .and_then(|_| checks::untouched(&rb[..cap], m.size))
+                .map_err(|e| fail(format!("message {m:?} from rank {peer}: {e}")))
+        };
+        // Counts a completed message; `data` is what was sent or received.
+        let mut account = |st: &mut Stats, m: &Msg, data: &[u8]| {
+            let d = m.from as usize;
+            counts.msgs[d] += 1;
+            counts.bytes[d] += m.size as u64;
+            counts.sums[d] = counts.sums[d].wrapping_add(checksum(data));
+            if m.from == side {
+                st.sent += 1;
+            } else {
+                st.received += 1;
+            }
+            st.bytes += m.size as u64;
+            st.rendezvous += u64::from(m.size > eager);
+            done.fetch_add(1, Ordering::Relaxed);
+        };
+        while let Some(step) = sched.next_step() {
+            match step {
+                Step::Single(m, how) => {
+                    think(local);
+                    if m.from == side {
+                        let sb = &mut sbufs[0][..m.size];
+                        fill(sb, m.key);
+                        if how % 2 == 0 {
+                            comm.send(&*sb, peer, m.tag)
+                                .with_ctx(|| format!("send {m:?}"))?;
+                        } else {
+                            comm.scope(|s| -> R {
+                                let q = s
+                                    .isend(&*sb, peer, m.tag)
+                                    .with_ctx(|| format!("isend {m:?}"))?;
+                                think(local);
+                                st.nb_posted += 1;
+                                st.nb_complete_before_wait += u64::from(q.is_complete());
+                                q.wait().with_ctx(|| format!("wait isend {m:?}"))?;
+                                Ok(())
+                            })?;
+                        }
+                        account(st, &m, sb);
+                    } else {
+                        let rb = &mut rbufs[0];
+                        let cap = prep_recv(rb, &m, local);
+                        let status = match how % 3 {
+                            0 => comm
+                                .recv(&mut rb[..cap], peer, m.tag)
+                                .with_ctx(|| format!("recv {m:?}"))?,
+                            1 => comm.scope(|s| -> R<Status> {
+                                let r = s
+                                    .irecv(&mut rb[..cap], peer, m.tag)
+                                    .with_ctx(|| format!("irecv {m:?}"))?;
+                                think(local);
+                                st.nb_posted += 1;
+                                st.nb_complete_before_wait += u64::from(r.is_complete());
+                                r.wait().with_ctx(|| format!("wait irecv {m:?}"))
+                            })?,
+                            _ => comm.scope(|s| -> R<Status> {
+                                // MPI-style: compute in slices, test between them.
+                                let mut r = s
+                                    .irecv(&mut rb[..cap], peer, m.tag)
+                                    .with_ctx(|| format!("irecv {m:?}"))?;
+                                loop {
+                                    compute(Duration::from_micros(2));
+                                    if let Some(s) =
+                                        r.test().with_ctx(|| format!("test irecv {m:?}"))?
+                                    {
+                                        return Ok(s);
+                                    }
+                                }
+                            })?,
+                        };
+                        verify(rb, cap, &m, &status)?;
+                        account(st, &m, &rb[..m.size]);
                     }
                 }
-                let caps: Vec<usize> = ms
-                    .iter()
-                    .zip(rbufs.iter_mut())
-                    .map(|(m, rb)| {
-                        if m.from == me {
-                            0
-                        } else {
-                            prep_recv(rb, m, &mut local)
+                Step::Batch(ms) => {
+                    for (m, sb) in ms.iter().zip(sbufs.iter_mut()) {
+                        if m.from == side {
+                            fill(&mut sb[..m.size], m.key);
                         }
-                    })
-                    .collect();
-                let statuses = comm.scope(|s| -> R<Vec<Status>> {
-                    let mut reqs = Vec::with_capacity(ms.len());
-                    for ((m, sb), (rb, &cap)) in ms
+                    }
+                    let caps: Vec<usize> = ms
                         .iter()
+                        .zip(rbufs.iter_mut())
+                        .map(|(m, rb)| {
+                            if m.from == side {
+                                0
+                            } else {
+                                prep_recv(rb, m, local)
+                            }
+                        })
+                        .collect();
+                    let statuses = comm.scope(|s| -> R<Vec<Status>> {
+                        let mut reqs = Vec::with_capacity(ms.len());
+                        for ((m, sb), (rb, &cap)) in ms
+                            .iter()
+                            .zip(sbufs.iter())
+                            .zip(rbufs.iter_mut().zip(caps.iter()))
+                        {
+                            let r = if m.from == side {
+                                s.isend(&sb[..m.size], peer, m.tag)
+                            } else {
+                                s.irecv(&mut rb[..cap], peer, m.tag)
+                            };
+                            reqs.push(r.with_ctx(|| format!("posting {m:?}"))?);
+                        }
+                        think(local);
+                        st.nb_posted += reqs.len() as u64;
+                        st.nb_complete_before_wait +=
+                            reqs.iter().filter(|r| r.is_complete()).count() as u64;
+                        let mut out = Vec::with_capacity(reqs.len());
+                        for (r, m) in reqs.into_iter().zip(ms.iter()) {
+                            out.push(r.wait().with_ctx(|| format!("wait {m:?}"))?);
+                        }
+                        Ok(out)
+                    })?;
+                    for ((((m, rb), sb), status), &cap) in ms
+                        .iter()
+                        .zip(rbufs.iter())
                         .zip(sbufs.iter())
-                        .zip(rbufs.iter_mut().zip(caps.iter()))
+                        .zip(statuses.iter())
+                        .zip(caps.iter())
                     {
-                        let r = if m.from == me {
-                            s.isend(&sb[..m.size], peer, m.tag)
+                        if m.from == side {
+                            checks::status(status, me, m.tag, m.size)
+                                .map_err(|e| fail(format!("send {m:?}: {e}")))?;
+                            account(st, m, &sb[..m.size]);
                         } else {
-                            s.irecv(&mut rb[..cap], peer, m.tag)
-                        };
-                        reqs.push(r.ctx(|| format!("posting {m:?}"))?);
+                            verify(rb, cap, m, status)?;
+                            account(st, m, &rb[..m.size]);
+                        }
                     }
-                    think(&mut local);
-                    st.nb_posted += reqs.len() as u64;
-                    st.nb_complete_before_wait +=
-                        reqs.iter().filter(|r| r.is_complete()).count() as u64;
-                    let mut out = Vec::with_capacity(reqs.len());
-                    for (r, m) in reqs.into_iter().zip(ms.iter()) {
-                        out.push(r.wait().ctx(|| format!("wait {m:?}"))?);
-                    }
-                    Ok(out)
-                })?;
-                for (((m, rb), status), &cap) in ms
-                    .iter()
-                    .zip(rbufs.iter())
-                    .zip(statuses.iter())
-                    .zip(caps.iter())
-                {
-                    if m.from == me {
-                        status_is(status, me, m.tag, m.size)
-                            .map_err(|e| format!("send {m:?}: {e}"))?;
-                    } else {
-                        verify(rb, cap, m, status)?;
-                    }
-                    account(&mut st, m);
                 }
             }
         }
+        Ok(counts)
     }
-    Ok(st)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -677,17 +790,9 @@ const OVERLAP_TAG: Tag = 77;
 /// modes that must progress behind the application's back; a hang guard, far above need.
 const NOTICE_BOUND: Duration = Duration::from_secs(10);
 
-fn overlap(comm: &Comm, o: &Opts) -> R {
+fn overlap(comm: &Comm, o: &OverlapOpts) -> R {
     need(comm, 2)?;
-    let side = o.str("side", "recv");
-    let order = o.str("order", "posted");
-    let bytes: usize = o.get("bytes", 4 << 20)?;
-    let ms: u64 = o.get("compute-ms", 300)?;
-    ensure!(side == "recv" || side == "send", "--side recv|send");
-    ensure!(
-        order == "posted" || order == "unexpected",
-        "--order posted|unexpected"
-    );
+    let (side, order, bytes, ms) = (o.side.as_str(), o.order.as_str(), o.bytes, o.compute_ms);
     let key = mix(0x0E1A, bytes as u64, 1);
     let late = Duration::from_millis(50);
     let m = mode(comm);
@@ -703,12 +808,13 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
     let oob = Pipe::new()?;
     let mut ids = [std::process::id() as u64, oob.w as u64];
     if me == 0 {
-        comm.send(&ids, 1, INFO_TAG).ctx(|| "send pipe".into())?;
+        comm.send(&ids, 1, INFO_TAG)
+            .with_ctx(|| "send pipe".into())?;
     } else {
         comm.recv(&mut ids, 0, INFO_TAG)
-            .ctx(|| "recv pipe".into())?;
+            .with_ctx(|| "recv pipe".into())?;
     }
-    comm.barrier().ctx(|| "barrier".into())?;
+    comm.barrier().with_ctx(|| "barrier".into())?;
     phase(format!("overlap {side} {order}"));
     // Rank 0 posts and computes; rank 1 waits in a blocking call.
     let app_late = order == "unexpected";
@@ -726,7 +832,7 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
             } else {
                 s.isend(&buf[..], 1, OVERLAP_TAG)
             }
-            .ctx(|| "posting".into())?;
+            .with_ctx(|| "posting".into())?;
             let t = Instant::now();
             compute(Duration::from_millis(ms));
             // Then until rank 1's notice (a system call every 100 µs: a signal pending
@@ -749,8 +855,8 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
             // Complete, or after one progress pass: records that need no answer (EAGER, FIN)
             // do not interrupt a computing rank; anything that needed its work (RTS, CTS,
             // DATA) must have been handled while it computed.
-            let complete = req.is_complete() || req.test().ctx(|| "test".into())?.is_some();
-            let st = req.wait().ctx(|| "wait".into())?;
+            let complete = req.is_complete() || req.test().with_ctx(|| "test".into())?.is_some();
+            let st = req.wait().with_ctx(|| "wait".into())?;
             status_is(&st, if side == "recv" { 1 } else { 0 }, OVERLAP_TAG, bytes)?;
             Ok((complete, noticed, dt))
         })?;
@@ -776,15 +882,17 @@ fn overlap(comm: &Comm, o: &Opts) -> R {
         let mut buf = vec![0u8; bytes];
         if side == "recv" {
             fill(&mut buf, key);
-            comm.send(&buf, 0, OVERLAP_TAG).ctx(|| "send".into())?;
+            comm.send(&buf, 0, OVERLAP_TAG).with_ctx(|| "send".into())?;
         } else {
-            let st = comm.recv(&mut buf, 0, OVERLAP_TAG).ctx(|| "recv".into())?;
+            let st = comm
+                .recv(&mut buf, 0, OVERLAP_TAG)
+                .with_ctx(|| "recv".into())?;
             status_is(&st, 0, OVERLAP_TAG, bytes)?;
             check(&buf, key)?;
         }
         Pipe::notify(ids[0], ids[1])?;
     }
-    comm.barrier().ctx(|| "final barrier".into())
+    comm.barrier().with_ctx(|| "final barrier".into())
 }
 
 /// A pipe for out-of-band notices between ranks: the peer opens the write end through
@@ -894,11 +1002,9 @@ fn storm_msg(buf: &mut Vec<u8>, seed: u64, i: u64) {
     fill(&mut buf[8..], mix(seed, i, 0x58));
 }
 
-fn storm(comm: &Comm, o: &Opts) -> R {
+fn storm(comm: &Comm, o: &StormOpts) -> R {
     need(comm, 2)?;
-    let storm_ms: u64 = o.get("storm-ms", 2000)?;
-    let iters: u64 = o.get("work", 55_000_000)?;
-    let seed: u64 = o.get("seed", 0x5702)?;
+    let (storm_ms, iters, seed) = (o.storm_ms, o.work, o.seed);
     if comm.rank() == 1 {
         // Reference: the same work with no traffic.
         phase("storm: reference work");
@@ -909,7 +1015,7 @@ fn storm(comm: &Comm, o: &Opts) -> R {
             reference.0 == iters && reference.1 == lcg_jump(0x1234_5678_9ABC_DEF0, iters),
             "reference work is wrong: {reference:?}"
         );
-        comm.barrier().ctx(|| "barrier".into())?;
+        comm.barrier().with_ctx(|| "barrier".into())?;
         phase("storm: work under the storm");
         // The first messages have receives posted before the work: how many completed by
         // its end shows whether they progressed while we computed.
@@ -917,7 +1023,10 @@ fn storm(comm: &Comm, o: &Opts) -> R {
         let (early, early_st, got, storm_time) = comm.scope(|s| -> R<_> {
             let mut reqs = Vec::new();
             for b in early_bufs.iter_mut() {
-                reqs.push(s.irecv(&mut b[..], 0, STORM_TAG).ctx(|| "irecv".into())?);
+                reqs.push(
+                    s.irecv(&mut b[..], 0, STORM_TAG)
+                        .with_ctx(|| "irecv".into())?,
+                );
             }
             let t = Instant::now();
             let got = work(iters);
@@ -925,7 +1034,7 @@ fn storm(comm: &Comm, o: &Opts) -> R {
             let early = reqs.iter().filter(|r| r.is_complete()).count();
             let mut sts = Vec::new();
             for r in reqs {
-                sts.push(r.wait().ctx(|| "wait pre-posted irecv".into())?);
+                sts.push(r.wait().with_ctx(|| "wait pre-posted irecv".into())?);
             }
             Ok((early, sts, got, storm_time))
         })?;
@@ -951,7 +1060,7 @@ fn storm(comm: &Comm, o: &Opts) -> R {
                 }
                 None => comm
                     .recv(&mut buf, 0, STORM_TAG)
-                    .ctx(|| format!("recv storm message {i}"))?,
+                    .with_ctx(|| format!("recv storm message {i}"))?,
             };
             let idx = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
             if idx == u64::MAX {
@@ -979,7 +1088,7 @@ fn storm(comm: &Comm, o: &Opts) -> R {
             storm_time.as_millis()
         );
     } else {
-        comm.barrier().ctx(|| "barrier".into())?;
+        comm.barrier().with_ctx(|| "barrier".into())?;
         phase("storm: sending");
         let t = Instant::now();
         let mut buf = Vec::with_capacity(256);
@@ -988,21 +1097,21 @@ fn storm(comm: &Comm, o: &Opts) -> R {
         while (i as usize) < PRE_POSTED || t.elapsed() < Duration::from_millis(storm_ms) {
             storm_msg(&mut buf, seed, i);
             comm.send(&buf, 1, STORM_TAG)
-                .ctx(|| format!("send storm message {i}"))?;
+                .with_ctx(|| format!("send storm message {i}"))?;
             i += 1;
         }
         let mut end = [0u8; 16];
         end[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         end[8..].copy_from_slice(&i.to_le_bytes());
         comm.send(&end, 1, STORM_TAG)
-            .ctx(|| "send end marker".into())?;
+            .with_ctx(|| "send end marker".into())?;
         println!(
             "RESULT storm-sender mode={} messages={i} sending_ms={}",
             mode(comm).name(),
             t.elapsed().as_millis()
         );
     }
-    comm.barrier().ctx(|| "final barrier".into())
+    comm.barrier().with_ctx(|| "final barrier".into())
 }
 
 static APP_SIGNALS: AtomicU64 = AtomicU64::new(0);
@@ -1011,13 +1120,11 @@ extern "C" fn count_signal(_: libc::c_int) {
     APP_SIGNALS.fetch_add(1, Ordering::Relaxed);
 }
 
-fn storm_recv(comm: &Comm, o: &Opts) -> R {
+fn storm_recv(comm: &Comm, o: &StormRecvOpts) -> R {
     need(comm, 2)?;
-    let with = o.str("with", "tocsin");
-    let rounds: u64 = o.get("rounds", 512)?;
-    let big: usize = o.get("big", 2 << 20)?;
-    let gap = Duration::from_micros(o.get("gap-us", 20)?);
-    let signo = match with.as_str() {
+    let (with, rounds, big) = (o.with.as_str(), o.rounds, o.big);
+    let gap = Duration::from_micros(o.gap_us);
+    let signo = match with {
         "tocsin" => std::env::var("TOCSIN_SIGNAL")
             .ok()
             .and_then(|v| v.parse::<i32>().ok())
@@ -1051,17 +1158,19 @@ fn storm_recv(comm: &Comm, o: &Opts) -> R {
         }
         // SAFETY: no arguments.
         let ids = [std::process::id() as u64, unsafe { libc::gettid() } as u64];
-        comm.send(&ids, 0, INFO_TAG).ctx(|| "send ids".into())?;
+        comm.send(&ids, 0, INFO_TAG)
+            .with_ctx(|| "send ids".into())?;
         phase("storm-recv: receiving");
         let mut buf = vec![0u8; big + rounds as usize * 4097 + 1];
         for r in 0..rounds {
             let st = comm
                 .recv(&mut buf, 0, STORM_TAG)
-                .ctx(|| format!("recv round {r}"))?;
+                .with_ctx(|| format!("recv round {r}"))?;
             status_is(&st, 0, STORM_TAG, size_of(r))?;
             check(&buf[..st.len], key_of(r)).map_err(|e| format!("round {r}: {e}"))?;
         }
-        comm.send(&[0u8], 0, INFO_TAG).ctx(|| "send done".into())?;
+        comm.send(&[0u8], 0, INFO_TAG)
+            .with_ctx(|| "send done".into())?;
         println!(
             "RESULT storm-recv with={with} mode={} rounds={rounds} app_handler_runs={}",
             mode(comm).name(),
@@ -1069,7 +1178,8 @@ fn storm_recv(comm: &Comm, o: &Opts) -> R {
         );
     } else {
         let mut ids = [0u64; 2];
-        comm.recv(&mut ids, 1, INFO_TAG).ctx(|| "recv ids".into())?;
+        comm.recv(&mut ids, 1, INFO_TAG)
+            .with_ctx(|| "recv ids".into())?;
         let (pid, tid) = (ids[0] as i32, ids[1] as i32);
         let stop = AtomicBool::new(false);
         phase("storm-recv: sending under the storm");
@@ -1098,12 +1208,12 @@ fn storm_recv(comm: &Comm, o: &Opts) -> R {
                     let b = &mut buf[..size_of(r)];
                     fill(b, key_of(r));
                     comm.send(&*b, 1, STORM_TAG)
-                        .ctx(|| format!("send round {r}"))?;
+                        .with_ctx(|| format!("send round {r}"))?;
                 }
                 // Keep the storm on until rank 1 has checked everything.
                 let mut done = [0u8; 1];
                 comm.recv(&mut done, 1, INFO_TAG)
-                    .ctx(|| "recv done".into())?;
+                    .with_ctx(|| "recv done".into())?;
                 Ok(())
             })();
             stop.store(true, Ordering::Relaxed);
@@ -1119,15 +1229,14 @@ fn storm_recv(comm: &Comm, o: &Opts) -> R {
             mode(comm).name()
         );
     }
-    comm.barrier().ctx(|| "final barrier".into())
+    comm.barrier().with_ctx(|| "final barrier".into())
 }
 
 // ---------------------------------------------------------------------------------------
 // ring
 
-fn ring(comm: &Comm, o: &Opts) -> R {
-    let rounds: u64 = o.get("rounds", 10)?;
-    let big: usize = o.get("big", 4 << 20)?;
+fn ring(comm: &Comm, o: &RingOpts) -> R {
+    let (rounds, big) = (o.rounds, o.big);
     let (me, n) = (comm.rank(), comm.size());
     let next = (me + 1) % n;
     let prev = (me + n - 1) % n;
@@ -1143,10 +1252,11 @@ fn ring(comm: &Comm, o: &Opts) -> R {
         let mut token = [0u64; 1];
         if me == 0 {
             token[0] = start;
-            comm.send(&token, next, rt).ctx(|| "send token".into())?;
+            comm.send(&token, next, rt)
+                .with_ctx(|| "send token".into())?;
             let st = comm
                 .recv(&mut token, prev, rt)
-                .ctx(|| "recv token".into())?;
+                .with_ctx(|| "recv token".into())?;
             status_is(&st, prev, rt, 8)?;
             ensure!(
                 token[0] == start + n as u64 - 1,
@@ -1157,7 +1267,7 @@ fn ring(comm: &Comm, o: &Opts) -> R {
         } else {
             let st = comm
                 .recv(&mut token, prev, rt)
-                .ctx(|| "recv token".into())?;
+                .with_ctx(|| "recv token".into())?;
             status_is(&st, prev, rt, 8)?;
             ensure!(
                 token[0] == start + me as u64 - 1,
@@ -1165,7 +1275,8 @@ fn ring(comm: &Comm, o: &Opts) -> R {
                 token[0]
             );
             token[0] += 1;
-            comm.send(&token, next, rt).ctx(|| "send token".into())?;
+            comm.send(&token, next, rt)
+                .with_ctx(|| "send token".into())?;
         }
         phase(format!("ring round {round}: exchange"));
         let size = sizes[round as usize % sizes.len()].min(big);
@@ -1176,20 +1287,20 @@ fn ring(comm: &Comm, o: &Opts) -> R {
         let (a, b) = comm.scope(|s| -> R<(Status, Status)> {
             let r1 = s
                 .irecv(&mut in_prev[..size], prev, rt + 1)
-                .ctx(|| "irecv prev".into())?;
+                .with_ctx(|| "irecv prev".into())?;
             let r2 = s
                 .irecv(&mut in_next[..size], next, rt + 2)
-                .ctx(|| "irecv next".into())?;
+                .with_ctx(|| "irecv next".into())?;
             let q1 = s
                 .isend(&out_next[..size], next, rt + 1)
-                .ctx(|| "isend next".into())?;
+                .with_ctx(|| "isend next".into())?;
             let q2 = s
                 .isend(&out_prev[..size], prev, rt + 2)
-                .ctx(|| "isend prev".into())?;
-            q1.wait().ctx(|| "wait isend next".into())?;
-            q2.wait().ctx(|| "wait isend prev".into())?;
-            let a = r1.wait().ctx(|| "wait irecv prev".into())?;
-            let b = r2.wait().ctx(|| "wait irecv next".into())?;
+                .with_ctx(|| "isend prev".into())?;
+            q1.wait().with_ctx(|| "wait isend next".into())?;
+            q2.wait().with_ctx(|| "wait isend prev".into())?;
+            let a = r1.wait().with_ctx(|| "wait irecv prev".into())?;
+            let b = r2.wait().with_ctx(|| "wait irecv next".into())?;
             Ok((a, b))
         })?;
         status_is(&a, prev, rt + 1, size)?;
@@ -1205,7 +1316,7 @@ fn ring(comm: &Comm, o: &Opts) -> R {
                 let mut v = [0u64; 2];
                 let st = comm
                     .recv(&mut v, ANY_SOURCE, rt + 3)
-                    .ctx(|| "recv ANY_SOURCE".into())?;
+                    .with_ctx(|| "recv ANY_SOURCE".into())?;
                 ensure!(st.len == 16 && st.source != 0, "gather status {st:?}");
                 ensure!(
                     v == [st.source as u64, round],
@@ -1221,9 +1332,9 @@ fn ring(comm: &Comm, o: &Opts) -> R {
             }
         } else {
             comm.send(&[me as u64, round], 0, rt + 3)
-                .ctx(|| "send gather".into())?;
+                .with_ctx(|| "send gather".into())?;
         }
-        comm.barrier().ctx(|| "barrier".into())?;
+        comm.barrier().with_ctx(|| "barrier".into())?;
     }
     if me == 0 {
         println!(
@@ -1259,9 +1370,9 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-fn eintr(comm: &Comm, o: &Opts) -> R {
+fn eintr(comm: &Comm, o: &EintrOpts) -> R {
     need(comm, 2)?;
-    let sleep_ms: u64 = o.get("sleep-ms", 400)?;
+    let sleep_ms = o.sleep_ms;
     let m = mode(comm);
     let strict = matches!(
         m,
@@ -1279,11 +1390,12 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
             std::io::Error::last_os_error()
         );
         let ids = [std::process::id() as u64, fds[1] as u64];
-        comm.send(&ids, 0, INFO_TAG).ctx(|| "send ids".into())?;
+        comm.send(&ids, 0, INFO_TAG)
+            .with_ctx(|| "send ids".into())?;
         let mut bufs: Vec<Vec<u8>> = BURST.iter().map(|&s| vec![0u8; s]).collect();
         for (p, name) in phases.iter().enumerate() {
             phase(format!("eintr {name}"));
-            comm.barrier().ctx(|| "barrier".into())?;
+            comm.barrier().with_ctx(|| "barrier".into())?;
             let mut eintrs = 0u64;
             let t = Instant::now();
             let (early, statuses) = comm.scope(|s| -> R<(usize, Vec<Status>)> {
@@ -1291,7 +1403,7 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                 for (i, b) in bufs.iter_mut().enumerate() {
                     reqs.push(
                         s.irecv(&mut b[..], 0, tag(p, i))
-                            .ctx(|| format!("irecv {i}"))?,
+                            .with_ctx(|| format!("irecv {i}"))?,
                     );
                 }
                 match *name {
@@ -1363,7 +1475,7 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                     .count();
                 let mut out = Vec::new();
                 for (i, r) in reqs.into_iter().enumerate() {
-                    out.push(r.wait().ctx(|| format!("wait irecv {i}"))?);
+                    out.push(r.wait().with_ctx(|| format!("wait irecv {i}"))?);
                 }
                 Ok((early, out))
             })?;
@@ -1382,7 +1494,8 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
         }
     } else {
         let mut ids = [0u64; 2];
-        comm.recv(&mut ids, 1, INFO_TAG).ctx(|| "recv ids".into())?;
+        comm.recv(&mut ids, 1, INFO_TAG)
+            .with_ctx(|| "recv ids".into())?;
         let path = format!("/proc/{}/fd/{}", ids[0], ids[1]);
         let mut pipe = std::fs::OpenOptions::new()
             .write(true)
@@ -1399,19 +1512,19 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                     b
                 })
                 .collect();
-            comm.barrier().ctx(|| "barrier".into())?;
+            comm.barrier().with_ctx(|| "barrier".into())?;
             // Let rank 1 enter its system call.
             std::thread::sleep(Duration::from_millis(20));
             comm.scope(|s| -> R {
                 let mut reqs = Vec::new();
                 for (i, b) in bufs.iter().enumerate() {
-                    reqs.push(s.isend(&b[..], 1, tag(p, i)).ctx(|| format!("isend {i}"))?);
+                    reqs.push(s.isend(&b[..], 1, tag(p, i)).with_ctx(|| format!("isend {i}"))?);
                     // Spread the burst: each post finds rank 1 inside its system call.
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 if p < 2 {
                     for (i, r) in reqs.into_iter().enumerate() {
-                        r.wait().ctx(|| format!("wait isend {i}"))?;
+                        r.wait().with_ctx(|| format!("wait isend {i}"))?;
                     }
                 } else if strict {
                     // Our rendezvous sends need rank 1's progress while it is blocked in
@@ -1420,7 +1533,7 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                     let mut stuck = false;
                     while !reqs.iter().all(|r| r.is_complete()) {
                         for (i, r) in reqs.iter_mut().enumerate() {
-                            r.test().ctx(|| format!("test isend {i}"))?;
+                            r.test().with_ctx(|| format!("test isend {i}"))?;
                         }
                         if t.elapsed() > NOTICE_BOUND {
                             stuck = true;
@@ -1430,7 +1543,7 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                     }
                     pipe.write_all(b"x").map_err(|e| format!("write pipe: {e}"))?;
                     for (i, r) in reqs.into_iter().enumerate() {
-                        r.wait().ctx(|| format!("wait isend {i}"))?;
+                        r.wait().with_ctx(|| format!("wait isend {i}"))?;
                     }
                     ensure!(
                         !stuck,
@@ -1444,12 +1557,12 @@ fn eintr(comm: &Comm, o: &Opts) -> R {
                     std::thread::sleep(Duration::from_millis(100));
                     pipe.write_all(b"x").map_err(|e| format!("write pipe: {e}"))?;
                     for (i, r) in reqs.into_iter().enumerate() {
-                        r.wait().ctx(|| format!("wait isend {i}"))?;
+                        r.wait().with_ctx(|| format!("wait isend {i}"))?;
                     }
                 }
                 Ok(())
             })?;
         }
     }
-    comm.barrier().ctx(|| "final barrier".into())
+    comm.barrier().with_ctx(|| "final barrier".into())
 }

@@ -1,10 +1,13 @@
 //! `tocsin-testrank`: the point-to-point test program, one case per run, for `tests/p2p.rs`.
 //!
-//! Usage: `tocsin run -n N -- tocsin-testrank CASE` (or under `mpiexec.hydra`). Every rank
-//! runs the case, checks real outcomes (bytes byte for byte, statuses, error variants) and
-//! prints `ok CASE rank R/N` on success; on failure it prints `FAIL CASE rank R/N: why` on
-//! stderr and exits 1. A watchdog ends a rank stuck longer than `TESTRANK_TIMEOUT` seconds
-//! (default 60) with exit code 3 and the last step it reached.
+//! Usage: `tocsin run -n N -- tocsin-testrank [--timeout S] CASE [CASE OPTIONS]` (or under
+//! `mpiexec.hydra`); `tocsin-testrank help CASE` lists a case's options, and an unknown case
+//! or option is an error. Every rank runs the case, checks real outcomes (bytes byte for
+//! byte, statuses, error variants) and prints `ok CASE rank R/N` on success; on failure it
+//! prints `FAIL CASE rank R/N: why` on stderr and exits 1. A watchdog ends a rank stuck
+//! longer than `--timeout` seconds (default 60) with exit code 3 and the last step it
+//! reached. The harness (reporting, watchdog, message contents) is
+//! [`tocsin_cli::testkit`].
 //!
 //! Cases (ranks needed):
 //! - `sizes` (≥2): sizes 0, 1, eager−1, eager, eager+1, 4 MiB+3 between ranks 0 and 1 in
@@ -20,7 +23,7 @@
 //!   `Error::Truncated` with both sizes, the first bytes delivered, nothing written past the
 //!   buffer, and later messages still arrive.
 //! - `self` (≥1): a rank sends to itself (eager, rendezvous, truncating, ANY_SOURCE).
-//! - `random` (≥2): `TESTRANK_RANDOM_TOTAL` (10,000) randomly sized messages to random peers,
+//! - `random` (≥2): `--total` (10,000) randomly sized messages to random peers,
 //!   counts exchanged first, contents and per-message checksums verified.
 //! - `probe` (≥2): probe / iprobe statuses, messages left in place.
 //! - `errors` (≥2): configuration, rank and tag errors; the library keeps working after.
@@ -36,7 +39,7 @@
 //!   another one (getting `PeerDied`), then receives the first.
 //! - `die-rendezvous` (≥2): rank 1 posts a 4 MiB isend and exits; rank 0's receive ends
 //!   with the right bytes or `PeerDied`, within seconds.
-//! - `flood` (≥2): `TESTRANK_FLOOD` (3000) mixed messages with tags 0, 1, 2 posted at once
+//! - `flood` (≥2): `--messages` (3000) mixed messages with tags 0, 1, 2 posted at once
 //!   from every rank but 1 to rank 1, and from rank 1 to rank 0; received tag 2 first, then
 //!   1, then 0 (unexpected queue and full rings).
 //! - `sleepy` (≥2): receives and rendezvous sends that wait ~400 ms for a napping peer, and
@@ -45,166 +48,32 @@
 //!   posted before the computation must complete during it.
 //! - `background` (≥2): rank 1 posts a receive and computes 400 ms while rank 0 sends; the
 //!   computation must not be starved, and in thread, signal and uintr modes the receive must
-//!   have completed meanwhile (`TESTRANK_BG_LEN`, `TESTRANK_BG_COUNT`, `TESTRANK_BG_BARRIER`).
-//! - `threads` (≥2): `TESTRANK_THREADS` (2) threads per rank communicate at once, each with
+//!   have completed meanwhile (`--len`, `--count`, `--barrier`).
+//! - `threads` (≥2): `--threads` (2) threads per rank communicate at once, each with
 //!   its own tags.
 //! - `threads-cross` (≥2): a thread blocked in a receive from its own rank is woken by
 //!   another thread's send (eager and rendezvous); producer and consumer threads.
-//! - `hold` (≥1): initialize, barrier, print `pid R PID`, sleep `TESTRANK_HOLD_SECS` (30).
+//! - `hold` (≥1): initialize, barrier, print `pid R PID`, sleep `--secs` (30).
 //! - `hold-bootstrap` (≥2): print `pid R PID`; ranks other than 0 sleep
-//!   `TESTRANK_HOLD_SECS` before initializing, so rank 0 stays inside the bootstrap.
+//!   `--secs` before initializing, so rank 0 stays inside the bootstrap.
 
-use std::fmt::{Debug, Display};
+use std::fmt::Debug;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tocsin::{wait_all, wait_any, Comm, Config, Error, Rank, Status, Tag, ANY_SOURCE, ANY_TAG};
+use tocsin_cli::ensure;
+use tocsin_cli::testkit::checks::{self, SENTINEL};
+use tocsin_cli::testkit::data::{checksum, pattern, seed, Rng};
+use tocsin_cli::testkit::report::{fail, step, who};
+use tocsin_cli::testkit::{report, Ctx, R};
 
-/// A case's outcome: `Err` carries the message printed on failure.
-type R<T = ()> = Result<T, String>;
-
-/// Fills receive buffers past what may be written, to catch overruns.
-const SENTINEL: u8 = 0xEE;
 /// Slack after every receive buffer, filled with [`SENTINEL`].
 const SLACK: usize = 16;
 /// Large message size of the issue: 4 MiB + 3.
 const BIG: usize = (4 << 20) + 3;
-
-macro_rules! ensure {
-    ($c:expr, $($a:tt)+) => {
-        if !$c {
-            return Err(fail(format!($($a)+)));
-        }
-    };
-}
-
-/// Adds context to a tocsin error.
-trait Ctx<T> {
-    fn ctx(self, what: impl Display) -> R<T>;
-}
-impl<T> Ctx<T> for tocsin::Result<T> {
-    fn ctx(self, what: impl Display) -> R<T> {
-        self.map_err(|e| fail(format!("{what}: unexpected error: {e} ({e:?})")))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Failure, watchdog and step tracking
-
-static CASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Reports a failure and ends the process at once: unwinding would drop requests that can
-/// never complete (a dropped request waits for its completion), hiding the failure behind
-/// a hang. (Typed as returning the message so that it fits `Err(fail(…))`.)
-fn fail(msg: String) -> String {
-    let case = CASE.get().map_or("?", |c| c.as_str());
-    eprintln!("FAIL {case} {}: {msg}", who());
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    std::process::exit(1)
-}
-
-static STEP: Mutex<String> = Mutex::new(String::new());
-static RANK: AtomicU32 = AtomicU32::new(u32::MAX);
-static SIZE: AtomicU32 = AtomicU32::new(0);
-
-/// Records what the rank is doing, for the watchdog's message.
-fn step(s: impl Into<String>) {
-    *STEP.lock().unwrap_or_else(|e| e.into_inner()) = s.into();
-}
-
-fn who() -> String {
-    match RANK.load(Ordering::Relaxed) {
-        u32::MAX => format!("pid {}", std::process::id()),
-        r => format!("rank {r}/{}", SIZE.load(Ordering::Relaxed)),
-    }
-}
-
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
-            eprintln!("tocsin-testrank: {name} must be a number, got {v:?}");
-            std::process::exit(2)
-        }),
-        Err(_) => default,
-    }
-}
-
-fn start_watchdog(case: String) {
-    let secs: u64 = env_num("TESTRANK_TIMEOUT", 60);
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        let st = STEP.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        eprintln!(
-            "FAIL {case} {}: watchdog: still running after {secs} s; last step: {st}",
-            who()
-        );
-        std::process::exit(3);
-    });
-}
-
-// ---------------------------------------------------------------------------------------
-// Data: deterministic patterns and checksums
-
-fn splitmix(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A seed from a few numbers.
-fn seed(parts: &[u64]) -> u64 {
-    let mut s = 0x1234_5678_9ABC_DEF0u64;
-    for &p in parts {
-        s ^= p;
-        splitmix(&mut s);
-    }
-    s
-}
-
-/// `len` pseudo-random bytes determined by `seed`.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len + 8);
-    let mut s = seed;
-    while v.len() < len {
-        v.extend_from_slice(&splitmix(&mut s).to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-/// A 64-bit checksum of `b` (FNV-style over 8-byte words, length included).
-fn checksum(b: &[u8]) -> u64 {
-    let mut h = 0xCBF2_9CE4_8422_2325u64 ^ b.len() as u64;
-    let mut it = b.chunks_exact(8);
-    for c in &mut it {
-        let w = u64::from_le_bytes(c.try_into().unwrap());
-        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
-    }
-    for &x in it.remainder() {
-        h = (h ^ x as u64).wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
-
-/// A small random-number generator (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        splitmix(&mut self.0)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: usize, hi_incl: usize) -> usize {
-        lo + self.below((hi_incl - lo + 1) as u64) as usize
-    }
-}
 
 /// A receive buffer of `len` bytes followed by [`SLACK`] sentinel bytes.
 fn rbuf(len: usize) -> Vec<u8> {
@@ -247,13 +116,7 @@ fn check_recv(what: &str, st: &Status, buf: &[u8], src: Rank, tag: Tag, want: &[
 
 /// Checks that `buf[from..]` still holds the sentinel.
 fn check_untouched(what: &str, buf: &[u8], from: usize) -> R {
-    if let Some(i) = buf[from..].iter().position(|&b| b != SENTINEL) {
-        return Err(fail(format!(
-            "{what}: byte {} written past the {from} bytes that were to be received",
-            from + i
-        )));
-    }
-    Ok(())
+    checks::untouched(buf, from).map_err(|e| fail(format!("{what}: {e}")))
 }
 
 fn expect_err<T: Debug>(
@@ -711,11 +574,10 @@ fn posted_order(comm: &Comm, root: Rank, chosen: Rank) -> R {
 // ---------------------------------------------------------------------------------------
 // flood: many unexpected messages, rings full, receives by tag in another order
 
-fn case_flood(comm: &Comm) -> R {
+fn case_flood(comm: &Comm, m: usize) -> R {
     need_ranks(comm, 2)?;
     let (me, n) = (comm.rank(), comm.size());
     let e = eager(comm);
-    let m: usize = env_num("TESTRANK_FLOOD", 3000);
     // Every rank but 1 floods rank 1; rank 1 floods rank 0 at the same time.
     let senders: Vec<Rank> = (0..n).filter(|&r| r != 1).collect();
     let len_of = |i: usize| match i % 11 {
@@ -1129,12 +991,10 @@ fn case_self(comm: &Comm) -> R {
 // ---------------------------------------------------------------------------------------
 // random
 
-fn case_random(comm: &Comm) -> R {
+fn case_random(comm: &Comm, total: usize, maxlen: usize) -> R {
     need_ranks(comm, 2)?;
     let (me, n) = (comm.rank(), comm.size());
     let e = eager(comm);
-    let total: usize = env_num("TESTRANK_RANDOM_TOTAL", 10_000);
-    let maxlen: usize = env_num("TESTRANK_RANDOM_MAX", 200 * 1024);
     let per_rank = total.div_ceil(n as usize);
     let t0 = Instant::now();
     let mut rng = Rng(seed(&[13, me as u64]));
@@ -2241,20 +2101,19 @@ fn case_sleepy(comm: &Comm) -> R {
 }
 
 /// Minimal background-progress check: rank 1 posts a receive and computes 400 ms without
-/// calling tocsin; rank 0 sends (after 100 ms) `TESTRANK_BG_COUNT` (1) messages of
-/// `TESTRANK_BG_LEN` bytes (100), the first to the posted receive, the others unexpected.
+/// calling tocsin; rank 0 sends (after 100 ms) `--count` (1) messages of
+/// `--len` bytes (100), the first to the posted receive, the others unexpected.
 /// The computation must not be starved by the library (under 2 s), and in thread, signal
 /// and uintr modes the posted receive must be complete when it ends, or after one progress
 /// pass (records that need no answer, EAGER and FIN, do not interrupt a computing rank). With
-/// `TESTRANK_BG_BARRIER=1` both ranks first pass a barrier.
-fn case_background(comm: &Comm) -> R {
+/// `--barrier` both ranks first pass a barrier.
+fn case_background(comm: &Comm, len: usize, count: usize, barrier: bool) -> R {
     need_ranks(comm, 2)?;
     let me = comm.rank();
-    let len: usize = env_num("TESTRANK_BG_LEN", 100);
-    let count: usize = env_num("TESTRANK_BG_COUNT", 1).max(1);
     let mode = comm.config().progress_mode();
     let msg = |i: usize| pattern(seed(&[32, i as u64]), len);
-    if env_num("TESTRANK_BG_BARRIER", 0u32) == 1 {
+    let count = count.max(1);
+    if barrier {
         comm.barrier().ctx("barrier")?;
     }
     if me == 0 {
@@ -2401,10 +2260,8 @@ fn thread_body(comm: &Comm, t: u32, iters: usize) -> R {
     Ok(())
 }
 
-fn case_threads(comm: &Comm) -> R {
+fn case_threads(comm: &Comm, nthreads: u32, iters: usize) -> R {
     need_ranks(comm, 2)?;
-    let nthreads: u32 = env_num("TESTRANK_THREADS", 2);
-    let iters: usize = env_num("TESTRANK_THREAD_ITERS", 200);
     step("threads: running");
     let results: Vec<R> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..nthreads)
@@ -2430,12 +2287,11 @@ fn case_threads(comm: &Comm) -> R {
 /// - a thread blocks in `recv` from its own rank while another thread sends to it later
 ///   (eager and rendezvous): the sleeping receiver must be woken by a self-send;
 /// - one thread only sends to the partner rank while another only receives from it.
-fn case_threads_cross(comm: &Comm) -> R {
+fn case_threads_cross(comm: &Comm, iters: usize) -> R {
     need_ranks(comm, 2)?;
     let (me, n) = (comm.rank(), comm.size());
     let e = eager(comm);
     let partner = if me ^ 1 < n { me ^ 1 } else { me };
-    let iters: usize = env_num("TESTRANK_THREAD_ITERS", 50);
     let sizes = [0, 10, e, e + 1, 200_000];
     let nap = Duration::from_millis(30);
     step("threads-cross: self-sends between threads");
@@ -2510,11 +2366,10 @@ fn case_threads_cross(comm: &Comm) -> R {
 // ---------------------------------------------------------------------------------------
 // hold
 
-fn case_hold(comm: &Comm) -> R {
+fn case_hold(comm: &Comm, secs: u64) -> R {
     comm.barrier().ctx("barrier")?;
     println!("pid {} {}", comm.rank(), std::process::id());
     let _ = std::io::stdout().flush();
-    let secs: u64 = env_num("TESTRANK_HOLD_SECS", 30);
     step("hold: sleeping");
     std::thread::sleep(Duration::from_secs(secs));
     comm.barrier().ctx("barrier")
@@ -2522,77 +2377,172 @@ fn case_hold(comm: &Comm) -> R {
 
 // ---------------------------------------------------------------------------------------
 
-fn run_case(case: &str, comm: &Comm) -> R {
+/// The options: `--timeout`, then the case with its own options.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tocsin-testrank",
+    about = "The point-to-point test program: one case per run (see the source's module doc)"
+)]
+struct Cli {
+    /// Seconds after which the watchdog ends a stuck rank (exit code 3).
+    #[arg(long, global = true, default_value_t = 60)]
+    timeout: u64,
+    #[command(subcommand)]
+    case: Case,
+}
+
+/// The cases (see the module doc for what each checks and the ranks it needs).
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum Case {
+    /// Sizes 0, 1, eager−1, eager, eager+1, 4 MiB+3, every order (≥2 ranks).
+    Sizes,
+    /// ANY_SOURCE / ANY_TAG receives (≥3 ranks).
+    Wildcards,
+    /// Non-overtaking order (≥2 ranks).
+    Ordering,
+    /// Receive buffers shorter than the message (≥2 ranks).
+    Truncation,
+    /// Sends to oneself (≥1 rank).
+    #[command(name = "self")]
+    SelfSend,
+    /// Randomly sized messages to random peers, with checksums (≥2 ranks).
+    Random {
+        /// Messages in total.
+        #[arg(long, default_value_t = 10_000)]
+        total: usize,
+        /// Largest message, bytes.
+        #[arg(long, default_value_t = 200 * 1024)]
+        max: usize,
+    },
+    /// probe / iprobe (≥2 ranks).
+    Probe,
+    /// Configuration, rank and tag errors (≥2 ranks).
+    Errors,
+    /// `sendrecv` with an invalid destination (≥2 ranks).
+    ErrorsSendrecv,
+    /// Ring shifts with `sendrecv` (≥2 ranks).
+    Sendrecv,
+    /// wait_any / wait_all / test (≥2 ranks).
+    Waitany,
+    /// Rank 1 exits after one send (≥2 ranks).
+    Die,
+    /// Rank 1 exits with a 4 MiB isend in flight (≥2 ranks).
+    DieRendezvous,
+    /// Rank 1 exits after a send that stays unexpected (≥2 ranks).
+    DieUnexpected,
+    /// Thousands of unexpected messages, full rings (≥2 ranks).
+    Flood {
+        /// Messages each flooding rank sends.
+        #[arg(long, default_value_t = 3000)]
+        messages: usize,
+    },
+    /// Waits for a napping peer (≥2 ranks).
+    Sleepy,
+    /// A receive completes while the rank computes (≥2 ranks).
+    Background {
+        /// Bytes per message.
+        #[arg(long, default_value_t = 100)]
+        len: usize,
+        /// Messages (the first to the posted receive, the others unexpected).
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Both ranks pass a barrier first.
+        #[arg(long)]
+        barrier: bool,
+    },
+    /// Several threads per rank communicate at once (≥2 ranks).
+    Threads {
+        /// Threads per rank.
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// Iterations per thread.
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+    },
+    /// Threads of one rank wake each other; producer and consumer threads (≥2 ranks).
+    ThreadsCross {
+        /// Iterations per thread.
+        #[arg(long, default_value_t = 50)]
+        iters: usize,
+    },
+    /// Initialize, print `pid R PID`, sleep (≥1 rank).
+    Hold {
+        /// Seconds to sleep.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+    },
+    /// Print `pid R PID`; ranks but 0 sleep before initializing (≥2 ranks).
+    HoldBootstrap {
+        /// Seconds to sleep.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+    },
+}
+
+fn run_case(case: Case, comm: &Comm) -> R {
     match case {
-        "sizes" => case_sizes(comm),
-        "wildcards" => case_wildcards(comm),
-        "ordering" => case_ordering(comm),
-        "truncation" => case_truncation(comm),
-        "self" => case_self(comm),
-        "random" => case_random(comm),
-        "probe" => case_probe(comm),
-        "errors" => case_errors(comm),
-        "errors-sendrecv" => case_errors_sendrecv(comm),
-        "sendrecv" => case_sendrecv(comm),
-        "waitany" => case_waitany(comm),
-        "die" => case_die(comm),
-        "die-rendezvous" => case_die_rendezvous(comm),
-        "die-unexpected" => case_die_unexpected(comm),
-        "flood" => case_flood(comm),
-        "sleepy" => case_sleepy(comm),
-        "background" => case_background(comm),
-        "threads" => case_threads(comm),
-        "threads-cross" => case_threads_cross(comm),
-        "hold" | "hold-bootstrap" => case_hold(comm),
-        _ => Err(fail(format!(
-            "unknown case {case:?} (see the source for the list)"
-        ))),
+        Case::Sizes => case_sizes(comm),
+        Case::Wildcards => case_wildcards(comm),
+        Case::Ordering => case_ordering(comm),
+        Case::Truncation => case_truncation(comm),
+        Case::SelfSend => case_self(comm),
+        Case::Random { total, max } => case_random(comm, total, max),
+        Case::Probe => case_probe(comm),
+        Case::Errors => case_errors(comm),
+        Case::ErrorsSendrecv => case_errors_sendrecv(comm),
+        Case::Sendrecv => case_sendrecv(comm),
+        Case::Waitany => case_waitany(comm),
+        Case::Die => case_die(comm),
+        Case::DieRendezvous => case_die_rendezvous(comm),
+        Case::DieUnexpected => case_die_unexpected(comm),
+        Case::Flood { messages } => case_flood(comm, messages),
+        Case::Sleepy => case_sleepy(comm),
+        Case::Background {
+            len,
+            count,
+            barrier,
+        } => case_background(comm, len, count, barrier),
+        Case::Threads { threads, iters } => case_threads(comm, threads, iters),
+        Case::ThreadsCross { iters } => case_threads_cross(comm, iters),
+        Case::Hold { secs } | Case::HoldBootstrap { secs } => case_hold(comm, secs),
     }
 }
 
 fn main() -> ExitCode {
-    let Some(case) = std::env::args().nth(1) else {
-        eprintln!("usage: tocsin-testrank CASE (see the source for the list)");
-        return ExitCode::from(2);
-    };
-    let _ = CASE.set(case.clone());
-    start_watchdog(case.clone());
-    if case == "errors" {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let name = matches.subcommand_name().unwrap_or("?").to_owned();
+    report::set_case(&name);
+    report::start_watchdog(Duration::from_secs(cli.timeout), String::new);
+    if let Case::Errors = cli.case {
         if let Err(m) = errors_before_init() {
-            eprintln!("FAIL {case} {}: {m}", who());
+            eprintln!("FAIL {name} {}: {m}", who());
             return ExitCode::from(1);
         }
     }
-    if case == "hold-bootstrap" {
-        let rank: u32 = env_num("PMI_RANK", 0);
+    if let Case::HoldBootstrap { secs } = cli.case {
+        // PMI_RANK is the launcher's (PMI-1) environment, not an option of this program.
+        let rank: u32 = std::env::var("PMI_RANK")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         println!("pid {rank} {}", std::process::id());
         let _ = std::io::stdout().flush();
         if rank != 0 {
             step("hold-bootstrap: sleeping before init");
-            std::thread::sleep(Duration::from_secs(env_num("TESTRANK_HOLD_SECS", 30)));
+            std::thread::sleep(Duration::from_secs(secs));
         }
     }
     step("init");
     let comm = match tocsin::init() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("FAIL {case} {}: tocsin::init: {e} ({e:?})", who());
+            eprintln!("FAIL {name} {}: tocsin::init: {e} ({e:?})", who());
             return ExitCode::from(1);
         }
     };
-    RANK.store(comm.rank(), Ordering::Relaxed);
-    SIZE.store(comm.size(), Ordering::Relaxed);
-    let r = run_case(&case, &comm);
-    let id = who();
+    report::set_rank(&comm);
+    let r = run_case(cli.case, &comm);
     drop(comm);
-    match r {
-        Ok(()) => {
-            println!("ok {case} {id}");
-            ExitCode::SUCCESS
-        }
-        Err(m) => {
-            eprintln!("FAIL {case} {id}: {m}");
-            ExitCode::from(1)
-        }
-    }
+    report::finish(r)
 }

@@ -1,59 +1,364 @@
-//! Helpers shared by the integration tests: running a child with a deadline.
+//! The job runner every integration test file uses: start a command (a launcher and its
+//! ranks, or one program) in its own process group with a clean environment, collect its
+//! output, and end it at a deadline — a hang guard, never a performance target.
+//!
+//! API (include with `mod common;` from a file in `tests/`):
+//! - [`command`]`(program)`: a [`Command`] without the test process's `TOCSIN_*` and `PMI_*`
+//!   variables (set the job's own afterwards), stdin `/dev/null`.
+//! - [`tocsin_run`]`(n, program)`: `tocsin run -n N -- PROGRAM` as such a command; add the
+//!   program's arguments with `.args(…)`.
+//! - [`run`]`(&mut cmd, deadline)` → [`Outcome`]: runs to completion; a job still running
+//!   at the deadline has its whole process group killed and the test panics with its
+//!   output (`HANG: …`).
+//! - [`Job::spawn`]`(&mut cmd)` for tests that act while the job runs ([`Job::wait_line`],
+//!   [`Job::stdout_lines`], [`Job::pid`]), then [`Job::wait`]`(deadline)` → [`Outcome`], which
+//!   reports a timeout in [`Outcome::timed_out`] instead of panicking. Dropping a `Job`
+//!   kills its group.
+//! - [`serial`]: a lock that makes the jobs of one test binary run one at a time (take it
+//!   around a job; it is not taken by `run`/`Job`, so a test may hold it across several
+//!   jobs).
+//! - [`Outcome`]: exit code or signal, stdout, stderr, elapsed time, whether processes of
+//!   the group outlived the launcher ([`Outcome::stragglers`]); [`Outcome::report`] for
+//!   assertion messages, [`Outcome::results`] for `RESULT name k=v…` lines,
+//!   [`Outcome::assert_ranks_ok`] for the test programs' `ok CASE rank R/N` lines.
+//!
+//! A new test file for a rank program (here a hypothetical `tocsin-faultrank CASE`):
+//!
+//! ```text
+//! mod common;
+//! use common::{run, serial, tocsin_run};
+//!
+//! #[test]
+//! fn a_case() {
+//!     let _one = serial();
+//!     let mut cmd = tocsin_run(2, env!("CARGO_BIN_EXE_tocsin-faultrank"));
+//!     cmd.arg("a-case").env("TOCSIN_PROGRESS", "signal");
+//!     let o = run(&mut cmd, std::time::Duration::from_secs(120));
+//!     o.assert_ranks_ok(2, "a-case"); // or o.code, o.stderr, o.results("name"), …
+//! }
+//! ```
+//!
+//! A file uses only part of this module, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What a finished child printed and how it exited.
-pub struct Out {
-    /// Exit code (`None` if killed by a signal).
-    pub code: Option<i32>,
-    /// Its standard output.
-    pub stdout: String,
-    /// Its standard error.
-    pub stderr: String,
+/// The `tocsin` command built with the tests.
+pub const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+
+/// Serializes the jobs of one test binary (see the module doc).
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-static RUN: AtomicUsize = AtomicUsize::new(0);
-
-/// Runs `cmd` with stdin from /dev/null and its output captured in temporary files, until it
-/// exits or `limit` passes; past the limit the child is killed and the test panics with
-/// `what` and the child's stderr, so a hang never blocks the suite.
-pub fn run_with_limit(mut cmd: Command, what: &str, limit: Duration) -> Out {
-    let n = RUN.fetch_add(1, Ordering::Relaxed);
-    let tag = format!("tocsin-test-{}-{n}", std::process::id());
-    let dir = std::env::temp_dir();
-    let (so, se) = (
-        dir.join(format!("{tag}.out")),
-        dir.join(format!("{tag}.err")),
-    );
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&so).expect("stdout file"))
-        .stderr(std::fs::File::create(&se).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
+/// A command for `program` with stdin from `/dev/null` and without the environment variables
+/// of the test process that would change what a job does (`TOCSIN_*`, `PMI_*`).
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("TOCSIN_") || k.starts_with("PMI_") {
+            cmd.env_remove(&k);
         }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} took more than {limit:?}; stderr:\n{}",
-                std::fs::read_to_string(&se).unwrap_or_default()
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// `tocsin run -n n -- program` (add the program's arguments with `.args(…)`).
+pub fn tocsin_run(n: u32, program: &str) -> Command {
+    let mut cmd = command(TOCSIN);
+    cmd.args(["run", "-n", &n.to_string(), "--", program]);
+    cmd
+}
+
+/// Runs `cmd` to completion; at `deadline` kills its process group and panics with its
+/// output.
+pub fn run(cmd: &mut Command, deadline: Duration) -> Outcome {
+    let o = Job::spawn(cmd).wait(deadline);
+    assert!(
+        !o.timed_out,
+        "HANG: the job did not finish within {deadline:?}\n{}",
+        o.report()
+    );
+    o
+}
+
+/// A running job: the command in its own process group, its output collected as it comes.
+pub struct Job {
+    what: String,
+    child: Child,
+    start: Instant,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    reaped: bool,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The command line.
+    pub what: String,
+    /// Exit code, or `None` if killed by a signal (see `signal`).
+    pub code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// Killed at the deadline.
+    pub timed_out: bool,
+    /// Its standard output, as written.
+    pub stdout: String,
+    /// Its standard error, as written.
+    pub stderr: String,
+    /// From start to end.
+    pub elapsed: Duration,
+    /// Processes of the job's group still alive 2 s after the launcher exited (then killed).
+    pub stragglers: bool,
+}
+
+impl Outcome {
+    /// Exit code 0 before the deadline.
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+
+    /// Everything known about the job, for an assertion message.
+    pub fn report(&self) -> String {
+        format!(
+            "job: {}\nexit code {:?}, signal {:?}, timed out: {}, {:.1} s, stragglers: {}\n\
+             --- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what,
+            self.code,
+            self.signal,
+            self.timed_out,
+            self.elapsed.as_secs_f64(),
+            self.stragglers,
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// The `RESULT <name> k=v...` lines of stdout, as maps.
+    pub fn results(&self, name: &str) -> Vec<HashMap<String, String>> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("RESULT "))
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next()? == name).then(|| {
+                    it.filter_map(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect()
+                })
+            })
+            .collect()
+    }
+
+    /// The one `RESULT <name>` line (panics if there is not exactly one).
+    pub fn one(&self, name: &str) -> HashMap<String, String> {
+        let mut v = self.results(name);
+        assert_eq!(
+            v.len(),
+            1,
+            "expected one RESULT {name} line\n{}",
+            self.report()
+        );
+        v.pop().unwrap()
+    }
+
+    /// Asserts that the job succeeded, left no straggler, and that each of its `n` ranks
+    /// printed `ok CASE rank R/N` (the test programs' success line).
+    pub fn assert_ranks_ok(&self, n: u32, case: &str) {
+        assert!(self.success(), "the job failed\n{}", self.report());
+        assert!(
+            !self.stragglers,
+            "ranks outlived the launcher\n{}",
+            self.report()
+        );
+        for r in 0..n {
+            let want = format!("ok {case} rank {r}/{n}");
+            assert!(
+                self.stdout
+                    .lines()
+                    .any(|l| l.trim_end().ends_with(&want) || l.contains(&format!("{want} "))),
+                "rank {r} did not print {want:?}\n{}",
+                self.report()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = Out {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&so).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&se).unwrap_or_default(),
-    };
-    let _ = std::fs::remove_file(so);
-    let _ = std::fs::remove_file(se);
-    out
+    }
+}
+
+fn reader(mut src: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => sink.lock().unwrap().extend_from_slice(&buf[..k]),
+            }
+        }
+    })
+}
+
+fn text(v: &Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&v.lock().unwrap()).into_owned()
+}
+
+impl Job {
+    /// Starts `cmd` in a new process group, stdout and stderr collected.
+    pub fn spawn(cmd: &mut Command) -> Job {
+        let what = format!("{cmd:?}");
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            reader(child.stdout.take().unwrap(), out.clone()),
+            reader(child.stderr.take().unwrap(), err.clone()),
+        ];
+        Job {
+            what,
+            child,
+            start: Instant::now(),
+            out,
+            err,
+            readers,
+            reaped: false,
+        }
+    }
+
+    /// The pid of the started process (also its process group id).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Whether the started process has exited (without reaping it, so its process group id
+    /// stays reserved and can still be signalled safely).
+    pub fn exited(&self) -> bool {
+        // SAFETY: waitid on our own child with WNOWAIT only reads its state.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r == 0 && info.si_pid() != 0
+        }
+    }
+
+    fn kill_group(&self) {
+        // SAFETY: plain kill(2) on our own, not yet reaped, process group.
+        unsafe {
+            libc::kill(-self.pid(), libc::SIGKILL);
+        }
+    }
+
+    /// Live (not zombie) processes of the job's group other than the started one.
+    fn group_members(&self) -> Vec<i32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| pid != self.pid())
+            .filter(|&pid| {
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                // Fields after the command name: state, ppid, pgrp, …
+                let rest: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, r)| r)
+                    .split_whitespace()
+                    .collect();
+                rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(self.pid())
+            })
+            .collect()
+    }
+
+    /// The complete lines of stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        let t = text(&self.out);
+        let complete = t.rfind('\n').map_or("", |i| &t[..i]);
+        complete.lines().map(str::to_owned).collect()
+    }
+
+    /// Waits until a complete stdout line satisfies `f`; returns it, or `None` at the
+    /// timeout or when the job ended first.
+    pub fn wait_line(&self, timeout: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.stdout_lines().into_iter().find(|l| f(l)) {
+                return Some(l);
+            }
+            if t0.elapsed() > timeout || self.exited() {
+                // One last look: the line may have been read after the exit.
+                std::thread::sleep(Duration::from_millis(50));
+                return self.stdout_lines().into_iter().find(|l| f(l));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the job to end, at most `deadline` after its start; kills the whole group at
+    /// the deadline (reported in [`Outcome::timed_out`]) and any straggler after the end.
+    pub fn wait(mut self, deadline: Duration) -> Outcome {
+        let mut timed_out = false;
+        while !self.exited() {
+            if self.start.elapsed() > deadline {
+                timed_out = true;
+                self.kill_group();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The launcher is gone (or killed): any rank left in its group is a straggler.
+        let mut stragglers = false;
+        if !timed_out {
+            let t0 = Instant::now();
+            while !self.group_members().is_empty() && t0.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stragglers = !self.group_members().is_empty();
+        }
+        self.kill_group();
+        let st = self.child.wait().expect("wait for the job");
+        self.reaped = true;
+        let elapsed = self.start.elapsed();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Outcome {
+            what: self.what.clone(),
+            code: st.code(),
+            signal: st.signal(),
+            timed_out,
+            stdout: text(&self.out),
+            stderr: text(&self.err),
+            elapsed,
+            stragglers,
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // A panicking test must not leave a job behind.
+        if !self.reaped {
+            self.kill_group();
+            let _ = self.child.wait();
+        }
+    }
 }

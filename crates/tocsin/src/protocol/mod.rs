@@ -296,8 +296,16 @@ pub struct Core {
 // life and are only dereferenced by whichever thread holds the engine lock.
 unsafe impl Send for Core {}
 
-/// Buffers kept for unexpected eager messages (each `eager_threshold` bytes).
+/// Most buffers kept for unexpected eager messages (each `eager_threshold` bytes).
 const POOL: usize = 64;
+/// Bytes the pool may reserve in all: fewer buffers when eager messages are large (a
+/// handler that finds the pool empty leaves the record in its ring for the next pass).
+const POOL_BYTES: usize = 16 << 20;
+
+/// Buffers in the pool for a given eager threshold: `POOL_BYTES / eager`, 4 to [`POOL`].
+fn pool_len(eager: usize) -> usize {
+    (POOL_BYTES / eager.max(1)).clamp(4, POOL)
+}
 
 fn tok_index(t: u64) -> usize {
     ((t & 0xFFFF_FFFF) as usize).wrapping_sub(1)
@@ -325,7 +333,7 @@ impl Core {
                     urgent: false,
                 })
                 .collect(),
-            pool: (0..POOL)
+            pool: (0..pool_len(cfg.eager_threshold))
                 .map(|_| Vec::with_capacity(cfg.eager_threshold))
                 .collect(),
             receiver_waiting: false,
@@ -627,7 +635,9 @@ impl Core {
     }
 
     fn recycle(&mut self, v: Vec<u8>) {
-        if self.pool.len() < POOL && v.capacity() <= 2 * self.cfg.eager_threshold.max(64) {
+        if self.pool.len() < pool_len(self.cfg.eager_threshold)
+            && v.capacity() <= 2 * self.cfg.eager_threshold.max(64)
+        {
             self.pool.push(v);
         }
     }
