@@ -6,21 +6,19 @@
 //! The engine's warning ("CMA … refused") is checked only when it appears: it is printed
 //! once per rank when the fallback is taken. Every child runs under a deadline.
 
-use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::run_with_limit;
+use common::{command, run, TOCSIN};
 
 const HOLD: &str = env!("CARGO_BIN_EXE_tocsin-hold");
 const NOCMA: &str = env!("CARGO_BIN_EXE_tocsin-nocma");
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
 
 #[test]
 fn the_filter_refuses_cma_with_eperm() {
-    let mut cmd = Command::new(NOCMA);
+    let mut cmd = command(NOCMA);
     cmd.arg("--check");
-    let out = run_with_limit(cmd, "tocsin-nocma --check", Duration::from_secs(30));
+    let out = run(&mut cmd, Duration::from_secs(30));
     assert_eq!(
         out.code,
         Some(0),
@@ -32,19 +30,16 @@ fn the_filter_refuses_cma_with_eperm() {
 /// A 2-rank job under the filter (`refused`: value of NOCMA_RANKS, `None`: every rank),
 /// messages up to 4 MiB (rendezvous, several chunks), in `mode`.
 fn job(mode: &str, refused: Option<&str>) {
-    let mut cmd = Command::new(TOCSIN);
+    let mut cmd = command(TOCSIN);
     cmd.args(["run", "-n", "2", "--", NOCMA, HOLD])
         .args(["--count", "25", "--max-bytes", "4194304"])
-        .env("TOCSIN_PROGRESS", mode)
-        .env_remove("TOCSIN_CMA")
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT");
+        .env("TOCSIN_PROGRESS", mode);
     match refused {
         Some(r) => cmd.env("NOCMA_RANKS", r),
         None => cmd.env_remove("NOCMA_RANKS"),
     };
     let what = format!("2 ranks, CMA refused for {refused:?}, {mode} mode");
-    let out = run_with_limit(cmd, &what, Duration::from_secs(180));
+    let out = run(&mut cmd, Duration::from_secs(180));
     assert_eq!(
         out.code,
         Some(0),

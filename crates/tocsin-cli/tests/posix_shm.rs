@@ -8,14 +8,14 @@
 //! child runs under a deadline and is killed past it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::run_with_limit;
+use common::{command, run};
 
 const HOLD: &str = env!("CARGO_BIN_EXE_tocsin-hold");
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
+use common::TOCSIN;
 const HYDRA: &str = "/usr/bin/mpiexec.hydra";
 
 /// A fresh directory for the rank programs' marker files.
@@ -82,12 +82,12 @@ fn kill(pid: i32) {
 }
 
 /// Ends the launcher and whatever ranks are left, if the test failed half-way.
-struct Job {
+struct Launched {
     launcher: Child,
     dir: PathBuf,
 }
 
-impl Drop for Job {
+impl Drop for Launched {
     fn drop(&mut self) {
         let _ = self.launcher.kill();
         let _ = self.launcher.wait();
@@ -102,18 +102,15 @@ impl Drop for Job {
     }
 }
 
-fn launch(dir: &Path, hold_args: &[&str]) -> Job {
-    let mut cmd = Command::new(TOCSIN);
+fn launch(dir: &Path, hold_args: &[&str]) -> Launched {
+    let mut cmd = command(TOCSIN);
     cmd.args(["run", "-n", "2", "--", HOLD, "--pid-dir"])
         .arg(dir)
         .args(hold_args)
         .env("TOCSIN_SHM", "posix")
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    Job {
+    Launched {
         launcher: cmd.spawn().expect("starting tocsin run"),
         dir: dir.to_owned(),
     }
@@ -189,16 +186,14 @@ fn hydra_rank_dies_in_bootstrap(tag: &str, how: &[&str]) {
             found
         })
     };
-    let mut cmd = Command::new(HYDRA);
+    let mut cmd = command(HYDRA);
     cmd.args(["-n", "3", HOLD, "--pid-dir"])
         .arg(&dir)
         .args(["--act-rank", "1", "--act-when"])
         .arg(&go)
         .args(how)
-        .env("TOCSIN_SHM", "posix")
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT");
-    let out = run_with_limit(cmd, "mpiexec.hydra job", Duration::from_secs(90));
+        .env("TOCSIN_SHM", "posix");
+    let out = run(&mut cmd, Duration::from_secs(90));
     let name = watcher.join().expect("watcher").unwrap_or_else(|| {
         panic!(
             "rank 0 never held a /dev/shm object; stderr:\n{}",
@@ -247,17 +242,14 @@ fn hydra_killed_during_bootstrap_leaves_nothing() {
         return;
     }
     let dir = scratch("hydra-killed");
-    let mut cmd = Command::new(HYDRA);
+    let mut cmd = command(HYDRA);
     cmd.args(["-n", "2", HOLD, "--pid-dir"])
         .arg(&dir)
         .args(["--act-rank", "1", "--sleep-before-init", "120"])
         .env("TOCSIN_SHM", "posix")
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut job = Job {
+    let mut job = Launched {
         launcher: cmd.spawn().expect("starting mpiexec.hydra"),
         dir: dir.clone(),
     };

@@ -5,31 +5,22 @@
 //! blocks its signal after `init` gets one warning saying so, and every message still
 //! arrives. Every child runs under a deadline.
 
-use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::run_with_limit;
+use common::{command, run, Outcome, TOCSIN};
 
 const HOLD: &str = env!("CARGO_BIN_EXE_tocsin-hold");
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
 
-fn job(extra_env: &[(&str, String)]) -> common::Out {
-    let mut cmd = Command::new(TOCSIN);
+fn job(extra_env: &[(&str, String)]) -> Outcome {
+    let mut cmd = command(TOCSIN);
     cmd.args(["run", "-n", "2", "--", HOLD])
         .args(["--count", "40", "--signalfd", "10"])
-        .env("TOCSIN_PROGRESS", "signal")
-        .env_remove("TOCSIN_SIGNAL")
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT");
+        .env("TOCSIN_PROGRESS", "signal");
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    run_with_limit(
-        cmd,
-        "2-rank signal-mode job with a signalfd",
-        Duration::from_secs(120),
-    )
+    run(&mut cmd, Duration::from_secs(120))
 }
 
 #[test]
@@ -78,21 +69,14 @@ fn naming_the_applications_signal_is_refused_at_init() {
 }
 
 /// A 2-rank signal-mode job whose ranks take tocsin's signal back after `init` (`how`).
-fn stolen_after_init(how: &str) -> common::Out {
+fn stolen_after_init(how: &str) -> Outcome {
     let s = (libc::SIGRTMIN() + 5).to_string();
-    let mut cmd = Command::new(TOCSIN);
+    let mut cmd = command(TOCSIN);
     cmd.args(["run", "-n", "2", "--", HOLD, how])
         .args(["--stall-ms", "400", "--count", "40"])
         .env("TOCSIN_PROGRESS", "signal")
-        .env("TOCSIN_SIGNAL", &s)
-        .env_remove("TOCSIN_QUIET")
-        .env_remove("PMI_FD")
-        .env_remove("PMI_PORT");
-    let out = run_with_limit(
-        cmd,
-        &format!("signal-mode job, {how}"),
-        Duration::from_secs(120),
-    );
+        .env("TOCSIN_SIGNAL", &s);
+    let out = run(&mut cmd, Duration::from_secs(120));
     assert_eq!(
         out.code,
         Some(0),
@@ -111,7 +95,7 @@ fn stolen_after_init(how: &str) -> common::Out {
     out
 }
 
-fn warnings_about(out: &common::Out, what: &str) -> usize {
+fn warnings_about(out: &Outcome, what: &str) -> usize {
     out.stderr
         .lines()
         .filter(|l| l.starts_with("tocsin warning") && l.contains(what))

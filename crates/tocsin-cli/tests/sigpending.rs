@@ -12,15 +12,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::run_with_limit;
+use common::{command, run, TOCSIN};
 
 const HOLD: &str = env!("CARGO_BIN_EXE_tocsin-hold");
-const TOCSIN: &str = env!("CARGO_BIN_EXE_tocsin");
 
 /// `tocsin ARGS` with `RLIMIT_SIGPENDING` set to `limit` (soft and hard).
 fn tocsin_with_sigpending(limit: u64, args: &[&str]) -> Command {
-    let mut cmd = Command::new(TOCSIN);
-    cmd.args(args).env_remove("PMI_FD").env_remove("PMI_PORT");
+    let mut cmd = command(TOCSIN);
+    cmd.args(args);
     // SAFETY: setrlimit is async-signal-safe and touches no memory but the local struct.
     unsafe {
         cmd.pre_exec(move || {
@@ -55,11 +54,7 @@ fn exchange_under(limit: u64, n: u32, count: usize) {
         ],
     );
     cmd.env("TOCSIN_PROGRESS", "signal");
-    let out = run_with_limit(
-        cmd,
-        &format!("{n}-rank signal-mode exchange with RLIMIT_SIGPENDING={limit}"),
-        Duration::from_secs(240),
-    );
+    let out = run(&mut cmd, Duration::from_secs(240));
     assert_eq!(
         out.code,
         Some(0),
@@ -91,8 +86,8 @@ fn signal_mode_delivers_everything_with_no_signal_queue_at_all() {
 
 #[test]
 fn probe_reports_the_sigpending_limit() {
-    let cmd = tocsin_with_sigpending(4, &["probe", "--json"]);
-    let out = run_with_limit(cmd, "tocsin probe --json", Duration::from_secs(60));
+    let mut cmd = tocsin_with_sigpending(4, &["probe", "--json"]);
+    let out = run(&mut cmd, Duration::from_secs(60));
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let j: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", out.stdout));
@@ -104,8 +99,8 @@ fn probe_reports_the_sigpending_limit() {
         "{detail}"
     );
 
-    let cmd = tocsin_with_sigpending(4, &["probe"]);
-    let out = run_with_limit(cmd, "tocsin probe", Duration::from_secs(60));
+    let mut cmd = tocsin_with_sigpending(4, &["probe"]);
+    let out = run(&mut cmd, Duration::from_secs(60));
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let line = out
         .stdout
