@@ -275,6 +275,7 @@ impl Installed {
     /// # Errors
     /// A sentence saying what is wrong and what the application should do, ready for a
     /// warning ([`crate::diag::Warn::SignalStolen`]).
+    #[cfg_attr(loom, allow(dead_code))] // the engine calls it outside loom models
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let s = self.signo;
         match current_action(s) {

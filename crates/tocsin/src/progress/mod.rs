@@ -850,6 +850,7 @@ impl Engine {
     /// no longer receives tocsin's signals; sleeping waits still get doorbells (block mode).
     /// If the signal was only blocked, the queued one reaches tocsin's handler once it is
     /// unblocked and its acknowledgement re-enables interrupts.
+    #[cfg(not(loom))]
     fn check_signal_handler(&self) {
         let (Some(sig), Some(seg)) = (&self._signal, &self.seg) else {
             return;
