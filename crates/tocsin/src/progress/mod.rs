@@ -190,9 +190,6 @@ impl Engine {
                 ),
             });
         }
-        if cfg.cma || cfg.progress == ProgressMode::Uintr {
-            sys::allow_ptrace_any();
-        }
         if cfg.progress == ProgressMode::Uintr {
             uintr::support().require()?;
         }
@@ -217,6 +214,22 @@ impl Engine {
             Some(p) if size > 1 => Some(Segment::bootstrap(p, cap, mode, cfg.posix_shm)?),
             _ => None,
         };
+        // Before any peer can use CMA or pidfd_getfd on us: widen ptrace only as Yama needs.
+        if let (Some(seg), true) = (&seg, cfg.cma || cfg.progress == ProgressMode::Uintr) {
+            let peers: Vec<i32> = (0..size)
+                .filter(|&r| r != me)
+                .map(|r| seg.control(r).pid.load(Ordering::Acquire))
+                .collect();
+            if let sys::PtraceOutcome::Refused(why) = sys::ptrace_policy_for_cma(&peers) {
+                if cfg.cma {
+                    crate::diag::warn_once(
+                        crate::diag::Warn::CmaRefused,
+                        format!("CMA refused: {why}; large messages use the pipelined copy"),
+                    );
+                    cfg.cma = false;
+                }
+            }
+        }
         let mut uintr_rx = None;
         let mut interrupter = Interrupter::None;
         if let (Some(seg), Some(sig)) = (&seg, &sig) {
@@ -764,6 +777,8 @@ impl Engine {
     /// (complete eager messages stay receivable, however deep its ring), then marks it gone,
     /// which fails exactly the requests that can no longer complete ([`Core::peer_gone`]).
     fn check_peers(&self) {
+        #[cfg(not(loom))]
+        self.check_signal_handler();
         let Some(seg) = &self.seg else { return };
         let mut gone = Vec::new();
         for r in 0..self.size {
@@ -802,8 +817,6 @@ impl Engine {
         }
         self.ring_bells(&mut g);
         self.unlock(g);
-        #[cfg(not(loom))]
-        self.check_signal_handler();
     }
 
     /// Handles every record `peer` published, without the per-pass batch limit (ordinary
@@ -831,8 +844,25 @@ impl Engine {
     }
 
     /// Signal mode: warns (once) if the application replaced tocsin's handler or blocked its
-    /// signal; interrupts are then lost and only waits make progress.
-    fn check_signal_handler(&self) {}
+    /// signal ([`signal::Installed::check`]); interrupts are then lost and only waits make
+    /// progress. Fallback: this rank's `irq_pending` is held at 1, so peers stop sending the
+    /// signal (they coalesce on the pending mark) and the application's handler or signalfd
+    /// no longer receives tocsin's signals; sleeping waits still get doorbells (block mode).
+    /// If the signal was only blocked, the queued one reaches tocsin's handler once it is
+    /// unblocked and its acknowledgement re-enables interrupts.
+    #[cfg(not(loom))]
+    fn check_signal_handler(&self) {
+        let (Some(sig), Some(seg)) = (&self._signal, &self.seg) else {
+            return;
+        };
+        if let Err(why) = sig.check() {
+            seg.control(self.me).irq_pending.store(1, Ordering::SeqCst);
+            crate::diag::warn_once(
+                crate::diag::Warn::SignalStolen,
+                format_args!("{why}; meanwhile this rank progresses only inside tocsin calls"),
+            );
+        }
+    }
 
     /// Blocks until `h` completes, according to the progress mode.
     pub(crate) fn wait(&self, h: &ReqHandle) -> Result<Status> {

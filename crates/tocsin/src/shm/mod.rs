@@ -10,8 +10,9 @@
 //! Rank 0 creates it as an anonymous `memfd` (no name in `/dev/shm` at all); the others open
 //! it through `/proc/<pid of rank 0>/fd/<fd>`, published through PMI. With `TOCSIN_SHM=posix`
 //! it is instead a POSIX object `/tocsin-<128 random bits>`, mode 0600, created exclusively,
-//! and unlinked by rank 0 as soon as every rank has mapped it (the launcher also unlinks it
-//! if the job dies before that).
+//! and unlinked by rank 0 as soon as every rank has mapped it, or when rank 0 leaves the
+//! bootstrap with an error; if rank 0 is killed before that, its reaper process unlinks it
+//! ([`reaper`]; the launcher also unlinks it if the job dies before that).
 //!
 //! | offset | content |
 //! |---|---|
@@ -25,6 +26,8 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+mod reaper;
 
 use crate::error::{Error, Result};
 use crate::pmi::Pmi;
@@ -176,11 +179,20 @@ impl Segment {
         pmi.put(&format!("tocsin.host.{me}"), &hex(&host))?;
         let mut keep_fd = None;
         let mut posix_name = None;
+        let mut reaper = None;
         let seg = if me == 0 {
             let (fd, contact) = if posix {
                 let mut r = [0u8; 16];
                 sys::random_bytes(&mut r).map_err(|e| pmi_err("getrandom", e))?;
                 let name = format!("/tocsin-{}", hex_bytes(&r));
+                // Unlinks the name on every exit from here, SIGKILL included (see `reaper`).
+                reaper = match reaper::Reaper::spawn(&name) {
+                    Ok(rp) => Some(rp),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no reaper for {name}: a SIGKILL now leaks it");
+                        None
+                    }
+                };
                 let fd = sys::shm_create(&name, len).map_err(|e| {
                     pmi_err(
                         &format!(
@@ -311,6 +323,7 @@ impl Segment {
         if let Some(name) = &seg.posix_name {
             sys::shm_unlink(name);
         }
+        drop(reaper);
         Ok(seg)
     }
 

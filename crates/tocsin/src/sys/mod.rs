@@ -107,12 +107,139 @@ pub fn cma_write(pid: libc::pid_t, remote: u64, local: &[u8]) -> io::Result<()> 
     Ok(())
 }
 
-/// Lets any process of the same user use CMA/ptrace on us (Yama `ptrace_scope = 1` would
-/// otherwise restrict it to our ancestors). Failure is harmless (no Yama): ignored.
-pub fn allow_ptrace_any() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe {
-        libc::prctl(libc::PR_SET_PTRACER, libc::PR_SET_PTRACER_ANY, 0, 0, 0);
+/// What [`ptrace_policy_for_cma`] did so that the job's ranks may use CMA on this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PtraceOutcome {
+    /// Nothing needed, nothing set: no Yama (or `ptrace_scope` 0: classic same-user rules),
+    /// or scope 1 or 2 while this process has `CAP_SYS_PTRACE`.
+    NotNeeded,
+    /// Yama scope 1: `PR_SET_PTRACER(pid)` named `pid` (and, by Yama's rule, its
+    /// descendants) as allowed: the parent every peer shares with us (the launcher or its
+    /// proxy, whose descendants are the job), or the only peer.
+    Allowed(i32),
+    /// Yama scope 1, peers without a common parent and more than one of them:
+    /// `PR_SET_PTRACER_ANY` had to be set (any process of the same user may ptrace this
+    /// one); a [`crate::diag::Warn::Ptrace`] warning said so.
+    AllowedAny,
+    /// CMA will be refused whatever this process sets (Yama scope 3, or scope 2 without
+    /// `CAP_SYS_PTRACE`); nothing was set. The caller warns (the reason is given) and uses
+    /// the pipelined copy.
+    Refused(String),
+}
+
+/// The pure decision of [`ptrace_policy_for_cma`], for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PtracePlan {
+    Nothing,
+    Ptracer(i32),
+    Any,
+    Refused,
+}
+
+/// Parses `/proc/sys/kernel/yama/ptrace_scope` (a number 0..=3 and a newline).
+fn parse_ptrace_scope(s: &str) -> Option<u32> {
+    s.trim().parse().ok().filter(|v| *v <= 3)
+}
+
+/// What to set: `scope` is Yama's ptrace scope (`None`: no Yama), `cap` whether we have
+/// `CAP_SYS_PTRACE`, `my_ppid` our parent, `peers` each peer's `(pid, ppid)` (ppid `None`
+/// when unknown).
+fn plan_ptrace(
+    scope: Option<u32>,
+    cap: bool,
+    my_ppid: i32,
+    peers: &[(i32, Option<i32>)],
+) -> PtracePlan {
+    match scope {
+        None | Some(0) => PtracePlan::Nothing,
+        Some(1) | Some(2) if cap => PtracePlan::Nothing,
+        Some(1) => {
+            if peers.is_empty() {
+                PtracePlan::Nothing
+            } else if my_ppid > 1 && peers.iter().all(|&(_, pp)| pp == Some(my_ppid)) {
+                PtracePlan::Ptracer(my_ppid)
+            } else if let [(pid, _)] = peers {
+                PtracePlan::Ptracer(*pid)
+            } else {
+                PtracePlan::Any
+            }
+        }
+        Some(_) => PtracePlan::Refused,
+    }
+}
+
+/// Parent pid of `pid`, from `/proc/<pid>/stat` (the field after the parenthesised name).
+fn ppid_of(pid: i32) -> Option<i32> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &st[st.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `true` if this process has `CAP_SYS_PTRACE` in its effective set.
+fn has_cap_sys_ptrace() -> bool {
+    const CAP_SYS_PTRACE: u32 = 19;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let v = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(v.trim(), 16).ok()
+        })
+        .is_some_and(|c| c & (1u64 << CAP_SYS_PTRACE) != 0)
+}
+
+/// Lets the job's other ranks (`peer_pids`) use CMA (and `pidfd_getfd`) on this process,
+/// widening ptrace permission only as far as Yama requires:
+/// - no Yama, or `ptrace_scope` 0: nothing is set (same-user processes may already);
+/// - scope 1 (only ancestors may attach): `PR_SET_PTRACER` names the parent that every peer
+///   shares with us (the launcher, whose descendants are the job), else the only peer; with
+///   several peers of different parents, `PR_SET_PTRACER_ANY` and a warning;
+/// - scope 2 without `CAP_SYS_PTRACE`, or 3: nothing can help; [`PtraceOutcome::Refused`].
+///
+/// Call after every rank published its pid and before any peer may use CMA on us.
+pub(crate) fn ptrace_policy_for_cma(peer_pids: &[i32]) -> PtraceOutcome {
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| parse_ptrace_scope(&s));
+    let peers: Vec<(i32, Option<i32>)> = peer_pids.iter().map(|&p| (p, ppid_of(p))).collect();
+    // SAFETY: no arguments.
+    let my_ppid = unsafe { libc::getppid() };
+    let prctl = |v: libc::c_ulong| {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_PTRACER, v, 0, 0, 0) }
+    };
+    match plan_ptrace(scope, has_cap_sys_ptrace(), my_ppid, &peers) {
+        PtracePlan::Nothing => PtraceOutcome::NotNeeded,
+        PtracePlan::Ptracer(pid) => {
+            if prctl(pid as libc::c_ulong) == 0 {
+                PtraceOutcome::Allowed(pid)
+            } else {
+                PtraceOutcome::Refused(format!(
+                    "Yama ptrace_scope is 1 and PR_SET_PTRACER({pid}) failed: {}",
+                    io::Error::last_os_error()
+                ))
+            }
+        }
+        PtracePlan::Any => {
+            crate::diag::warn_once(
+                crate::diag::Warn::Ptrace,
+                "Yama ptrace_scope is 1 and the ranks share no parent: PR_SET_PTRACER_ANY set \
+                 so that they may use CMA on each other; any process of this user may now \
+                 ptrace this rank (start ranks from one launcher, or set TOCSIN_CMA=0)",
+            );
+            if prctl(libc::PR_SET_PTRACER_ANY as libc::c_ulong) == 0 {
+                PtraceOutcome::AllowedAny
+            } else {
+                PtraceOutcome::Refused(format!(
+                    "Yama ptrace_scope is 1 and PR_SET_PTRACER_ANY failed: {}",
+                    io::Error::last_os_error()
+                ))
+            }
+        }
+        PtracePlan::Refused => PtraceOutcome::Refused(format!(
+            "Yama ptrace_scope is {} (2: only CAP_SYS_PTRACE, 3: nobody may ptrace): the \
+             kernel refuses CMA between ranks",
+            scope.unwrap_or(0)
+        )),
     }
 }
 
@@ -375,4 +502,63 @@ pub fn hostname() -> String {
     unsafe { libc::gethostname(b.as_mut_ptr() as *mut libc::c_char, b.len()) };
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ptrace_scope_parses() {
+        assert_eq!(parse_ptrace_scope("0\n"), Some(0));
+        assert_eq!(parse_ptrace_scope("1\n"), Some(1));
+        assert_eq!(parse_ptrace_scope(" 3 "), Some(3));
+        assert_eq!(parse_ptrace_scope("4\n"), None);
+        assert_eq!(parse_ptrace_scope(""), None);
+        assert_eq!(parse_ptrace_scope("x"), None);
+    }
+
+    #[test]
+    fn ptrace_plan_widens_only_as_yama_requires() {
+        let sib = [(100, Some(7)), (101, Some(7))];
+        assert_eq!(plan_ptrace(None, false, 7, &sib), PtracePlan::Nothing);
+        assert_eq!(plan_ptrace(Some(0), false, 7, &sib), PtracePlan::Nothing);
+        // Scope 1: the common parent (the launcher) is named.
+        assert_eq!(plan_ptrace(Some(1), false, 7, &sib), PtracePlan::Ptracer(7));
+        // No common parent: the only peer, else ANY.
+        assert_eq!(
+            plan_ptrace(Some(1), false, 7, &[(100, Some(8))]),
+            PtracePlan::Ptracer(100)
+        );
+        assert_eq!(
+            plan_ptrace(Some(1), false, 7, &[(100, Some(8)), (101, None)]),
+            PtracePlan::Any
+        );
+        // init (1) as the "common parent" would allow every orphan: never named.
+        assert_eq!(
+            plan_ptrace(Some(1), false, 1, &[(100, Some(1)), (101, Some(1))]),
+            PtracePlan::Any
+        );
+        assert_eq!(plan_ptrace(Some(1), false, 7, &[]), PtracePlan::Nothing);
+        assert_eq!(plan_ptrace(Some(1), true, 7, &sib), PtracePlan::Nothing);
+        assert_eq!(plan_ptrace(Some(2), true, 7, &sib), PtracePlan::Nothing);
+        assert_eq!(plan_ptrace(Some(2), false, 7, &sib), PtracePlan::Refused);
+        assert_eq!(plan_ptrace(Some(3), true, 7, &sib), PtracePlan::Refused);
+    }
+
+    #[test]
+    fn ppid_is_read_from_proc() {
+        // SAFETY: no arguments.
+        let pp = unsafe { libc::getppid() };
+        assert_eq!(ppid_of(std::process::id() as i32), Some(pp));
+    }
+
+    #[test]
+    fn without_yama_nothing_is_set() {
+        if std::path::Path::new("/proc/sys/kernel/yama/ptrace_scope").exists() {
+            eprintln!("skipped: this kernel has Yama");
+            return;
+        }
+        assert_eq!(ptrace_policy_for_cma(&[1]), PtraceOutcome::NotNeeded);
+    }
 }
