@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -63,7 +62,7 @@ fn wait_any_test_loop_iprobe_and_probe_end_when_the_peer_dies() {
     for mode in ["poll", "block", "signal"] {
         let _g = serial();
         let out = job(2, true, &["wait-any-dead"], &[("TOCSIN_PROGRESS", mode)]);
-        assert_ok(&out, "WaitAnyDead", 2, &[0], mode);
+        assert_ok(&out, "wait-any-dead", 2, &[0], mode);
         assert!(
             out.stderr.contains("exited without finishing"),
             "{mode}: the death should be reported once on stderr:\n{}",
@@ -78,7 +77,7 @@ fn a_rank_that_finishes_cleanly_is_not_a_failed_peer() {
         let _g = serial();
         let out = job(4, false, &["manager"], &[("TOCSIN_PROGRESS", mode)]);
         assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
-        assert_ok(&out, "Manager", 4, &all(4), mode);
+        assert_ok(&out, "manager", 4, &all(4), mode);
         assert!(
             !out.stderr.contains("exited without finishing"),
             "{mode}: a clean finish was reported as a death:\n{}",
@@ -93,7 +92,7 @@ fn cancel_and_early_returns() {
         let _g = serial();
         let out = job(2, false, &["cancel"], &[("TOCSIN_PROGRESS", mode)]);
         assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
-        assert_ok(&out, "Cancel", 2, &all(2), mode);
+        assert_ok(&out, "cancel", 2, &all(2), mode);
     }
 }
 
@@ -113,7 +112,7 @@ fn a_panicking_scope_cancels_and_waits_for_transfers_under_way() {
             &[("TOCSIN_PROGRESS", mode), ("TOCSIN_CMA", cma)],
         );
         assert_eq!(out.code, Some(0), "{mode} cma={cma}: {}", out.stderr);
-        assert_ok(&out, "ScopePanic", 2, &all(2), mode);
+        assert_ok(&out, "scope-panic", 2, &all(2), mode);
     }
 }
 
@@ -150,7 +149,7 @@ fn eager_messages_of_a_dead_peer_stay_receivable_in_a_deep_ring() {
             &["dead-deep-ring", "--count", "20000"],
             &[("TOCSIN_PROGRESS", mode), ("TOCSIN_RING_BYTES", "67108864")],
         );
-        assert_ok(&out, "DeadDeepRing", 2, &[0], mode);
+        assert_ok(&out, "dead-deep-ring", 2, &[0], mode);
     }
 }
 
@@ -165,7 +164,7 @@ fn a_sender_behind_a_full_ring_sleeps_until_space_is_freed() {
             &[("TOCSIN_PROGRESS", mode), ("TOCSIN_RING_BYTES", "65536")],
         );
         assert_eq!(out.code, Some(0), "{mode}: {}\n{}", out.stdout, out.stderr);
-        assert_ok(&out, "FullRingSleeps", 2, &all(2), mode);
+        assert_ok(&out, "full-ring-sleeps", 2, &all(2), mode);
     }
 }
 
@@ -183,7 +182,7 @@ fn a_deep_ring_is_received_whole_in_every_mode() {
             ],
         );
         assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
-        assert_ok(&out, "DeepRing", 2, &all(2), mode);
+        assert_ok(&out, "deep-ring", 2, &all(2), mode);
         if let Some(l) = out.stdout.lines().find(|l| l.contains("deep-ring:")) {
             eprintln!("{l}");
         }
@@ -207,7 +206,7 @@ fn survivors_fail_only_what_needed_the_rank_killed_at_each_phase() {
     for phase in PHASES {
         let _g = serial();
         let out = job(3, true, &["phases", "--die-at", phase], &phase_env(phase));
-        assert_ok(&out, "Phases", 3, &[0, 1], phase);
+        assert_ok(&out, "phases", 3, &[0, 1], phase);
         assert_eq!(
             out.code,
             Some(128 + libc::SIGKILL),
@@ -217,22 +216,11 @@ fn survivors_fail_only_what_needed_the_rank_killed_at_each_phase() {
     }
 }
 
-fn shm_listing() -> BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("tocsin"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_rank_killed_at_any_phase_ends_the_job_and_leaves_nothing_in_dev_shm() {
     for phase in ["startup"].into_iter().chain(PHASES) {
         let _g = serial();
-        let before = shm_listing();
+        let before = common::dev_shm_tocsin();
         let mut env = phase_env(phase);
         env.push(("TOCSIN_SHM", "posix"));
         let t = Instant::now();
@@ -251,7 +239,7 @@ fn a_rank_killed_at_any_phase_ends_the_job_and_leaves_nothing_in_dev_shm() {
             "{phase}: the job took {took:?} to end"
         );
         std::thread::sleep(Duration::from_millis(200));
-        let after = shm_listing();
+        let after = common::dev_shm_tocsin();
         let left: Vec<_> = after.difference(&before).collect();
         assert!(left.is_empty(), "{phase}: left in /dev/shm: {left:?}");
     }
@@ -273,7 +261,7 @@ fn without_pidfds_deaths_are_still_seen_and_the_fallback_is_reported() {
             continue;
         }
         triggered = true;
-        assert_ok(&out, "Phases", 3, &[0, 1], &format!("nofile={nofile}"));
+        assert_ok(&out, "phases", 3, &[0, 1], &format!("nofile={nofile}"));
     }
     assert!(triggered, "no RLIMIT_NOFILE tried made pidfd_open fail");
 }

@@ -427,16 +427,7 @@ fn self_send_singleton_without_launcher() {
 // ---------------------------------------------------------------------------------------
 // /dev/shm hygiene
 
-fn dev_shm_tocsin() -> BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("tocsin-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use common::dev_shm_tocsin;
 
 /// Asserts no `/dev/shm/tocsin-*` entry exists that was not in `before`. Entries of other
 /// jobs running at the same time on the machine vanish quickly (unlinked once attached), so

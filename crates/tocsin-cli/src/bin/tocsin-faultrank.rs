@@ -42,9 +42,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use tocsin::{wait_any, Comm, Error, Rank, ANY_SOURCE, ANY_TAG};
-
-/// A case's outcome: `Err` carries the message printed on failure.
-type R<T = ()> = Result<T, String>;
+use tocsin_cli::ensure;
+use tocsin_cli::testkit::data::pattern;
+use tocsin_cli::testkit::report::{self, step};
+use tocsin_cli::testkit::{thread_cpu, R};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Case {
@@ -98,59 +99,14 @@ struct Args {
     timeout: u64,
 }
 
-macro_rules! ensure {
-    ($c:expr, $($a:tt)+) => {
-        if !$c {
-            return Err(format!($($a)+));
-        }
-    };
-}
-
-static STEP: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
-
-fn step(s: impl Into<String>) {
-    *STEP.lock().unwrap_or_else(|e| e.into_inner()) = s.into();
-}
-
-fn watchdog(secs: u64) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        let s = STEP.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        eprintln!("TIMEOUT after {secs} s at step: {s}");
-        std::process::exit(3);
-    });
-}
-
 fn die_now() -> ! {
     // SAFETY: raising SIGKILL on ourselves: no clean-up, as a crash.
     unsafe { libc::raise(libc::SIGKILL) };
     unreachable!("SIGKILL returned")
 }
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn is_dead(r: &tocsin::Result<impl std::fmt::Debug>, rank: Rank) -> bool {
     matches!(r, Err(Error::PeerDied { rank: d, .. }) if *d == rank)
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 const BIG: usize = 4 << 20;
@@ -610,7 +566,12 @@ fn case_phases(c: &Comm, phase: Phase, victim: Rank) -> R {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    watchdog(args.timeout);
+    let name = args
+        .case
+        .to_possible_value()
+        .map_or_else(|| format!("{:?}", args.case), |v| v.get_name().to_owned());
+    report::set_case(&name);
+    report::start_watchdog(Duration::from_secs(args.timeout), String::new);
     if args.case == Case::Phases && args.die_at == Phase::Startup {
         let rank: Option<u32> = std::env::var("PMI_RANK").ok().and_then(|r| r.parse().ok());
         if rank == Some(args.victim) {
@@ -621,12 +582,12 @@ fn main() -> ExitCode {
     let comm = match tocsin::init() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("FAIL {:?}: init: {e}", args.case);
+            eprintln!("FAIL {name}: init: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let who = format!("rank {}/{}", comm.rank(), comm.size());
-    let r = match args.case {
+    report::set_rank(&comm);
+    report::finish(match args.case {
         Case::WaitAnyDead => case_wait_any_dead(&comm),
         Case::Manager => case_manager(&comm),
         Case::Cancel => case_cancel(&comm),
@@ -636,15 +597,5 @@ fn main() -> ExitCode {
         Case::FullRingSleeps => case_full_ring_sleeps(&comm),
         Case::DeepRing => case_deep_ring(&comm, args.count),
         Case::Phases => case_phases(&comm, args.die_at, args.victim),
-    };
-    match r {
-        Ok(()) => {
-            println!("ok {:?} {who}", args.case);
-            ExitCode::SUCCESS
-        }
-        Err(m) => {
-            eprintln!("FAIL {:?} {who}: {m}", args.case);
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

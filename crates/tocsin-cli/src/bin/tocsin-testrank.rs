@@ -1987,15 +1987,7 @@ fn case_die_rendezvous(comm: &Comm) -> R {
 // ---------------------------------------------------------------------------------------
 // sleepy: long waits, woken by the peer; CPU used while waiting in block mode
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+use tocsin_cli::testkit::thread_cpu;
 
 /// Runs `f`, returns its result, wall time and the CPU time this thread used.
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {

@@ -45,3 +45,15 @@ impl<T> Ctx<T> for tocsin::Result<T> {
         self.map_err(|e| report::fail(format!("{}: unexpected error: {e} ({e:?})", what())))
     }
 }
+
+/// CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`), to tell a wait that sleeps
+/// from one that spins.
+pub fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

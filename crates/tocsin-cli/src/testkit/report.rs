@@ -3,9 +3,9 @@
 //! `FAIL CASE rank R/N: why` and exit 1 at once), [`start_watchdog`] (exit 3 when stuck)
 //! and [`finish`] (print `ok CASE rank R/N` or the failure).
 //!
-//! A failure ends the process at once rather than unwinding: unwinding would drop requests
-//! that can never complete (a dropped request waits for its completion), hiding the failure
-//! behind a hang.
+//! A failure ends the process at once rather than unwinding: unwinding a scope with
+//! transfers in flight waits for them (up to `tocsin::SCOPE_UNWIND_GRACE`) and then aborts,
+//! which would blur the failure being reported.
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -362,3 +362,16 @@ impl Drop for Job {
         }
     }
 }
+
+/// The names in `/dev/shm` that tocsin creates (`tocsin-…`), to compare before and after a
+/// job: nothing may be left behind.
+pub fn dev_shm_tocsin() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("tocsin-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
