@@ -87,6 +87,20 @@ struct Launched {
     dir: PathBuf,
 }
 
+impl Launched {
+    /// SIGKILLs the launcher and asserts that `name` leaves `/dev/shm` within 10 s (the
+    /// reaper unlinks it once rank 0 is gone); `after` says what happened, for the message.
+    fn kill_launcher_expect_gone(&mut self, name: &Path, after: &str) {
+        self.launcher.kill().expect("SIGKILL to the launcher");
+        let _ = self.launcher.wait();
+        assert!(
+            gone_within(name, Duration::from_secs(10)),
+            "{} left in /dev/shm after {after}",
+            name.display()
+        );
+    }
+}
+
 impl Drop for Launched {
     fn drop(&mut self) {
         let _ = self.launcher.kill();
@@ -132,13 +146,7 @@ fn launcher_killed_during_bootstrap_leaves_nothing() {
         "{} should exist during the bootstrap",
         name.display()
     );
-    job.launcher.kill().expect("SIGKILL to tocsin run");
-    let _ = job.launcher.wait();
-    assert!(
-        gone_within(&name, Duration::from_secs(10)),
-        "{} left in /dev/shm after tocsin run was killed during the bootstrap",
-        name.display()
-    );
+    job.kill_launcher_expect_gone(&name, "tocsin run was killed during the bootstrap");
 }
 
 #[test]
@@ -151,13 +159,7 @@ fn launcher_killed_while_running_leaves_nothing() {
     let name = within(Duration::from_secs(30), "rank 0's segment mapping", || {
         shm_map_of(p0)
     });
-    job.launcher.kill().expect("SIGKILL to tocsin run");
-    let _ = job.launcher.wait();
-    assert!(
-        gone_within(&name, Duration::from_secs(10)),
-        "{} left in /dev/shm after tocsin run was killed while the job ran",
-        name.display()
-    );
+    job.kill_launcher_expect_gone(&name, "tocsin run was killed while the job ran");
 }
 
 /// Under hydra, rank 1 dies (`how`: hold-program flags) once rank 0 has created the name
@@ -259,11 +261,5 @@ fn hydra_killed_during_bootstrap_leaves_nothing() {
     let name = within(Duration::from_secs(30), "rank 0's /dev/shm object", || {
         shm_fd_of(p0)
     });
-    job.launcher.kill().expect("SIGKILL to mpiexec.hydra");
-    let _ = job.launcher.wait();
-    assert!(
-        gone_within(&name, Duration::from_secs(10)),
-        "{} left in /dev/shm after mpiexec.hydra was killed during the bootstrap",
-        name.display()
-    );
+    job.kill_launcher_expect_gone(&name, "mpiexec.hydra was killed during the bootstrap");
 }
