@@ -105,7 +105,11 @@ struct Inner {
 /// How this rank interrupts its peers.
 enum Interrupter {
     None,
-    Signal { signo: i32, tids: Vec<i32> },
+    /// Each peer's signal and registered thread (from its control block).
+    Signal {
+        signos: Vec<i32>,
+        tids: Vec<i32>,
+    },
     Uintr(uintr::Senders),
 }
 
@@ -211,7 +215,13 @@ impl Engine {
             None
         };
         let seg = match pmi.as_mut() {
-            Some(p) if size > 1 => Some(Segment::bootstrap(p, cap, mode, cfg.posix_shm)?),
+            Some(p) if size > 1 => Some(Segment::bootstrap(
+                p,
+                cap,
+                mode,
+                cfg.posix_shm,
+                sig.as_ref().map_or(0, |s| s.signo()),
+            )?),
             _ => None,
         };
         // Before any peer can use CMA or pidfd_getfd on us: widen ptrace only as Yama needs.
@@ -232,34 +242,21 @@ impl Engine {
         }
         let mut uintr_rx = None;
         let mut interrupter = Interrupter::None;
-        if let (Some(seg), Some(sig)) = (&seg, &sig) {
-            let p = pmi.as_mut().expect("multi-rank job has PMI");
-            p.put(&format!("tocsin.signal.{me}"), &sig.signo().to_string())?;
-            p.barrier()?;
-            let signo = p.get("tocsin.signal.0")?;
-            for r in 1..size {
-                if p.get(&format!("tocsin.signal.{r}"))? != signo {
-                    return Err(Error::Config {
-                        name: "TOCSIN_SIGNAL",
-                        value: sig.signo().to_string(),
-                        reason:
-                            "ranks chose different signals: set TOCSIN_SIGNAL for the whole job"
-                                .into(),
-                    });
-                }
-            }
+        if let (Some(seg), Some(_)) = (&seg, &sig) {
+            // Each rank's thread id and signal, published in its control block before the
+            // bootstrap's last barrier.
             let tids: Vec<i32> = (0..size)
                 .map(|r| seg.control(r).tid.load(Ordering::Acquire))
                 .collect();
-            if let Some(r) = tids.iter().position(|&t| t <= 0) {
+            let signos: Vec<i32> = (0..size)
+                .map(|r| seg.control(r).signo.load(Ordering::Acquire))
+                .collect();
+            if let Some(r) = (0..size as usize).find(|&r| tids[r] <= 0 || signos[r] <= 0) {
                 return Err(Error::Unsupported(format!(
-                    "signal progress: rank {r} published no thread id to signal"
+                    "signal progress: rank {r} published no thread id or signal (is it in signal mode?)"
                 )));
             }
-            interrupter = Interrupter::Signal {
-                signo: sig.signo(),
-                tids,
-            };
+            interrupter = Interrupter::Signal { signos, tids };
         }
         if cfg.progress == ProgressMode::Uintr && seg.is_some() {
             let p = pmi.as_mut().expect("multi-rank job has PMI");
@@ -419,8 +416,9 @@ impl Engine {
     fn interrupt(&self, peer: Rank) {
         match &self.interrupter {
             Interrupter::None => {}
-            Interrupter::Signal { signo, tids } => {
+            Interrupter::Signal { signos, tids } => {
                 let (pid, tid) = (self.pids[peer as usize], tids[peer as usize]);
+                let signo = &signos[peer as usize];
                 let mut tries = 0;
                 while let Err(e) = signal::send(pid, tid, *signo) {
                     // EAGAIN: the user's queue of pending real-time signals is full

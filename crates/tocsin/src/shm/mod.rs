@@ -57,7 +57,10 @@ pub(crate) struct Control {
     /// record it had): it will publish nothing more. Written with `Release` after its last
     /// record.
     pub finished: AtomicU32,
-    _pad: [u8; LINE - 20],
+    /// The real-time signal this rank's handler is installed for (`signal` mode; 0 if
+    /// none): senders use each peer's own, so ranks need not agree on one.
+    pub signo: AtomicI32,
+    _pad: [u8; LINE - 24],
     /// The doorbell: a futex word bumped by senders that found `sleepers > 0`.
     pub bell: AtomicU32,
     /// 1 while an interrupt (signal or user interrupt) to this rank is outstanding.
@@ -171,12 +174,22 @@ impl Segment {
     /// [`Error::Unsupported`] if ranks are on different hosts; [`Error::Config`] if their
     /// progress modes or ring sizes differ; [`Error::Io`] for system call failures;
     /// [`Error::Pmi`] if the launcher fails.
-    pub(crate) fn bootstrap(pmi: &mut Pmi, cap: usize, mode: u32, posix: bool) -> Result<Segment> {
+    ///
+    /// Each rank makes O(1) PMI requests (rank 0: two puts; the others: two gets), so the
+    /// bootstrap of n ranks costs the launcher O(n), not O(n²): a rank checks its host
+    /// against rank 0's only (equality is transitive), and publishes its pid, thread id and
+    /// signal in its control block, read by the others after the last barrier.
+    pub(crate) fn bootstrap(
+        pmi: &mut Pmi,
+        cap: usize,
+        mode: u32,
+        posix: bool,
+        signo: i32,
+    ) -> Result<Segment> {
         let me = pmi.rank();
         let n = pmi.size();
         let host = sys::hostname();
         let len = checked_segment_len(n, cap)?;
-        pmi.put(&format!("tocsin.host.{me}"), &hex(&host))?;
         let mut keep_fd = None;
         let mut posix_name = None;
         let mut reaper = None;
@@ -238,11 +251,18 @@ impl Segment {
             h.mode.store(mode, Ordering::Relaxed);
             h.ring_cap.store(cap as u64, Ordering::Relaxed);
             h.magic.store(MAGIC, Ordering::Release);
+            pmi.put("tocsin.host", &hex(&host))?;
             pmi.put("tocsin.shm", &contact)?;
             pmi.barrier()?;
             s
         } else {
             pmi.barrier()?;
+            let h0 = unhex(&pmi.get("tocsin.host")?);
+            if h0 != host {
+                return Err(Error::Unsupported(format!(
+                    "rank 0 runs on host {h0:?} and rank {me} on {host:?}: tocsin has only the shared-memory driver so far, all ranks must share one host"
+                )));
+            }
             let contact = pmi.get("tocsin.shm")?;
             let fd = if let Some(name) = contact.strip_prefix("posix:") {
                 sys::shm_open(name)
@@ -303,14 +323,7 @@ impl Segment {
             }
             s
         };
-        for r in 0..n {
-            let h = unhex(&pmi.get(&format!("tocsin.host.{r}"))?);
-            if h != host {
-                return Err(Error::Unsupported(format!(
-                    "rank {r} runs on host {h:?} and rank {me} on {host:?}: tocsin has only the shared-memory driver so far, all ranks must share one host"
-                )));
-            }
-        }
+        seg.control(me).signo.store(signo, Ordering::Release);
         seg.control(me)
             .pid
             .store(std::process::id() as i32, Ordering::Release);
