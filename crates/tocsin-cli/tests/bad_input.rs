@@ -274,3 +274,28 @@ fn jacobi_grid_and_process_grid_are_bounded() {
         assert_clean_failure(&o, &what, &[2], needles);
     }
 }
+
+#[test]
+fn ranks_on_different_hosts_are_refused_with_both_host_names() {
+    // Rank 1 runs in its own UTS namespace with another hostname: to tocsin it is on
+    // another host, which the shared-memory-only build must refuse by name.
+    let script = "if [ \"$PMI_RANK\" = 1 ]; then exec unshare -u sh -c 'hostname tocsin-other-host && exec \"$0\" sizes' \"$0\"; else exec \"$0\" sizes; fi";
+    let mut cmd = Command::new(TOCSIN);
+    cmd.args(["run", "-n", "2", "--", "sh", "-c", script, TESTRANK]);
+    let o = common::run(&mut cmd, LIMIT);
+    if o.stderr.contains("unshare failed") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "unshare -u must work in CI (root): {}",
+            o.stderr
+        );
+        eprintln!("skipped: cannot create a UTS namespace here: {}", o.stderr);
+        return;
+    }
+    assert_ne!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("tocsin-other-host") && o.stderr.contains("must share one host"),
+        "{}",
+        o.stderr
+    );
+}
