@@ -444,21 +444,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Bootstraps through PMI (or as a singleton) and returns the world communicator.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for a setting out of range or inconsistent settings (checked before
-    /// the launcher is contacted), or a shared segment whose size (n² rings) overflows or
-    /// exceeds 64 TiB (naming `TOCSIN_RING_BYTES`, checked before anything is mapped);
-    /// [`Error::Pmi`] if the launcher cannot be reached or answers wrongly, or if an earlier
-    /// `init` in this process already used (and closed) the launcher connection: the error
-    /// then quotes why that one failed; [`Error::Io`] if the shared segment cannot be
-    /// created or mapped; [`Error::AlreadyInitialized`] on a second call in one process.
-    pub fn init(self) -> Result<crate::Comm> {
-        self.validate()?;
-        crate::comm::Comm::init(self).inspect_err(crate::pmi::note_init_failure)
-    }
 }
 
 /// Parses `TOCSIN_SIGNAL`: an absolute number (`40`) or `rtmin+K` (`rtmin+3`), which must

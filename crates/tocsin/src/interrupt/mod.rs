@@ -3,9 +3,9 @@
 //!
 //! Owns the sender-side decision ([`decide`]), the coalescing of interrupts (one
 //! outstanding interrupt per rank, the `irq_pending` word of its control block) and the
-//! process-wide registration of the engine that handlers drive ([`register_target`],
-//! [`dispatch`]). It must not make progress itself: handlers call back into the progress
-//! engine through [`dispatch`], which is async-signal-safe.
+//! process-wide registration of the engine that handlers drive (`register_target`,
+//! `dispatch`). It must not make progress itself: handlers call back into the progress
+//! engine through `dispatch`, which is async-signal-safe.
 //!
 //! ## Which records interrupt
 //! Only records that ask the computing peer to act: an RTS (match it, answer CTS), a CTS

@@ -2,7 +2,7 @@
 //!
 //! Owns the choice of the signal, the handler's installation on an alternate signal stack,
 //! and sending (`tgkill` to the peer's registered thread). It must not make progress itself:
-//! the handler saves `errno` and calls [`super::dispatch`].
+//! the handler saves `errno` and calls `super::dispatch`.
 //!
 //! ## What a signal-mode application must know
 //! - tocsin installs a handler for one real-time signal (default: the first free one from
@@ -17,7 +17,7 @@
 //! - Install no handler for tocsin's signal after `init` and keep it unblocked in the
 //!   registered thread: a replaced handler loses every interrupt, a blocked signal delays
 //!   progress until the thread calls tocsin again (nothing is lost: rings keep the
-//!   messages). [`Installed::check`] detects both, for the engine to warn and fall back.
+//!   messages). `Installed::check` detects both, for the engine to warn and fall back.
 //! - Slow system calls in the registered thread may return `EINTR` where `SA_RESTART` does
 //!   not apply (e.g. `nanosleep`, `epoll_wait`, `poll` with a timeout, `read` on a socket with
 //!   `SO_RCVTIMEO`); retry them. tocsin's own calls restart by themselves.

@@ -28,12 +28,11 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::comm::Status;
 use crate::config::{Config, ProgressMode};
 use crate::error::{Error, Result};
 use crate::interrupt::{self, signal, uintr};
 use crate::pmi::Pmi;
-use crate::protocol::{Core, CoreConfig, Fail, ReqShared};
+use crate::protocol::{Core, CoreConfig, Fail, ReqShared, Status};
 use crate::ring::{Consumer, ShmRing};
 use crate::shm::{default_ring_bytes, Segment, ShmDriver};
 use crate::sys::{self, PidFd};
