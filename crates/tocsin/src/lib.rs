@@ -39,6 +39,7 @@
 //! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
 //! - [`pmi`]: the PMI-1 client used to bootstrap.
 //! - `sys`: the few system calls wrapped in `unsafe` (futex, CMA, memfd, pidfd).
+//! - `diag`: warnings that reach stderr once per kind, and `fatal` for handlers.
 
 #![warn(missing_docs)]
 
