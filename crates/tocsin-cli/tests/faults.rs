@@ -59,7 +59,7 @@ fn all(n: u32) -> Vec<u32> {
 
 #[test]
 fn wait_any_test_loop_iprobe_and_probe_end_when_the_peer_dies() {
-    for mode in ["poll", "block", "signal"] {
+    for mode in ["poll", "block", "thread", "signal"] {
         let _g = serial();
         let out = job(2, true, &["wait-any-dead"], &[("TOCSIN_PROGRESS", mode)]);
         assert_ok(&out, "wait-any-dead", 2, &[0], mode);
@@ -73,7 +73,7 @@ fn wait_any_test_loop_iprobe_and_probe_end_when_the_peer_dies() {
 
 #[test]
 fn a_rank_that_finishes_cleanly_is_not_a_failed_peer() {
-    for mode in ["poll", "block", "signal"] {
+    for mode in ["poll", "block", "thread", "signal"] {
         let _g = serial();
         let out = job(4, false, &["manager"], &[("TOCSIN_PROGRESS", mode)]);
         assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
@@ -88,7 +88,7 @@ fn a_rank_that_finishes_cleanly_is_not_a_failed_peer() {
 
 #[test]
 fn cancel_and_early_returns() {
-    for mode in ["poll", "block", "signal"] {
+    for mode in ["poll", "block", "thread", "signal"] {
         let _g = serial();
         let out = job(2, false, &["cancel"], &[("TOCSIN_PROGRESS", mode)]);
         assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
@@ -141,7 +141,7 @@ fn a_panicking_scope_with_a_transfer_that_cannot_end_aborts() {
 
 #[test]
 fn eager_messages_of_a_dead_peer_stay_receivable_in_a_deep_ring() {
-    for mode in ["poll", "block", "signal"] {
+    for mode in ["poll", "block", "thread", "signal"] {
         let _g = serial();
         let out = job(
             2,
@@ -170,7 +170,7 @@ fn a_sender_behind_a_full_ring_sleeps_until_space_is_freed() {
 
 #[test]
 fn a_deep_ring_is_received_whole_in_every_mode() {
-    for mode in ["poll", "block", "signal"] {
+    for mode in ["poll", "block", "thread", "signal"] {
         let _g = serial();
         let out = job(
             2,
