@@ -138,3 +138,26 @@ fn parses_max_diff() {
     );
     assert_eq!(max_diff("nothing"), None);
 }
+
+#[test]
+fn oversubscribed_ranks_match_serial_and_the_launcher_says_so() {
+    // 8 and 16 ranks on this machine's cores: waits yield (poll) or sleep at once.
+    for (n, progress) in [(8, "poll"), (8, "block"), (16, "signal")] {
+        check_passes(n, progress, 256, 256);
+    }
+    let o = run_job(
+        8,
+        "poll",
+        &[],
+        &["--nx", "64", "--ny", "64", "--iters", "10"],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.report());
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if cores < 8 {
+        assert!(
+            o.stderr.contains("oversubscribed"),
+            "the launcher should say the node is oversubscribed\n{}",
+            o.report()
+        );
+    }
+}

@@ -131,6 +131,8 @@ pub struct Config {
     pub(crate) posix_shm: bool,
     pub(crate) signal: Option<i32>,
     pub(crate) progress_core: Option<usize>,
+    /// `None`: detect (more local ranks than online CPUs).
+    pub(crate) oversubscribed: Option<bool>,
 }
 
 impl Default for Config {
@@ -146,6 +148,7 @@ impl Default for Config {
             posix_shm: false,
             signal: None,
             progress_core: None,
+            oversubscribed: None,
         }
     }
 }
@@ -190,6 +193,7 @@ impl Config {
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
+    /// | `TOCSIN_OVERSUBSCRIBED` | `1`: more ranks than cores, waits yield the core (`poll`) or sleep without spinning (`block` and up); `0`: never; `auto` | `auto`: local ranks (`MPI_LOCALNRANKS`) above the online CPUs |
     ///
     /// The job's shared segment holds a 64-byte header, a 128-byte control block per rank and
     /// one ring per ordered pair of ranks: `64 + 128·n + n²·(64 + ring bytes)`. By default each
@@ -281,6 +285,20 @@ impl Config {
         )? {
             c.progress_core = Some(v);
         }
+        if let Some(v) = env_parse::<String>(get, "TOCSIN_OVERSUBSCRIBED", "0, 1 or auto")? {
+            c.oversubscribed = match v.as_str() {
+                "1" => Some(true),
+                "0" => Some(false),
+                "auto" | "" => None,
+                _ => {
+                    return Err(Error::Config {
+                        name: "TOCSIN_OVERSUBSCRIBED",
+                        value: v,
+                        reason: "expected 0, 1 or auto".into(),
+                    })
+                }
+            };
+        }
         // Quote the value as typed, not as parsed.
         c.validate().map_err(|e| match e {
             Error::Config {
@@ -354,6 +372,14 @@ impl Config {
     /// `thread` mode: bind the progress thread to this core (hwloc logical index).
     pub fn progress_core(mut self, core: usize) -> Self {
         self.progress_core = Some(core);
+        self
+    }
+
+    /// Declares the node oversubscribed (more ranks than cores: waits yield the core) or
+    /// not; by default it is detected at `init` (local ranks, from the launcher's
+    /// `MPI_LOCALNRANKS`, above the online CPUs).
+    pub fn oversubscribed(mut self, yes: bool) -> Self {
+        self.oversubscribed = Some(yes);
         self
     }
 

@@ -136,6 +136,14 @@ fn make_kvsname() -> String {
 impl Job {
     fn start(spec: &LaunchSpec, program: &Path) -> Result<Job, LaunchError> {
         let n = spec.n;
+        let ncores = super::binding::core_count();
+        if n as usize > ncores && std::env::var_os("TOCSIN_OVERSUBSCRIBED").is_none() {
+            // The ranks detect it too (MPI_LOCALNRANKS above the online CPUs); say so once.
+            eprintln!(
+                "tocsin run: {n} ranks on {ncores} cores: oversubscribed, so waiting ranks yield \
+                 their core (poll) or sleep without spinning (block and up)"
+            );
+        }
         let cores = match spec.bind {
             Bind::None => None,
             Bind::Core => match binding::cores() {

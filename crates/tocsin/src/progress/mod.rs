@@ -115,6 +115,8 @@ enum Interrupter {
 /// One rank's progress engine.
 pub(crate) struct Engine {
     cfg: Config,
+    /// More ranks than cores on this node: waits yield (poll) or sleep at once.
+    oversubscribed: bool,
     me: Rank,
     size: u32,
     inner: SpinLock<Inner>,
@@ -312,8 +314,13 @@ impl Engine {
             "tocsin initialized"
         );
         let core_pin = cfg.progress_core;
+        let oversubscribed = cfg.oversubscribed.unwrap_or_else(detect_oversubscription);
+        if oversubscribed {
+            tracing::debug!("oversubscribed node: waits yield their core");
+        }
         let eng = Arc::new(Engine {
             cfg,
+            oversubscribed,
             me,
             size,
             inner: SpinLock::new(Inner { core, drv, cons }),
@@ -914,7 +921,14 @@ impl Engine {
 
     fn wait_loop(&self, done: &mut impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
         let start = Instant::now();
-        let spin = Duration::from_micros(self.cfg.spin_us);
+        // Oversubscribed: a core spun on is a core taken from a rank that has work. Poll
+        // mode yields after every pass (as Open MPI's `mpi_yield_when_idle`); the sleeping
+        // modes sleep without spinning first.
+        let (spin, every) = if self.oversubscribed {
+            (Duration::ZERO, 1)
+        } else {
+            (Duration::from_micros(self.cfg.spin_us), 128)
+        };
         let mut n = 0u32;
         loop {
             self.progress_waiting(false);
@@ -922,7 +936,10 @@ impl Engine {
                 return true;
             }
             n = n.wrapping_add(1);
-            if n % 128 == 0 {
+            if self.oversubscribed && !self.cfg.progress.sleeps() {
+                std::thread::yield_now();
+            }
+            if n % every == 0 {
                 let now = Instant::now();
                 self.maybe_check_peers();
                 if done() {
@@ -1074,4 +1091,15 @@ impl Drop for Engine {
             }
         }
     }
+}
+
+/// More ranks on this node than online CPUs: the launcher's `MPI_LOCALNRANKS` (set by
+/// `tocsin run` and hydra) above `sysconf(_SC_NPROCESSORS_ONLN)`.
+fn detect_oversubscription() -> bool {
+    let local: Option<usize> = std::env::var("MPI_LOCALNRANKS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    matches!(local, Some(l) if cpus > 0 && l > cpus as usize)
 }
