@@ -1,0 +1,82 @@
+#!/bin/sh
+# Runs INSIDE the emulated UINTR machine (busybox sh), started by tests/uintr-emu/run.sh:
+#   guest.sh BIN_DIR LIB_TEST_BINARY quick|soak
+# Runs tocsin's UINTR checks one after the other, prints `uintr-emu: PASS|FAIL NAME (N s)`
+# for each (N: emulated seconds, not a performance figure) and a summary, and exits 1 if
+# any failed. `quick` is the CI set (about 6 min with 2 emulated CPUs); `soak` adds the
+# long soak (10,000 messages) and the benchmarks.
+B=$1
+LIB=$2
+SET=${3:-quick}
+fails=0
+passed=0
+failed_names=""
+log=/tmp/uintr-emu-step.log
+
+# step NAME COMMAND...: runs COMMAND, output to the console, pass if exit status 0.
+step() {
+  name=$1
+  shift
+  t0=$(date +%s)
+  echo "uintr-emu: --- $name: $*"
+  "$@" >"$log" 2>&1
+  rc=$?
+  cat "$log"
+  dt=$(($(date +%s) - t0))
+  if [ "$rc" -eq 0 ]; then
+    echo "uintr-emu: PASS $name (${dt} s emulated)"
+    passed=$((passed + 1))
+  else
+    echo "uintr-emu: FAIL $name (exit $rc, ${dt} s emulated)"
+    fails=$((fails + 1))
+    failed_names="$failed_names $name"
+  fi
+}
+
+# probe: UINTR must be reported present in the CPU and the kernel, and usable.
+probe() {
+  "$B/tocsin" probe || return 1
+  for k in uintr_cpu uintr_kernel_flag uintr_kernel uintr_mode; do
+    "$B/tocsin" probe | grep -q -E "^$k +yes" || { echo "probe: $k is not yes"; return 1; }
+  done
+}
+
+# ranks N PROGRAM ARGS...: N ranks under `tocsin run` in uintr mode.
+ranks() {
+  n=$1
+  shift
+  TOCSIN_PROGRESS=uintr "$B/tocsin" run -n "$n" -- "$@"
+}
+
+# A rank's RESULT line must contain KEY=VALUE.
+expect_result() {
+  want=$1
+  shift
+  "$@" | tee /tmp/uintr-emu-out.txt
+  rc=$?
+  [ "$rc" -eq 0 ] || return "$rc"
+  grep -q "$want" /tmp/uintr-emu-out.txt || { echo "expected '$want' in the RESULT lines"; return 1; }
+}
+
+echo "uintr-emu: $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPU(s); $(dmesg | grep -o 'User Interrupts (UINTR) enabled' | head -1)"
+step probe probe
+step lib-uintr-tests env TOCSIN_UINTR_REQUIRED=1 "$LIB" --test-threads 1 interrupt::uintr
+step p2p-sizes ranks 2 "$B/tocsin-testrank" --timeout 600 sizes
+step p2p-truncation ranks 2 "$B/tocsin-testrank" --timeout 600 truncation
+step p2p-die ranks 2 "$B/tocsin-testrank" --timeout 600 die
+# Rendezvous progressed by interrupts while both ranks compute and call nothing.
+step overlap-recv expect_result 'complete_before_wait=true' \
+  ranks 2 "$B/tocsin-soak" --timeout 600 overlap --side recv --bytes 1048576 --compute-ms 300
+step overlap-send expect_result 'complete_before_wait=true' \
+  ranks 2 "$B/tocsin-soak" --timeout 600 overlap --side send --bytes 1048576 --compute-ms 300
+# Interrupts land in a computation that must come out bit for bit the same.
+step storm ranks 2 "$B/tocsin-soak" --timeout 600 storm --storm-ms 300 --work 3000000
+step soak-small ranks 2 "$B/tocsin-soak" --timeout 600 soak --messages 400 --max-size 262144
+if [ "$SET" = soak ]; then
+  step p2p-wildcards ranks 3 "$B/tocsin-testrank" --timeout 1200 wildcards
+  step soak-10000 ranks 2 "$B/tocsin-soak" --timeout 3000 soak --messages 10000
+  step bench-notify "$B/tocsin" bench notify --only uintr,signal,futex --iters 2000 --case-secs 5
+  step bench-overlap "$B/tocsin" bench overlap --progress uintr --sizes 1M --compute-us 2000
+fi
+echo "uintr-emu: $passed passed, $fails failed${failed_names:+:$failed_names}"
+[ "$fails" -eq 0 ]
