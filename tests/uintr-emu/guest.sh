@@ -3,8 +3,8 @@
 #   guest.sh BIN_DIR LIB_TEST_BINARY quick|soak
 # Runs tocsin's UINTR checks one after the other, prints `uintr-emu: PASS|FAIL NAME (N s)`
 # for each (N: emulated seconds, not a performance figure) and a summary, and exits 1 if
-# any failed. `quick` is the CI set (about 6 min with 2 emulated CPUs); `soak` adds the
-# long soak (10,000 messages) and the benchmarks.
+# any failed. `quick` is the CI set (a few minutes with 2 emulated CPUs); `soak` adds the
+# long soak (10,000 messages) and the overlap benchmark.
 B=$1
 LIB=$2
 SET=${3:-quick}
@@ -45,7 +45,7 @@ probe() {
 ranks() {
   n=$1
   shift
-  TOCSIN_PROGRESS=uintr "$B/tocsin" run -n "$n" -- "$@"
+  TOCSIN_PROGRESS=uintr TOCSIN_STATS=1 "$B/tocsin" run -n "$n" -- "$@"
 }
 
 # A rank's RESULT line must contain KEY=VALUE.
@@ -64,18 +64,24 @@ step lib-uintr-tests env TOCSIN_UINTR_REQUIRED=1 "$LIB" --test-threads 1 interru
 step p2p-sizes ranks 2 "$B/tocsin-testrank" --timeout 600 sizes
 step p2p-truncation ranks 2 "$B/tocsin-testrank" --timeout 600 truncation
 step p2p-die ranks 2 "$B/tocsin-testrank" --timeout 600 die
-# Rendezvous progressed by interrupts while both ranks compute and call nothing.
-step overlap-recv expect_result 'complete_before_wait=true' \
+# Rendezvous progressed by interrupts while both ranks compute and call nothing: complete
+# before the wait, and rank 0's counters show user-interrupt handlers took the records.
+done_by_handlers='complete_before_wait=true.* interrupts_received=[1-9].* handler_records=[1-9]'
+step overlap-recv expect_result "$done_by_handlers" \
   ranks 2 "$B/tocsin-soak" --timeout 600 overlap --side recv --bytes 1048576 --compute-ms 300
-step overlap-send expect_result 'complete_before_wait=true' \
+step overlap-send expect_result "$done_by_handlers" \
   ranks 2 "$B/tocsin-soak" --timeout 600 overlap --side send --bytes 1048576 --compute-ms 300
 # Interrupts land in a computation that must come out bit for bit the same.
 step storm ranks 2 "$B/tocsin-soak" --timeout 600 storm --storm-ms 300 --work 3000000
-step soak-small ranks 2 "$B/tocsin-soak" --timeout 600 soak --messages 400 --max-size 262144
+# 3 ranks on 2 emulated CPUs: ANY_SOURCE / ANY_TAG.
+step p2p-wildcards ranks 3 "$B/tocsin-testrank" --timeout 600 wildcards
+# Random traffic, 2 threads per rank computing between operations, checksums checked.
+step soak-2000 ranks 2 "$B/tocsin-soak" --timeout 600 soak --messages 2000 --max-size 262144
 if [ "$SET" = soak ]; then
-  step p2p-wildcards ranks 3 "$B/tocsin-testrank" --timeout 1200 wildcards
+  # Not in the CI set: its `processes same-core` case sometimes crashes a forked receiver
+  # in the emulator (see BENCHMARKS.md, "Validated under emulation").
+  step bench-notify "$B/tocsin" bench notify --only uintr --iters 400 --case-secs 2 --quiet
   step soak-10000 ranks 2 "$B/tocsin-soak" --timeout 3000 soak --messages 10000
-  step bench-notify "$B/tocsin" bench notify --only uintr,signal,futex --iters 2000 --case-secs 5
   step bench-overlap "$B/tocsin" bench overlap --progress uintr --sizes 1M --compute-us 2000
 fi
 echo "uintr-emu: $passed passed, $fails failed${failed_names:+:$failed_names}"

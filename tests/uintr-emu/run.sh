@@ -5,13 +5,14 @@
 #   - `tocsin probe` must report UINTR in the CPU and the kernel;
 #   - the library's UINTR hardware tests (crates/tocsin/src/interrupt/uintr/hw_tests.rs),
 #     with TOCSIN_UINTR_REQUIRED=1 so that none passes by skipping;
-#   - two ranks under `tocsin run` with TOCSIN_PROGRESS=uintr: p2p sizes (both rendezvous
-#     paths), truncation, peer death, overlap of a rendezvous with computation on both
-#     sides, an interrupt storm into a bit-exact computation, a small soak.
+#   - ranks under `tocsin run` with TOCSIN_PROGRESS=uintr: p2p sizes (both rendezvous
+#     paths), truncation, peer death, 3-rank wildcards, overlap of a rendezvous with
+#     computation on both sides (done by handlers, per the counters), an interrupt storm
+#     into a bit-exact computation, a 2,000-message soak, `tocsin bench notify --only uintr`.
 #
 #   bash tests/uintr-emu/run.sh           # the CI set, at most 10 minutes with the boot
-#   bash tests/uintr-emu/run.sh --soak    # adds 3-rank wildcards, a 10,000-message soak and
-#                                         # `tocsin bench notify`/`overlap` (about an hour)
+#   bash tests/uintr-emu/run.sh --soak    # adds a 10,000-message soak and
+#                                         # `tocsin bench overlap` (limit 2 hours)
 #
 # The emulator is taken from $UINTR_EMU (default: ../shared/uintr-emu beside the
 # repository). Exits non-zero, saying why, when it is missing or the emulated machine cannot

@@ -133,7 +133,11 @@ fn uintr_registration_and_unregistration() {
             // Before registration a vector fd is refused.
             assert_ne!(errno(vector_fd(1)), 0);
             register_handler().expect("first registration");
-            assert_eq!(errno(register_handler()), libc::EBUSY, "second registration");
+            assert_eq!(
+                errno(register_handler()),
+                libc::EBUSY,
+                "second registration"
+            );
             // The probe treats "already registered" as supported, and leaves it registered.
             assert_eq!(support().kernel, Ok(()));
             assert_eq!(errno(register_handler()), libc::EBUSY, "after the probe");
@@ -397,7 +401,11 @@ fn uintr_held_vectors_are_delivered_highest_first() {
             stui();
             wait_until("three runs", || RUNS.load(SeqCst) >= 3);
             let order: Vec<u64> = ORDER[..4].iter().map(|o| o.load(SeqCst)).collect();
-            assert_eq!(order, [40, 17, 4, u64::MAX], "one run per vector, highest first");
+            assert_eq!(
+                order,
+                [40, 17, 4, u64::MAX],
+                "one run per vector, highest first"
+            );
             for i in idx {
                 unregister_sender(i).expect("unregister");
             }
@@ -828,17 +836,21 @@ fn uintr_handler_preserves_registers() {
     AVX512.store(avx512, SeqCst);
     eprintln!(
         "uintr_handler_preserves_registers: checking 15 GPRs, MXCSR, x87 CW and {}",
-        if avx512 { "zmm0-31, k0-7" } else { "xmm0-15 (no AVX-512)" }
+        if avx512 {
+            "zmm0-31, k0-7"
+        } else {
+            "xmm0-15 (no AVX-512)"
+        }
     );
     // SAFETY: the test lock is held; nothing else touches the areas.
     let pat = unsafe { &mut *PAT.0.get() };
     for (i, g) in pat.gpr.iter_mut().enumerate() {
-        *g = 0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 5) ^ (i as u64) << 56;
+        *g = 0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 5) ^ ((i as u64) << 56);
     }
     pat.mxcsr = 0x3fc0; // round down, DAZ, exceptions masked
     pat.fcw = 0x0c7f; // round toward zero, 24-bit precision
     for (i, k) in pat.k.iter_mut().enumerate() {
-        *k = 0xfeed_f00d_0000_0000 | (i as u64 + 1) * 0x0101;
+        *k = 0xfeed_f00d_0000_0000 | ((i as u64 + 1) * 0x0101);
     }
     for (i, z) in pat.z.iter_mut().enumerate() {
         for (j, w) in z.iter_mut().enumerate() {
