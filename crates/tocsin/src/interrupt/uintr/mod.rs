@@ -426,5 +426,45 @@ mod tests {
             &io::Error::from_raw_os_error(libc::ENOSYS),
         );
         assert!(e.contains("no UINTR system calls"));
+        for (errno, says) in [
+            (libc::EOPNOTSUPP, "does not support UINTR"),
+            (libc::EINVAL, "different UINTR ABI"),
+            (libc::EBUSY, "already registered"),
+            (libc::ENOSPC, "no free vector or UITT entry"),
+            (libc::EPERM, "not permitted"),
+            (libc::EACCES, "not permitted"),
+            (libc::EIO, "unexpected error"),
+        ] {
+            let e = explain("call", &io::Error::from_raw_os_error(errno));
+            assert!(e.starts_with("call: ") && e.contains(says), "{errno}: {e}");
+        }
+    }
+
+    #[test]
+    fn senders_free_their_indexes_through_the_registrar() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static FREED: AtomicU64 = AtomicU64::new(0);
+        struct Freeing;
+        impl Registrar for Freeing {
+            fn get_fd(&mut self, _pid: i32, _fd: i32) -> io::Result<OwnedFd> {
+                Ok(std::fs::File::open("/dev/null")?.into())
+            }
+            fn register_sender(&mut self, _u: &OwnedFd) -> io::Result<u64> {
+                Ok(7)
+            }
+            fn releaser(&self) -> Option<fn(u64) -> io::Result<()>> {
+                Some(|i| {
+                    FREED.fetch_add(i, Ordering::SeqCst);
+                    Ok(())
+                })
+            }
+        }
+        let peers = [(0, 1, 3), (1, 1, 3), (2, 1, 3)];
+        drop(Senders::register(0, 3, &peers, &mut Freeing).unwrap());
+        assert_eq!(
+            FREED.load(Ordering::SeqCst),
+            14,
+            "both peers' indexes freed once"
+        );
     }
 }
