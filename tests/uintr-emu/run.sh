@@ -44,8 +44,15 @@ if [ -z "$lib" ] || [ ! -x "$lib" ]; then
   echo "uintr-emu: FAILED: could not find the tocsin library's test binary" >&2
   exit 1
 fi
-bin=$(pwd)/target/release
 guest=$(pwd)/tests/uintr-emu/guest.sh
+# The guest's root file system is an initramfs the emulated kernel unpacks: copies without
+# debug information keep it small (about 4x less to unpack and hold in guest memory).
+bin=$(mktemp -d /tmp/tocsin-uintr-emu.XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+for f in target/release/tocsin target/release/tocsin-testrank target/release/tocsin-soak "$lib"; do
+  strip --strip-debug -o "$bin/$(basename "$f")" "$f" 2>/dev/null || cp "$f" "$bin/"
+done
+lib=$bin/$(basename "$lib")
 
 # One attempt: runs the emulator in the background and watches its serial console (the
 # `run` script's work folder, found through the Bochs process it started). If the guest has
