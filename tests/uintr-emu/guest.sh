@@ -33,6 +33,17 @@ step() {
   fi
 }
 
+# known NAME COMMAND...: a check with a known, reported failure mode: runs and prints its
+# outcome, but does not count as a failure.
+known() {
+  name=$1
+  shift
+  echo "uintr-emu: --- $name (known issue, not counted): $*"
+  if "$@" >"$log" 2>&1; then r=ok; else r="failed (exit $?)"; fi
+  cat "$log"
+  echo "uintr-emu: KNOWN-ISSUE $name: $r"
+}
+
 # probe: UINTR must be reported present in the CPU and the kernel, and usable.
 probe() {
   "$B/tocsin" probe || return 1
@@ -98,8 +109,9 @@ step p2p-wildcards ranks 3 "$B/tocsin-testrank" --timeout 600 wildcards
 # Random traffic, 2 threads per rank computing between operations, checksums checked.
 step soak-2000 ranks 2 "$B/tocsin-soak" --timeout 600 soak --messages 2000 --max-size 262144
 if [ "$SET" = soak ]; then
-  # Receivers in a child forked by a registered thread (flaky under emulation).
-  step lib-uintr-fork env TOCSIN_UINTR_REQUIRED=1 "$LIB" --test-threads 1 --ignored uintr_forked
+  # Receivers in a child forked by a registered thread: the child's own self-interrupt is
+  # sometimes never delivered under emulation (BENCHMARKS.md, "Validated under emulation").
+  known lib-uintr-fork env TOCSIN_UINTR_REQUIRED=1 "$LIB" --test-threads 1 --ignored uintr_forked
   # Not in the CI set: its `processes same-core` case sometimes crashes a forked receiver
   # in the emulator (see BENCHMARKS.md, "Validated under emulation").
   step bench-notify "$B/tocsin" bench notify --only uintr --iters 400 --case-secs 2 --quiet

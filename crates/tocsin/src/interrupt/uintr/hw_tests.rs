@@ -896,8 +896,8 @@ fn uintr_handler_preserves_registers() {
 
 /// A child forked by a registered thread starts without UINTR state: UIF clear, no handler
 /// (so registering one succeeds), and its own receiver works while the parent's still does.
-/// Ignored by default: under the emulator the child's self-interrupt was once never
-/// delivered (1 run in 8); `tests/uintr-emu/run.sh --soak` runs it (`--ignored`).
+/// Ignored by default: under the emulator the child's self-interrupt is sometimes never
+/// delivered (2 runs in 9); `tests/uintr-emu/run.sh --soak` runs it as a known issue.
 #[test]
 #[ignore = "flaky under emulation (a forked receiver once got no delivery); run with --ignored"]
 fn uintr_forked_child_starts_unregistered() {
