@@ -88,6 +88,12 @@ impl Comm {
         self.eng.rank()
     }
 
+    /// This rank's notification counters (interrupts, handler runs, doorbells, sleeps):
+    /// see [`crate::stats`].
+    pub fn stats(&self) -> crate::Stats {
+        crate::stats::stats()
+    }
+
     /// Number of ranks in the communicator.
     pub fn size(&self) -> u32 {
         self.eng.size()

@@ -48,6 +48,7 @@ pub mod error;
 pub mod interrupt;
 pub mod matching;
 pub mod pmi;
+pub mod stats;
 pub mod wire;
 
 mod comm;
@@ -62,6 +63,7 @@ pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status, SC
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};
 pub use progress::LIVENESS_PERIOD;
+pub use stats::{stats, Stats};
 
 /// A rank: the index of a process in a communicator, `0..size`.
 pub type Rank = u32;

@@ -40,7 +40,8 @@
 //!   non-blocking `read` of that pipe every 100 µs) until it sees that notice — in `signal`,
 //!   `uintr` and `thread` modes for at most 10 s more (hang guard), in the others for at
 //!   most another 300 ms.
-//!   Prints `RESULT overlap ... peer_done_while_computing=BOOL complete_before_wait=BOOL`.
+//!   Prints `RESULT overlap ... peer_done_while_computing=BOOL complete_before_wait=BOOL`
+//!   and rank 0's notification counters (`tocsin::Stats`: `handler_records=N` ...).
 //! - `storm` (2): rank 0 sends small messages as fast as it can for `--storm-ms` (2000) ms
 //!   while rank 1 performs `--work` LCG+floating-point iterations (a count, not a time)
 //!   without calling tocsin; rank 1's result must equal the same work done before the storm
@@ -871,9 +872,10 @@ fn overlap(comm: &Comm, o: &OverlapOpts) -> R {
         }
         println!(
             "RESULT overlap side={side} order={order} mode={} bytes={bytes} compute_ms={} \
-             peer_done_while_computing={noticed} complete_before_wait={complete}",
+             peer_done_while_computing={noticed} complete_before_wait={complete} {}",
             m.name(),
-            compute_time.as_millis()
+            compute_time.as_millis(),
+            comm.stats()
         );
     } else {
         if !app_late {

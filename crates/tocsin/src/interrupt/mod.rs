@@ -123,6 +123,7 @@ pub(crate) fn dispatch() {
     IN_HANDLER.fetch_add(1, Ordering::SeqCst);
     let p = TARGET.load(Ordering::SeqCst);
     if !p.is_null() {
+        crate::stats::bump(crate::stats::Counter::InterruptsReceived);
         // SAFETY: non-null means registered and not yet unregistered; `unregister_target`
         // waits for IN_HANDLER to drain before the target may be freed.
         unsafe { (*(*p).0).on_interrupt() };

@@ -35,6 +35,7 @@ use crate::pmi::Pmi;
 use crate::protocol::{Core, CoreConfig, Fail, ReqShared, Status};
 use crate::ring::{Consumer, ShmRing};
 use crate::shm::{default_ring_bytes, Segment, ShmDriver};
+use crate::stats;
 use crate::sys::{self, PidFd};
 use crate::{Rank, Tag};
 
@@ -154,8 +155,10 @@ impl interrupt::Target for Engine {
         if self.stalled.load(Ordering::SeqCst) {
             // Handlers cannot help until an ordinary pass has made room; an interrupt that
             // still arrives (sent before we suppressed them) is ignored.
+            stats::bump(stats::Counter::InterruptsSuppressed);
             return;
         }
+        stats::bump(stats::Counter::HandlerRuns);
         if let Some(seg) = &self.seg {
             interrupt::acknowledge(&seg.control(self.me).irq_pending);
         }
@@ -168,6 +171,7 @@ impl Engine {
         if INITIALIZED.swap(true, Ordering::SeqCst) {
             return Err(Error::AlreadyInitialized);
         }
+        stats::reset();
         let r = Self::init_inner(cfg);
         if r.is_err() {
             INITIALIZED.store(false, Ordering::SeqCst);
@@ -391,6 +395,9 @@ impl Engine {
                 }
             }
         }
+        if std::env::var_os("TOCSIN_STATS").is_some_and(|v| v == "1") {
+            eprintln!("tocsin stats (rank {}): {}", self.me, stats::stats());
+        }
     }
 
     pub(crate) fn rank(&self) -> Rank {
@@ -426,6 +433,7 @@ impl Engine {
                 let (pid, tid) = (self.pids[peer as usize], tids[peer as usize]);
                 let signo = &signos[peer as usize];
                 let mut tries = 0;
+                let mut sent = true;
                 while let Err(e) = signal::send(pid, tid, *signo) {
                     // EAGAIN: the user's queue of pending real-time signals is full
                     // (RLIMIT_SIGPENDING); nothing was queued. Retry briefly, then release
@@ -441,15 +449,20 @@ impl Engine {
                         if let Some(seg) = &self.seg {
                             seg.control(peer).irq_pending.store(0, Ordering::SeqCst);
                         }
+                        sent = false;
                         break;
                     }
                     std::hint::spin_loop();
+                }
+                if sent {
+                    stats::bump(stats::Counter::InterruptsSent);
                 }
             }
             Interrupter::Uintr(s) => {
                 if let Some(i) = s.index(peer) {
                     // SAFETY: `i` was returned by uintr_register_sender in this process.
                     unsafe { uintr::senduipi(i) };
+                    stats::bump(stats::Counter::InterruptsSent);
                 }
             }
         }
@@ -511,6 +524,9 @@ impl Engine {
                         break;
                     }
                     Ok(Some(Ok(true))) => {
+                        if handler {
+                            stats::bump(stats::Counter::HandlerRecords);
+                        }
                         out.did = true;
                         popped = true;
                     }
@@ -976,6 +992,7 @@ impl Engine {
         }
         match self.progress_waiting(true) {
             Found::Ran { unread: false, .. } if !done() => {
+                stats::bump(stats::Counter::Sleeps);
                 sys::futex_wait(&c.bell, seq, MAX_SLEEP);
             }
             Found::Busy => std::thread::yield_now(),

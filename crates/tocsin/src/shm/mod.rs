@@ -391,7 +391,13 @@ impl Segment {
                 self.wake(r);
                 false
             }
-            Notify::Interrupt => claim_interrupt(&c.irq_pending),
+            Notify::Interrupt => {
+                let claimed = claim_interrupt(&c.irq_pending);
+                if !claimed {
+                    crate::stats::bump(crate::stats::Counter::InterruptsCoalesced);
+                }
+                claimed
+            }
         }
     }
 
@@ -425,6 +431,7 @@ impl Segment {
         let c = self.control(r);
         c.bell.fetch_add(1, Ordering::Release);
         sys::futex_wake_all(&c.bell);
+        crate::stats::bump(crate::stats::Counter::Doorbells);
     }
 }
 

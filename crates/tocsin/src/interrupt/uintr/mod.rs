@@ -192,6 +192,45 @@ pub fn stui() {
     }
 }
 
+/// Clears UIF: user interrupts are held (recorded in UIRR, coalesced per vector) until the
+/// next [`stui`] or `UIRET`. The start of a critical section. Async-signal-safe.
+pub fn clui() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: CLUI (F3 0F 01 EE) only clears UIF; executed only on a thread whose handler
+    // registration succeeded (else it would raise #UD).
+    unsafe {
+        std::arch::asm!(".byte 0xf3, 0x0f, 0x01, 0xee", options(nomem, nostack));
+    }
+}
+
+/// Reads UIF with `TESTUI` (F3 0F 01 ED, result in CF): `true` if user interrupts may be
+/// delivered to this thread now. `false` inside a handler. Async-signal-safe.
+pub fn testui() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cf: u8;
+        // SAFETY: TESTUI copies UIF into CF and clears the other arithmetic flags; used only
+        // where UINTR is supported (else #UD).
+        unsafe {
+            std::arch::asm!(".byte 0xf3, 0x0f, 0x01, 0xed", "setc {cf}", cf = out(reg_byte) cf,
+                options(nomem, nostack));
+        }
+        cf != 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Releases UITT entry `index` (from `uintr_register_sender`) for reuse.
+///
+/// # Errors
+/// As documented for `uintr_unregister_sender` (EINVAL for an index not registered).
+pub fn unregister_sender(index: u64) -> io::Result<()> {
+    sys(SYS_UINTR_UNREGISTER_SENDER, index, 0).map(|_| ())
+}
+
 /// Sends a user interrupt through UITT entry `index`. Async-signal-safe (one instruction).
 ///
 /// # Safety
@@ -220,6 +259,10 @@ pub trait Registrar {
     /// # Errors
     /// As documented for `uintr_register_sender`.
     fn register_sender(&mut self, uvec: &OwnedFd) -> io::Result<u64>;
+    /// What frees an index when the [`Senders`] are dropped (`None`: nothing to free).
+    fn releaser(&self) -> Option<fn(u64) -> io::Result<()>> {
+        None
+    }
 }
 
 /// The kernel's registrar.
@@ -240,6 +283,9 @@ impl Registrar for KernelRegistrar {
     fn register_sender(&mut self, uvec: &OwnedFd) -> io::Result<u64> {
         sys(SYS_UINTR_REGISTER_SENDER, uvec.as_raw_fd() as u64, 0).map(|i| i as u64)
     }
+    fn releaser(&self) -> Option<fn(u64) -> io::Result<()>> {
+        Some(unregister_sender)
+    }
 }
 
 /// The sender side's bookkeeping: for every peer, the UITT index to `SENDUIPI` it, and the
@@ -248,6 +294,7 @@ impl Registrar for KernelRegistrar {
 pub struct Senders {
     index: Vec<Option<u64>>,
     _fds: Vec<OwnedFd>,
+    release: Option<fn(u64) -> io::Result<()>>,
 }
 
 impl Senders {
@@ -264,6 +311,7 @@ impl Senders {
         let mut s = Senders {
             index: vec![None; size as usize],
             _fds: Vec::new(),
+            release: reg.releaser(),
         };
         for &(r, pid, fd) in peers {
             if r == me {
@@ -292,6 +340,21 @@ impl Senders {
         self.index.get(peer as usize).copied().flatten()
     }
 }
+
+impl Drop for Senders {
+    /// Frees the UITT entries (the UITT is per process and has 256 entries: without this,
+    /// a process that initializes communicators repeatedly runs out of them).
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            for i in self.index.iter().flatten() {
+                let _ = release(*i);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64", not(loom)))]
+mod hw_tests;
 
 #[cfg(test)]
 mod tests {
@@ -363,5 +426,45 @@ mod tests {
             &io::Error::from_raw_os_error(libc::ENOSYS),
         );
         assert!(e.contains("no UINTR system calls"));
+        for (errno, says) in [
+            (libc::EOPNOTSUPP, "does not support UINTR"),
+            (libc::EINVAL, "different UINTR ABI"),
+            (libc::EBUSY, "already registered"),
+            (libc::ENOSPC, "no free vector or UITT entry"),
+            (libc::EPERM, "not permitted"),
+            (libc::EACCES, "not permitted"),
+            (libc::EIO, "unexpected error"),
+        ] {
+            let e = explain("call", &io::Error::from_raw_os_error(errno));
+            assert!(e.starts_with("call: ") && e.contains(says), "{errno}: {e}");
+        }
+    }
+
+    #[test]
+    fn senders_free_their_indexes_through_the_registrar() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static FREED: AtomicU64 = AtomicU64::new(0);
+        struct Freeing;
+        impl Registrar for Freeing {
+            fn get_fd(&mut self, _pid: i32, _fd: i32) -> io::Result<OwnedFd> {
+                Ok(std::fs::File::open("/dev/null")?.into())
+            }
+            fn register_sender(&mut self, _u: &OwnedFd) -> io::Result<u64> {
+                Ok(7)
+            }
+            fn releaser(&self) -> Option<fn(u64) -> io::Result<()>> {
+                Some(|i| {
+                    FREED.fetch_add(i, Ordering::SeqCst);
+                    Ok(())
+                })
+            }
+        }
+        let peers = [(0, 1, 3), (1, 1, 3), (2, 1, 3)];
+        drop(Senders::register(0, 3, &peers, &mut Freeing).unwrap());
+        assert_eq!(
+            FREED.load(Ordering::SeqCst),
+            14,
+            "both peers' indexes freed once"
+        );
     }
 }
