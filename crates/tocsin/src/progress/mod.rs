@@ -546,16 +546,38 @@ impl Engine {
             if !ended && !c.is_empty() {
                 out.unread = true;
             }
-            // Only sleeping modes' producers ask to be told (poll mode pays no fence).
+            // Only sleeping modes' producers ask to be told (poll mode pays no fence). A
+            // producer that asked is rung if it sleeps, interrupted if it computes (signal,
+            // uintr), left alone if it polls.
             if popped && self.cfg.progress.sleeps() {
                 if let Some(seg) = &self.seg {
-                    seg.space_freed(p, self.me);
+                    if seg.space_freed(p, self.me)
+                        && seg.notify(p, true, self.cfg.progress.interrupts())
+                    {
+                        self.interrupt(p);
+                    }
                 }
             }
         }
         core.no_alloc = false;
         if core.has_backlog() {
             core.flush_all(drv);
+        }
+        // Interrupt modes: records still waiting for ring space must not wait for this
+        // rank's next call (it may be computing): ask each consumer concerned to tell us
+        // when it frees space (an interrupt if we compute then), then retry once after the
+        // fence, so that space freed meanwhile is not missed (Dekker with
+        // `Segment::space_freed`).
+        if self.cfg.progress.interrupts() && core.has_backlog() {
+            if let Some(seg) = &self.seg {
+                for q in 0..self.size {
+                    if q != self.me && !core.flushed_to(q) {
+                        seg.space_wanted(self.me, q).store(1, Ordering::SeqCst);
+                    }
+                }
+                fence(Ordering::SeqCst);
+                core.flush_all(drv);
+            }
         }
         if !handler {
             if self.sigqueue_full.load(Ordering::Relaxed)

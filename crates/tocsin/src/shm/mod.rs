@@ -402,9 +402,9 @@ impl Segment {
     }
 
     /// The "space wanted" word of the ring from `src` to `dst` (offset 8 of the ring's
-    /// control line, next to the consumer's head): `src` sets it before sleeping with
-    /// records queued for lack of room; `dst`, after freeing space, clears it and rings
-    /// `src`'s doorbell ([`Segment::space_freed`]).
+    /// control line, next to the consumer's head): `src` sets it while records wait for lack
+    /// of room (before sleeping; in the interrupt modes after every pass that leaves some);
+    /// `dst`, after freeing space, clears it and notifies `src` ([`Segment::space_freed`]).
     pub(crate) fn space_wanted(&self, src: Rank, dst: Rank) -> &AtomicU32 {
         let off = rings_base(self.n)
             + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap)
@@ -414,16 +414,15 @@ impl Segment {
         unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
     }
 
-    /// After this rank (`dst`) consumed records from `src`'s ring: if `src` asked to be told
-    /// when space frees up, tell it (doorbell). The `SeqCst` fence pairs with `src`'s
-    /// `SeqCst` store of the word followed by its re-check of the ring (Dekker): either it
-    /// sees the space or we see the word. Async-signal-safe.
-    pub(crate) fn space_freed(&self, src: Rank, dst: Rank) {
+    /// After this rank (`dst`) consumed records from `src`'s ring: `true` if `src` asked to
+    /// be told when space frees up (the word is cleared; the caller then notifies `src` as
+    /// for a record: doorbell if it sleeps, interrupt if it computes). The `SeqCst` fence
+    /// pairs with `src`'s `SeqCst` store of the word followed by its re-check of the ring
+    /// (Dekker): either it sees the space or we see the word. Async-signal-safe.
+    pub(crate) fn space_freed(&self, src: Rank, dst: Rank) -> bool {
         fence(Ordering::SeqCst);
         let w = self.space_wanted(src, dst);
-        if w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0 {
-            self.wake(src);
-        }
+        w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0
     }
 
     /// Bumps rank `r`'s doorbell and wakes its sleepers.
