@@ -49,7 +49,7 @@ guest=$(pwd)/tests/uintr-emu/guest.sh
 # debug information keep it small (about 4x less to unpack and hold in guest memory).
 bin=$(mktemp -d /tmp/tocsin-uintr-emu.XXXXXX)
 trap 'rm -rf "$bin"' EXIT
-for f in target/release/tocsin target/release/tocsin-testrank target/release/tocsin-soak "$lib"; do
+for f in target/release/tocsin target/release/tocsin-testrank target/release/tocsin-soak target/release/tocsin-faultrank "$lib"; do
   strip --strip-debug -o "$bin/$(basename "$f")" "$f" 2>/dev/null || cp "$f" "$bin/"
 done
 lib=$bin/$(basename "$lib")
@@ -62,7 +62,7 @@ lib=$bin/$(basename "$lib")
 attempt() {
   local limit=$1 mem=$2
   "$emu/run" --cpus 2 --mem "$mem" --timeout "$limit" \
-    --file "$bin/tocsin" --file "$bin/tocsin-testrank" --file "$bin/tocsin-soak" --file "$lib" \
+    --file "$bin/tocsin" --file "$bin/tocsin-testrank" --file "$bin/tocsin-soak" --file "$bin/tocsin-faultrank" --file "$lib" \
     -- "$guest" "$bin" "$lib" "$set_name" &
   local rpid=$! t0 bpid="" serial="" hung=0
   t0=$(date +%s)

@@ -33,6 +33,10 @@
 //!   wall time) until rank 1 frees space, and every message arrives.
 //! - `deep-ring` (2): `--count` small messages into a deep ring, received in order; reports
 //!   the receive time (the measurement behind "never sleep with records unread").
+//! - `uintr-refused` (any, `TOCSIN_PROGRESS=uintr`, on a machine with UINTR): the thread
+//!   already has a user-interrupt handler, so `init`'s registration is refused: `init` fails
+//!   with an error naming `uintr_register_handler` and EBUSY, and nothing hangs. Elsewhere
+//!   it prints why it skipped.
 //! - `phases` (≥3, `--die-at`): rank `--victim` is killed at a phase (`startup`, `eager`,
 //!   `rts`, `cts`, `pipeline`, `barrier`, `handler`); the survivors' operations that need it
 //!   fail with `PeerDied` and their traffic among themselves completes.
@@ -58,6 +62,7 @@ enum Case {
     FullRingSleeps,
     DeepRing,
     Phases,
+    UintrRefused,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -564,6 +569,33 @@ fn case_phases(c: &Comm, phase: Phase, victim: Rank) -> R {
     Ok(())
 }
 
+/// `uintr-refused`: a handler already registered on this thread makes `init`'s own
+/// registration fail (EBUSY); `init` must say so.
+fn case_uintr_refused() -> R {
+    use tocsin::interrupt::uintr;
+    if let Err(why) = uintr::support().require() {
+        println!("uintr-refused: skipped: {why}");
+        return Ok(());
+    }
+    step("registering a handler before init");
+    uintr::register_handler().map_err(|e| format!("first registration: {e}"))?;
+    step("init");
+    let r = tocsin::init();
+    uintr::unregister_handler();
+    match r {
+        Err(Error::Unsupported(m))
+            if m.contains("uintr_register_handler") && m.contains("EBUSY") =>
+        {
+            println!("uintr-refused: init said: {m}");
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "init failed, but not with the refused registration: {e}"
+        )),
+        Ok(_) => Err("init succeeded although the thread already had a handler".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let name = args
@@ -577,6 +609,9 @@ fn main() -> ExitCode {
         if rank == Some(args.victim) {
             die_now();
         }
+    }
+    if args.case == Case::UintrRefused {
+        return report::finish(case_uintr_refused());
     }
     step("init");
     let comm = match tocsin::init() {
@@ -597,5 +632,6 @@ fn main() -> ExitCode {
         Case::FullRingSleeps => case_full_ring_sleeps(&comm),
         Case::DeepRing => case_deep_ring(&comm, args.count),
         Case::Phases => case_phases(&comm, args.die_at, args.victim),
+        Case::UintrRefused => unreachable!("handled before init"),
     })
 }
