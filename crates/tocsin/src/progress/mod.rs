@@ -568,16 +568,8 @@ impl Engine {
         // when it frees space (an interrupt if we compute then), then retry once after the
         // fence, so that space freed meanwhile is not missed (Dekker with
         // `Segment::space_freed`).
-        if self.cfg.progress.interrupts() && core.has_backlog() {
-            if let Some(seg) = &self.seg {
-                for q in 0..self.size {
-                    if q != self.me && !core.flushed_to(q) {
-                        seg.space_wanted(self.me, q).store(1, Ordering::SeqCst);
-                    }
-                }
-                fence(Ordering::SeqCst);
-                core.flush_all(drv);
-            }
+        if self.cfg.progress.interrupts() {
+            self.ask_for_space(core, drv);
         }
         if !handler {
             if self.sigqueue_full.load(Ordering::Relaxed)
@@ -610,21 +602,21 @@ impl Engine {
     /// exit awaited, so that no buffer is handed back while it could still be written; if
     /// that cannot be ensured, the process ends ([`crate::diag::fatal`]).
     fn fail_malformed(&self, core: &mut Core, peer: Rank) {
+        let kill = core.exposed_to(peer) && !self.liveness[peer as usize].exited();
+        let pid = self.pids[peer as usize];
+        // One warning (one kind, printed once): say whether the peer is being killed.
         crate::diag::warn_once(
             crate::diag::Warn::Malformed,
             format_args!(
-                "malformed record or corrupt ring from rank {peer}: treating it as failed"
+                "malformed record or corrupt ring from rank {peer} (pid {pid}): treating it as failed{}",
+                if kill {
+                    "; it may still write into this rank's receive buffers: killing it"
+                } else {
+                    ""
+                }
             ),
         );
-        if core.exposed_to(peer) && !self.liveness[peer as usize].exited() {
-            let pid = self.pids[peer as usize];
-            crate::diag::warn_once(
-                crate::diag::Warn::Malformed,
-                format_args!(
-                    "rank {peer} (pid {pid}) sent malformed data while it may still write into \
-                     this rank's receive buffers: killing it"
-                ),
-            );
+        if kill {
             // SAFETY: plain kill(2) of the peer's pid (a pidfd guards against reuse when we
             // have one: it is checked for exit below).
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -661,21 +653,31 @@ impl Engine {
         };
         g.core.receiver_waiting = true;
         let out = self.pass(&mut g);
-        if ask_space && g.core.has_backlog() {
-            if let Some(seg) = &self.seg {
-                for p in 0..self.size {
-                    if p != self.me && !g.core.flushed_to(p) {
-                        seg.space_wanted(self.me, p).store(1, Ordering::SeqCst);
-                    }
-                }
-                fence(Ordering::SeqCst);
-                let Inner { core, drv, .. } = &mut *g;
-                core.flush_all(drv);
-                self.ring_bells(&mut g);
-            }
+        // The interrupt modes' passes already asked (see `pass_ctx`).
+        if ask_space && !self.cfg.progress.interrupts() {
+            let Inner { core, drv, .. } = &mut *g;
+            self.ask_for_space(core, drv);
+            self.ring_bells(&mut g);
         }
         self.unlock(g);
         Found::Ran { unread: out.unread }
+    }
+
+    /// If records of ours wait for ring space: sets the "space wanted" word of each ring
+    /// concerned, then, after a `SeqCst` fence, retries once, so that space freed meanwhile
+    /// is not missed (Dekker with [`Segment::space_freed`]). Async-signal-safe.
+    fn ask_for_space(&self, core: &mut Core, drv: &mut ShmDriver) {
+        let Some(seg) = &self.seg else { return };
+        if !core.has_backlog() {
+            return;
+        }
+        for q in 0..self.size {
+            if q != self.me && !core.flushed_to(q) {
+                seg.space_wanted(self.me, q).store(1, Ordering::SeqCst);
+            }
+        }
+        fence(Ordering::SeqCst);
+        core.flush_all(drv);
     }
 
     /// Releases the lock, then runs the passes that were requested meanwhile.
