@@ -512,10 +512,10 @@ fn run(comm: &Comm, a: &Args) -> Res<ExitCode> {
     let n = comm.size() as usize;
     let me = comm.rank() as usize;
     let root = me == 0;
+    // Every rank says why it stops: the first rank to exit makes the launcher end the job,
+    // so a message printed by rank 0 alone could be cut off by that.
     let fail = |msg: String| -> Res<ExitCode> {
-        if root {
-            eprintln!("jacobi: {msg}");
-        }
+        eprintln!("jacobi: rank {me}: {msg}");
         Ok(ExitCode::from(2))
     };
     if a.nx == 0 || a.ny == 0 {
