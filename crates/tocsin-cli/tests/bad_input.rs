@@ -278,7 +278,7 @@ fn jacobi_grid_and_process_grid_are_bounded() {
 #[test]
 fn ranks_on_different_hosts_are_refused_with_both_host_names() {
     // Rank 1 runs in its own UTS namespace with another hostname: to tocsin it is on
-    // another host, which the shared-memory-only build must refuse by name.
+    // another host, which tocsin must refuse by name (the launcher placed both on one node).
     let script = "if [ \"$PMI_RANK\" = 1 ]; then exec unshare -u sh -c 'hostname tocsin-other-host && exec \"$0\" sizes' \"$0\"; else exec \"$0\" sizes; fi";
     let mut cmd = Command::new(TOCSIN);
     cmd.args(["run", "-n", "2", "--", "sh", "-c", script, TESTRANK]);
@@ -294,7 +294,9 @@ fn ranks_on_different_hosts_are_refused_with_both_host_names() {
     }
     assert_ne!(o.code, Some(0), "{}", o.stderr);
     assert!(
-        o.stderr.contains("tocsin-other-host") && o.stderr.contains("must share one host"),
+        o.stderr.contains("tocsin-other-host")
+            && o.stderr.contains("do not share one")
+            && o.stderr.contains("TOCSIN_NOLOCAL=1"),
         "{}",
         o.stderr
     );

@@ -99,6 +99,22 @@ impl Comm {
         self.eng.size()
     }
 
+    /// The transport that serves `peer`: `"self"` (this rank), `"shm"` (a rank of this
+    /// node: shared-memory rings and CMA) or `"tcp"` (a rank of another node, or any rank
+    /// under `TOCSIN_NOLOCAL=1`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRank`] if `peer` is not a rank of the communicator.
+    pub fn transport(&self, peer: Rank) -> Result<&'static str> {
+        if peer >= self.size() {
+            return Err(Error::InvalidRank {
+                rank: peer,
+                size: self.size(),
+            });
+        }
+        Ok(self.eng.transport_name(peer))
+    }
+
     /// The configuration this communicator runs with.
     pub fn config(&self) -> &Config {
         self.eng.config()

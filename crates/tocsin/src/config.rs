@@ -129,6 +129,10 @@ pub struct Config {
     pub(crate) spin_us: u64,
     pub(crate) chunk_bytes: usize,
     pub(crate) posix_shm: bool,
+    /// Every peer through the network transport, none through shared memory.
+    pub(crate) nolocal: bool,
+    /// `TOCSIN_TCP_IF`: the interface (name or IPv4 CIDR) TCP peers reach this rank on.
+    pub(crate) tcp_if: Option<String>,
     pub(crate) signal: Option<i32>,
     pub(crate) progress_core: Option<usize>,
     /// `None`: detect (more local ranks than online CPUs).
@@ -146,6 +150,8 @@ impl Default for Config {
             spin_us: DEFAULT_SPIN_US,
             chunk_bytes: 64 * 1024,
             posix_shm: false,
+            nolocal: false,
+            tcp_if: None,
             signal: None,
             progress_core: None,
             oversubscribed: None,
@@ -192,6 +198,8 @@ impl Config {
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
+    /// | `TOCSIN_NOLOCAL` | `1`: every peer through TCP, none through shared memory (as MPICH's `MPIR_CVAR_NOLOCAL`), for tests and comparisons | `0` |
+    /// | `TOCSIN_TCP_IF` | the interface TCP peers reach this rank on: a name (`eth0`, `lo`) or an IPv4 CIDR (`10.0.0.0/8`) | the address the host name resolves to |
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     /// | `TOCSIN_OVERSUBSCRIBED` | `1`: more ranks than cores, waits yield the core (`poll`) or sleep without spinning (`block` and up); `0`: never; `auto` | `auto`: local ranks (`MPI_LOCALNRANKS`) above the online CPUs |
     ///
@@ -240,6 +248,32 @@ impl Config {
                     })
                 }
             };
+        }
+        if let Some(v) = env_parse::<String>(get, "TOCSIN_NOLOCAL", "0 or 1")? {
+            c.nolocal = match v.as_str() {
+                "0" | "false" | "no" | "off" => false,
+                "1" | "true" | "yes" | "on" => true,
+                _ => {
+                    return Err(Error::Config {
+                        name: "TOCSIN_NOLOCAL",
+                        value: v,
+                        reason: "expected 0 or 1".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) =
+            env_parse::<String>(get, "TOCSIN_TCP_IF", "an interface name or IPv4 CIDR")?
+        {
+            if v.is_empty() || v.len() > 64 {
+                return Err(Error::Config {
+                    name: "TOCSIN_TCP_IF",
+                    value: v,
+                    reason: "expected an interface name (lo, eth0) or an IPv4 CIDR (10.0.0.0/8)"
+                        .into(),
+                });
+            }
+            c.tcp_if = Some(v);
         }
         if let Some(v) = env_parse(
             get,
@@ -333,6 +367,18 @@ impl Config {
     /// through shared-memory chunks.
     pub fn cma(mut self, enabled: bool) -> Self {
         self.cma = enabled;
+        self
+    }
+    /// With `true`, every peer is reached through the network transport (TCP), even on this
+    /// node (`TOCSIN_NOLOCAL=1`).
+    pub fn nolocal(mut self, yes: bool) -> Self {
+        self.nolocal = yes;
+        self
+    }
+    /// The interface TCP peers reach this rank on: a name (`lo`) or an IPv4 CIDR
+    /// (`10.0.0.0/8`), as `TOCSIN_TCP_IF`.
+    pub fn tcp_interface(mut self, spec: impl Into<String>) -> Self {
+        self.tcp_if = Some(spec.into());
         self
     }
     /// Sets the size of each per-pair ring, bytes: a power of two in

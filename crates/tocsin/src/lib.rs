@@ -34,7 +34,9 @@
 //! - [`matching`]: posted-receive and unexpected queues (sans-I/O).
 //! - `protocol`: eager / rendezvous request state machines (sans-I/O, driven by tests).
 //! - `ring`: the lock-free single-producer/single-consumer byte ring.
-//! - `shm`: the shared segment and the shared-memory driver (rings, CMA, doorbells).
+//! - `transport`: which transport serves each peer (`self`, `shm`, `tcp`), each with its
+//!   sending and receiving halves, and how peers are woken and interrupted
+//!   (`transport::shm`: the node's segment, rings, CMA, doorbells).
 //! - `progress`: the progress engine and the wait policies of each [`ProgressMode`].
 //! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
 //! - [`pmi`]: the PMI-1 client used to bootstrap.
@@ -56,8 +58,8 @@ pub(crate) mod diag;
 mod progress;
 pub(crate) mod protocol;
 pub(crate) mod ring;
-mod shm;
 mod sys;
+mod transport;
 
 pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status, SCOPE_UNWIND_GRACE};
 pub use config::{Config, ProgressMode};

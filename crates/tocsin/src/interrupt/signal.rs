@@ -251,6 +251,27 @@ pub(crate) fn install(signo: Option<i32>) -> Result<Installed> {
     })
 }
 
+/// `signal` mode with TCP peers: when the kernel cannot queue a socket's real-time signal
+/// (the `RLIMIT_SIGPENDING` queue is full) it raises plain `SIGIO` instead, whose default
+/// action ends the process. If the application left `SIGIO` at its default, tocsin's
+/// handler takes it too (it drains every socket, so it is a "scan all"); if the application
+/// handles or ignores `SIGIO` itself it is left alone, and progress relies on the periodic
+/// scan of waits. Returns whether the handler was installed.
+pub(crate) fn install_sigio_fallback() -> bool {
+    match current_action(libc::SIGIO) {
+        Ok(old) if old.sa_sigaction == libc::SIG_DFL => {}
+        _ => return false,
+    }
+    // SAFETY: zeroed sigaction, then filled field by field.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler_addr();
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+    // SAFETY: valid sigset pointer.
+    unsafe { libc::sigemptyset(&mut act.sa_mask) };
+    // SAFETY: a valid action for SIGIO.
+    unsafe { libc::sigaction(libc::SIGIO, &act, std::ptr::null_mut()) == 0 }
+}
+
 impl Installed {
     /// The signal number in use.
     pub(crate) fn signo(&self) -> i32 {

@@ -1,8 +1,9 @@
-//! The progress engine: owns the protocol [`Core`], the shared-memory driver and the rings'
-//! consuming ends, behind one lock, and implements each [`ProgressMode`]'s way of waiting.
+//! The progress engine: owns the protocol [`Core`] and both halves of the transports
+//! ([`Tx`], [`Rx`]) behind one lock, and implements each [`ProgressMode`]'s way of waiting.
 //!
-//! It must not parse headers or match messages (that is [`crate::protocol`]) nor know the
-//! segment layout (that is `crate::shm`). Everything that blocks lives here, and every wait
+//! It must not parse headers or match messages (that is [`crate::protocol`]) nor name a
+//! transport or know how one wakes or interrupts a peer (that is [`crate::transport`]: it
+//! reaches them through [`Tx`], [`Rx`] and [`Bells`]). Everything that blocks lives here, and every wait
 //! has a way out: peers are checked for death (pidfd) at least every
 //! [`LIVENESS_PERIOD`] while a wait lasts.
 //!
@@ -33,10 +34,10 @@ use crate::error::{Error, Result};
 use crate::interrupt::{self, signal, uintr};
 use crate::pmi::Pmi;
 use crate::protocol::{Core, CoreConfig, Fail, ReqShared, Status};
-use crate::ring::{Consumer, ShmRing};
-use crate::shm::{default_ring_bytes, Segment, ShmDriver};
 use crate::stats;
 use crate::sys::{self, PidFd};
+use crate::transport::shm::{default_ring_bytes, Interrupter, Segment, ShmNode};
+use crate::transport::{node, Bells, PassOut, PollCx, Route, Rx, Tx};
 use crate::{Rank, Tag};
 
 use lock::SpinLock;
@@ -45,8 +46,6 @@ use lock::SpinLock;
 pub const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 /// Longest single sleep on the doorbell (then liveness is re-checked).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
-/// Records taken from one peer's ring per progress pass, for fairness.
-const BATCH: usize = 64;
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
@@ -62,26 +61,18 @@ enum Liveness {
     PidFd(PidFd),
     /// `kill(pid, 0)` and `/proc/<pid>/stat`: the fallback when no pidfd could be opened.
     Probe(i32),
+    /// A rank of another node: its transport reports its end.
+    Remote,
 }
 
 impl Liveness {
     fn exited(&self) -> bool {
         match self {
-            Liveness::Me => false,
+            Liveness::Me | Liveness::Remote => false,
             Liveness::PidFd(f) => f.exited(),
             Liveness::Probe(pid) => sys::pid_gone(*pid),
         }
     }
-}
-
-/// What one progress pass left behind.
-#[derive(Debug, Clone, Copy, Default)]
-struct PassOut {
-    /// Some record was handled.
-    did: bool,
-    /// Some incoming ring still holds records (the pass stopped at its batch limit, or a
-    /// handler left one it could not take): the rank must not sleep.
-    unread: bool,
 }
 
 /// What a waiting thread's pass found, to decide whether it may sleep.
@@ -98,19 +89,8 @@ enum Found {
 
 struct Inner {
     core: Core,
-    drv: ShmDriver,
-    cons: Vec<Option<Consumer<ShmRing>>>,
-}
-
-/// How this rank interrupts its peers.
-enum Interrupter {
-    None,
-    /// Each peer's signal and registered thread (from its control block).
-    Signal {
-        signos: Vec<i32>,
-        tids: Vec<i32>,
-    },
-    Uintr(uintr::Senders),
+    tx: Tx,
+    rx: Rx,
 }
 
 /// One rank's progress engine.
@@ -123,11 +103,9 @@ pub(crate) struct Engine {
     inner: SpinLock<Inner>,
     /// A pass was requested while the lock was held (by a handler or another thread).
     pending: AtomicBool,
-    /// Peers found failed inside a handler, to be failed by the next ordinary pass.
+    /// Peers found to send malformed data (possibly inside a handler), failed by the next
+    /// ordinary pass.
     bad_peers: Vec<AtomicBool>,
-    /// A signal could not be queued (EAGAIN: `RLIMIT_SIGPENDING` reached); reported once by
-    /// the next ordinary pass.
-    sigqueue_full: AtomicBool,
     /// A handler left a record it could not store without allocating; interrupts are
     /// suppressed (`irq_pending` kept at 1) until the next ordinary pass.
     stalled: AtomicBool,
@@ -139,13 +117,15 @@ pub(crate) struct Engine {
     epoch: Instant,
     /// When peers were last checked, ns since `epoch` (shared by every waiting thread).
     last_check: AtomicU64,
-    pmi: Mutex<Option<Pmi>>,
-    interrupter: Interrupter,
+    /// Shared with the TCP transport, which looks peers' addresses up on first contact.
+    pmi: Arc<Mutex<Option<Pmi>>>,
     _signal: Option<signal::Installed>,
     uintr_rx: Option<(std::os::fd::OwnedFd, i32)>,
     thread: thread::ProgressThread,
-    // Declared last: dropped after `inner`, whose rings point into it.
-    seg: Option<Segment>,
+    /// A job of more than one rank (else nothing is ever received from a peer).
+    multi: bool,
+    // Declared last: dropped after `inner`, whose rings point into its segment.
+    bells: Bells,
 }
 
 impl interrupt::Target for Engine {
@@ -159,9 +139,7 @@ impl interrupt::Target for Engine {
             return;
         }
         stats::bump(stats::Counter::HandlerRuns);
-        if let Some(seg) = &self.seg {
-            interrupt::acknowledge(&seg.control(self.me).irq_pending);
-        }
+        interrupt::acknowledge(&self.bells.me().irq_pending);
         self.request_progress(true);
     }
 }
@@ -185,7 +163,8 @@ impl Engine {
         crate::diag::set_rank(me);
         let mut cfg = cfg;
         if cfg.eager_auto {
-            cfg.eager_threshold = crate::shm::default_eager_threshold(size, cfg.ring_bytes);
+            cfg.eager_threshold =
+                crate::transport::shm::default_eager_threshold(size, cfg.ring_bytes);
         }
         let cap = cfg
             .ring_bytes
@@ -219,22 +198,48 @@ impl Engine {
         } else {
             None
         };
-        let seg = match pmi.as_mut() {
-            Some(p) if size > 1 => Some(Segment::bootstrap(
-                p,
-                cap,
-                mode,
-                cfg.posix_shm,
-                sig.as_ref().map_or(0, |s| s.signo()),
-            )?),
+        // Which peers share this node, and so which transport serves each.
+        let nodes = match pmi.as_mut() {
+            Some(p) if size > 1 => node::discover(p, cfg.nolocal)?,
+            _ => node::Nodes::single(size),
+        };
+        let route: Vec<Route> = (0..size).map(|r| nodes.route(me, r)).collect();
+        // Several nodes: every rank has TCP peers (each node has at least one rank).
+        let listener = match pmi.as_mut() {
+            Some(p) if nodes.count() > 1 => {
+                let ip = crate::transport::tcp::local_address(cfg.tcp_if.as_deref())?;
+                Some(crate::transport::tcp::Endpoint::listen(p, ip)?)
+            }
             _ => None,
         };
+        let local = nodes.local_ranks(me);
+        let mut bells = match pmi.as_mut() {
+            Some(p) if size > 1 => {
+                let seg = Segment::bootstrap(
+                    p,
+                    &local,
+                    cap,
+                    mode,
+                    cfg.posix_shm,
+                    sig.as_ref().map_or(0, |s| s.signo()),
+                )?;
+                Bells::new(me, route, ShmNode::new(seg, me, &local, size))
+            }
+            _ => Bells::alone(),
+        };
+        let pmi = Arc::new(Mutex::new(pmi));
+        if let Some(l) = listener {
+            let mut ep = crate::transport::tcp::Endpoint::new(l, pmi.clone(), me, size)?;
+            if let Some(s) = &sig {
+                // The kernel raises our signal on the registered thread when data arrives.
+                ep.raise_signal(signal::gettid(), s.signo());
+                signal::install_sigio_fallback();
+            }
+            bells.add_tcp(ep)?;
+        }
         // Before any peer can use CMA or pidfd_getfd on us: widen ptrace only as Yama needs.
-        if let (Some(seg), true) = (&seg, cfg.cma || cfg.progress == ProgressMode::Uintr) {
-            let peers: Vec<i32> = (0..size)
-                .filter(|&r| r != me)
-                .map(|r| seg.control(r).pid.load(Ordering::Acquire))
-                .collect();
+        if let (Some(n), true) = (bells.node(), cfg.cma || cfg.progress == ProgressMode::Uintr) {
+            let peers: Vec<i32> = n.peers().map(|r| n.pid(r)).collect();
             if let sys::PtraceOutcome::Refused(why) = sys::ptrace_policy_for_cma(&peers) {
                 if cfg.cma {
                     crate::diag::warn_once(
@@ -246,36 +251,44 @@ impl Engine {
             }
         }
         let mut uintr_rx = None;
-        let mut interrupter = Interrupter::None;
-        if let (Some(seg), Some(_)) = (&seg, &sig) {
-            // Each rank's thread id and signal, published in its control block before the
-            // bootstrap's last barrier.
-            let tids: Vec<i32> = (0..size)
-                .map(|r| seg.control(r).tid.load(Ordering::Acquire))
-                .collect();
-            let signos: Vec<i32> = (0..size)
-                .map(|r| seg.control(r).signo.load(Ordering::Acquire))
-                .collect();
-            if let Some(r) = (0..size as usize).find(|&r| tids[r] <= 0 || signos[r] <= 0) {
-                return Err(Error::Unsupported(format!(
-                    "signal progress: rank {r} published no thread id or signal (is it in signal mode?)"
-                )));
+        if let (Some(n), Some(_)) = (bells.node_mut(), &sig) {
+            // Each node peer's thread id and signal, published in its control block before
+            // the bootstrap's last barrier.
+            let mut tids = vec![0; size as usize];
+            let mut signos = vec![0; size as usize];
+            for r in n.peers().collect::<Vec<_>>() {
+                let c = n.control(r);
+                tids[r as usize] = c.tid.load(Ordering::Acquire);
+                signos[r as usize] = c.signo.load(Ordering::Acquire);
+                if tids[r as usize] <= 0 || signos[r as usize] <= 0 {
+                    return Err(Error::Unsupported(format!(
+                        "signal progress: rank {r} published no thread id or signal (is it in signal mode?)"
+                    )));
+                }
             }
-            interrupter = Interrupter::Signal { signos, tids };
+            n.set_interrupter(Interrupter::Signal { signos, tids });
         }
-        if cfg.progress == ProgressMode::Uintr && seg.is_some() {
-            let p = pmi.as_mut().expect("multi-rank job has PMI");
-            let (senders, rx) = uintr_setup(p, me, size)?;
-            interrupter = Interrupter::Uintr(senders);
+        if cfg.progress == ProgressMode::Uintr && size > 1 {
+            let mut g = pmi
+                .lock()
+                .map_err(|_| Error::Pmi("PMI lock poisoned".into()))?;
+            let p = g.as_mut().expect("multi-rank job has PMI");
+            let (senders, rx) = uintr_setup(p, me, size, &local)?;
+            drop(g);
+            if let Some(n) = bells.node_mut() {
+                n.set_interrupter(Interrupter::Uintr(senders));
+            }
             uintr_rx = Some(rx);
         }
-        let (drv, cons) = ShmDriver::new(seg.as_ref(), me, size);
-        let pids: Vec<i32> = (0..size).map(|r| drv.pid(r)).collect();
+        let pids: Vec<i32> = (0..size).map(|r| bells.pid(r)).collect();
         let mut no_pidfd = Vec::new();
         let liveness = (0..size)
             .map(|r| {
                 if r == me {
                     return Liveness::Me;
+                }
+                if bells.route(r) != Route::Shm {
+                    return Liveness::Remote;
                 }
                 let pid = pids[r as usize];
                 match PidFd::open(pid) {
@@ -302,6 +315,7 @@ impl Engine {
                 ),
             );
         }
+        let (tx, rx) = bells.transports();
         let core = Core::new(CoreConfig {
             me,
             size,
@@ -310,6 +324,12 @@ impl Engine {
             cma: cfg.cma,
             queue_capacity: 1024,
         });
+        let mut core = core;
+        for r in 0..size {
+            if r != me && !tx.limits(r).single_copy {
+                core.set_single_copy(r, false);
+            }
+        }
         tracing::debug!(
             rank = me,
             size,
@@ -327,22 +347,21 @@ impl Engine {
             oversubscribed,
             me,
             size,
-            inner: SpinLock::new(Inner { core, drv, cons }),
+            inner: SpinLock::new(Inner { core, tx, rx }),
             pending: AtomicBool::new(false),
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
             stalled: AtomicBool::new(false),
-            sigqueue_full: AtomicBool::new(false),
             pids,
             liveness,
             gone: (0..size).map(|_| AtomicBool::new(false)).collect(),
             epoch: Instant::now(),
             last_check: AtomicU64::new(0),
-            pmi: Mutex::new(pmi),
-            interrupter,
+            pmi,
             _signal: sig,
             uintr_rx,
             thread: thread::ProgressThread::default(),
-            seg,
+            multi: size > 1,
+            bells,
         });
         if eng.cfg.progress.interrupts() {
             // SAFETY: unregistered in `shutdown` before the engine can be freed.
@@ -355,9 +374,7 @@ impl Engine {
                 uintr::stui();
             }
             // An interrupt that arrived before registration found no target: catch up.
-            if let Some(seg) = &eng.seg {
-                interrupt::acknowledge(&seg.control(me).irq_pending);
-            }
+            interrupt::acknowledge(&eng.bells.me().irq_pending);
             eng.request_progress(false);
         }
         if eng.cfg.progress == ProgressMode::Thread {
@@ -372,26 +389,24 @@ impl Engine {
     /// handler target, then publishes `finished` so that peers fail only the operations that
     /// needed this rank ([`Core::peer_gone`]) and rings every peer so they notice promptly.
     pub(crate) fn shutdown(&self) {
-        if self.seg.is_some() {
+        if self.multi {
             self.wait_until(|| !self.inner.lock().core.has_backlog(), None);
         }
-        self.thread.stop(|| {
-            if let Some(seg) = &self.seg {
-                seg.wake(self.me);
-            }
-        });
+        self.thread.stop(|| self.bells.wake_me());
         if self.cfg.progress.interrupts() {
             interrupt::unregister_target();
         }
-        if let Some(seg) = &self.seg {
+        if self.multi {
             // A last pass: nothing the thread or a handler queued is left behind.
             let mut g = self.inner.lock();
             self.pass(&mut g);
+            let Inner { tx, rx, .. } = &mut *g;
+            rx.bye(tx);
             drop(g);
-            seg.control(self.me).finished.store(1, Ordering::Release);
+            self.bells.me().finished.store(1, Ordering::Release);
             for p in 0..self.size {
                 if p != self.me {
-                    seg.wake(p);
+                    self.bells.wake(p);
                 }
             }
         }
@@ -409,62 +424,22 @@ impl Engine {
     pub(crate) fn config(&self) -> &Config {
         &self.cfg
     }
+    /// The name of the transport serving `peer`: `self`, `shm` or `tcp`.
+    pub(crate) fn transport_name(&self, peer: Rank) -> &'static str {
+        self.bells.route(peer).name()
+    }
 
     /// Notifies the peers this pass pushed records to: doorbell if one of their threads
     /// sleeps, interrupt if they compute (signal/uintr modes). In poll mode nobody sleeps,
     /// so not even the fence is paid. Async-signal-safe.
     fn ring_bells(&self, inner: &mut Inner) {
         let mode = self.cfg.progress;
-        match &self.seg {
-            Some(seg) if mode.sleeps() => inner.core.take_touched(|p, urgent| {
-                if seg.notify(p, true, mode.interrupts() && urgent) {
-                    self.interrupt(p);
-                }
-            }),
-            _ => inner.core.take_touched(|_, _| {}),
-        }
-    }
-
-    /// Sends an interrupt to `peer`. Async-signal-safe.
-    fn interrupt(&self, peer: Rank) {
-        match &self.interrupter {
-            Interrupter::None => {}
-            Interrupter::Signal { signos, tids } => {
-                let (pid, tid) = (self.pids[peer as usize], tids[peer as usize]);
-                let signo = &signos[peer as usize];
-                let mut tries = 0;
-                let mut sent = true;
-                while let Err(e) = signal::send(pid, tid, *signo) {
-                    // EAGAIN: the user's queue of pending real-time signals is full
-                    // (RLIMIT_SIGPENDING); nothing was queued. Retry briefly, then release
-                    // the claim so that the next record posted to this peer tries again
-                    // (the records themselves wait safely in the ring). ESRCH: the peer is
-                    // gone; liveness checks will report it.
-                    tries += 1;
-                    if e.raw_os_error() == Some(libc::EAGAIN) && tries > 3 {
-                        // Reported by the next ordinary pass (this may be a handler).
-                        self.sigqueue_full.store(true, Ordering::Relaxed);
-                    }
-                    if e.raw_os_error() != Some(libc::EAGAIN) || tries > 3 {
-                        if let Some(seg) = &self.seg {
-                            seg.control(peer).irq_pending.store(0, Ordering::SeqCst);
-                        }
-                        sent = false;
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-                if sent {
-                    stats::bump(stats::Counter::InterruptsSent);
-                }
-            }
-            Interrupter::Uintr(s) => {
-                if let Some(i) = s.index(peer) {
-                    // SAFETY: `i` was returned by uintr_register_sender in this process.
-                    unsafe { uintr::senduipi(i) };
-                    stats::bump(stats::Counter::InterruptsSent);
-                }
-            }
+        if mode.sleeps() {
+            inner
+                .core
+                .take_touched(|p, urgent| self.bells.notify(p, true, mode.interrupts() && urgent))
+        } else {
+            inner.core.take_touched(|_, _| {})
         }
     }
 
@@ -477,91 +452,35 @@ impl Engine {
     /// A pass; `handler` says it runs in a signal/interrupt handler (no allocation, no
     /// logging, failures deferred to `bad_peers`). Async-signal-safe when `handler` is true.
     fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> PassOut {
-        let mut out = PassOut::default();
-        let Inner { core, drv, cons } = inner;
+        let Inner { core, tx, rx } = inner;
         core.no_alloc = handler;
+        if !handler
+            && self.stalled.load(Ordering::Relaxed)
+            && self.stalled.swap(false, Ordering::SeqCst)
+        {
+            // Ordinary context again: accept interrupts again (records published after
+            // this are either drained below or interrupt us).
+            interrupt::acknowledge(&self.bells.me().irq_pending);
+        }
+        let cx = PollCx {
+            handler,
+            sleeps: self.cfg.progress.sleeps(),
+            interrupts: self.cfg.progress.interrupts(),
+            stalled: &self.stalled,
+            bad_peers: &self.bad_peers,
+            pending: &self.pending,
+        };
+        let out = rx.poll(core, tx, &self.bells, &cx);
         if !handler {
-            if self.stalled.load(Ordering::Relaxed) && self.stalled.swap(false, Ordering::SeqCst) {
-                // Ordinary context again: accept interrupts again (records published after
-                // this are either drained below or interrupt us).
-                if let Some(seg) = &self.seg {
-                    interrupt::acknowledge(&seg.control(self.me).irq_pending);
-                }
-            }
             for (p, b) in self.bad_peers.iter().enumerate() {
                 if b.load(Ordering::Relaxed) && b.swap(false, Ordering::Relaxed) {
                     self.fail_malformed(core, p as Rank);
                 }
             }
         }
-        for (p, c) in cons.iter_mut().enumerate() {
-            let Some(c) = c else { continue };
-            let p = p as Rank;
-            if core.is_dead(p) {
-                continue;
-            }
-            let mut popped = false;
-            let mut ended = false;
-            for _ in 0..BATCH {
-                let r = c.pop_with(|rec| match core.on_record(drv, p, rec) {
-                    Ok(crate::protocol::Taken::LeftInRing) => (false, Ok(false)),
-                    Ok(crate::protocol::Taken::Consumed) => (true, Ok(true)),
-                    Err(f) => (true, Err(f)),
-                });
-                match r {
-                    Ok(None) => {
-                        ended = true;
-                        break;
-                    }
-                    Ok(Some(Ok(false))) => {
-                        // A handler could not store this record without allocating. Keep
-                        // `irq_pending` set so that peers stop interrupting a rank whose
-                        // handlers cannot help; the next ordinary pass takes it from here.
-                        self.stalled.store(true, Ordering::SeqCst);
-                        if let Some(seg) = &self.seg {
-                            seg.control(self.me).irq_pending.store(1, Ordering::SeqCst);
-                        }
-                        break;
-                    }
-                    Ok(Some(Ok(true))) => {
-                        if handler {
-                            stats::bump(stats::Counter::HandlerRecords);
-                        }
-                        out.did = true;
-                        popped = true;
-                    }
-                    Ok(Some(Err(_))) | Err(_) => {
-                        popped = true;
-                        ended = true;
-                        if handler {
-                            self.bad_peers[p as usize].store(true, Ordering::Relaxed);
-                            self.pending.store(true, Ordering::SeqCst);
-                        } else {
-                            self.fail_malformed(core, p);
-                        }
-                        break;
-                    }
-                }
-            }
-            if !ended && !c.is_empty() {
-                out.unread = true;
-            }
-            // Only sleeping modes' producers ask to be told (poll mode pays no fence). A
-            // producer that asked is rung if it sleeps, interrupted if it computes (signal,
-            // uintr), left alone if it polls.
-            if popped && self.cfg.progress.sleeps() {
-                if let Some(seg) = &self.seg {
-                    if seg.space_freed(p, self.me)
-                        && seg.notify(p, true, self.cfg.progress.interrupts())
-                    {
-                        self.interrupt(p);
-                    }
-                }
-            }
-        }
         core.no_alloc = false;
         if core.has_backlog() {
-            core.flush_all(drv);
+            core.flush_all(tx);
         }
         // Interrupt modes: records still waiting for ring space must not wait for this
         // rank's next call (it may be computing): ask each consumer concerned to tell us
@@ -569,12 +488,10 @@ impl Engine {
         // fence, so that space freed meanwhile is not missed (Dekker with
         // `Segment::space_freed`).
         if self.cfg.progress.interrupts() {
-            self.ask_for_space(core, drv);
+            self.bells.ask_for_space(core, tx);
         }
         if !handler {
-            if self.sigqueue_full.load(Ordering::Relaxed)
-                && self.sigqueue_full.swap(false, Ordering::Relaxed)
-            {
+            if self.bells.take_sigqueue_full() {
                 crate::diag::warn_once(
                     crate::diag::Warn::SignalQueue,
                     "a real-time signal could not be queued (EAGAIN: the user's RLIMIT_SIGPENDING \
@@ -655,29 +572,12 @@ impl Engine {
         let out = self.pass(&mut g);
         // The interrupt modes' passes already asked (see `pass_ctx`).
         if ask_space && !self.cfg.progress.interrupts() {
-            let Inner { core, drv, .. } = &mut *g;
-            self.ask_for_space(core, drv);
+            let Inner { core, tx, .. } = &mut *g;
+            self.bells.ask_for_space(core, tx);
             self.ring_bells(&mut g);
         }
         self.unlock(g);
         Found::Ran { unread: out.unread }
-    }
-
-    /// If records of ours wait for ring space: sets the "space wanted" word of each ring
-    /// concerned, then, after a `SeqCst` fence, retries once, so that space freed meanwhile
-    /// is not missed (Dekker with [`Segment::space_freed`]). Async-signal-safe.
-    fn ask_for_space(&self, core: &mut Core, drv: &mut ShmDriver) {
-        let Some(seg) = &self.seg else { return };
-        if !core.has_backlog() {
-            return;
-        }
-        for q in 0..self.size {
-            if q != self.me && !core.flushed_to(q) {
-                seg.space_wanted(self.me, q).store(1, Ordering::SeqCst);
-            }
-        }
-        fence(Ordering::SeqCst);
-        core.flush_all(drv);
     }
 
     /// Releases the lock, then runs the passes that were requested meanwhile.
@@ -697,10 +597,8 @@ impl Engine {
                 Some(mut g) => {
                     self.pending.store(false, Ordering::SeqCst);
                     // In a handler, the rank is "waiting" only if some thread polls.
-                    g.core.receiver_waiting = !handler
-                        || self.seg.as_ref().is_some_and(|s| {
-                            s.control(self.me).polling.load(Ordering::Relaxed) > 0
-                        });
+                    g.core.receiver_waiting =
+                        !handler || self.bells.me().polling.load(Ordering::Relaxed) > 0;
                     self.pass_ctx(&mut g, handler);
                     drop(g);
                     if !self.pending.load(Ordering::SeqCst) {
@@ -725,21 +623,21 @@ impl Engine {
         tag: Tag,
         ctx: u16,
     ) -> Result<ReqHandle> {
-        Ok(self.locked(|core, drv| core.post_send(drv, p, len, dest, tag, ctx)))
+        Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
     }
 
     /// A blocking send's fast path ([`Core::try_send_eager_now`]): `true` if the message is
     /// already in the peer's ring.
     pub(crate) fn try_send_eager_now(&self, buf: &[u8], dest: Rank, tag: Tag, ctx: u16) -> bool {
-        self.locked(|core, drv| core.try_send_eager_now(drv, buf, dest, tag, ctx))
+        self.locked(|core, tx| core.try_send_eager_now(tx, buf, dest, tag, ctx))
     }
 
     /// Runs `f` on the core under the lock (waiting for it: application context only), then
     /// notifies the peers it pushed records to and releases the lock.
-    fn locked<R>(&self, f: impl FnOnce(&mut Core, &mut ShmDriver) -> R) -> R {
+    fn locked<R>(&self, f: impl FnOnce(&mut Core, &mut Tx) -> R) -> R {
         let mut g = self.inner.lock();
-        let Inner { core, drv, .. } = &mut *g;
-        let r = f(core, drv);
+        let Inner { core, tx, .. } = &mut *g;
+        let r = f(core, tx);
         self.ring_bells(&mut g);
         self.unlock(g);
         r
@@ -756,9 +654,9 @@ impl Engine {
         ctx: u16,
         blocking: bool,
     ) -> Result<ReqHandle> {
-        Ok(self.locked(|core, drv| {
+        Ok(self.locked(|core, tx| {
             core.receiver_waiting = blocking;
-            core.post_recv(drv, p, len, src, tag, ctx)
+            core.post_recv(tx, p, len, src, tag, ctx)
         }))
     }
 
@@ -797,7 +695,10 @@ impl Engine {
     fn peer_died(&self, rank: Rank) -> Error {
         Error::PeerDied {
             rank,
-            pid: self.pids.get(rank as usize).copied().unwrap_or(0),
+            pid: match self.pids.get(rank as usize) {
+                Some(&p) if p != 0 => p,
+                _ => self.bells.pid(rank),
+            },
             me: self.me,
         }
     }
@@ -823,15 +724,15 @@ impl Engine {
     fn check_peers(&self) {
         #[cfg(not(loom))]
         self.check_signal_handler();
-        let Some(seg) = &self.seg else { return };
+        if !self.multi {
+            return;
+        }
         let mut gone = Vec::new();
         for r in 0..self.size {
             if r == self.me || self.gone[r as usize].load(Ordering::Relaxed) {
                 continue;
             }
-            if seg.control(r).finished.load(Ordering::Acquire) != 0
-                || self.liveness[r as usize].exited()
-            {
+            if self.bells.finished(r) || self.bells.died(r) || self.liveness[r as usize].exited() {
                 gone.push(r);
             }
         }
@@ -844,7 +745,7 @@ impl Engine {
                 continue;
             }
             // Re-read after the exit: `finished` is published before the process ends.
-            let finished = seg.control(r).finished.load(Ordering::Acquire) != 0;
+            let finished = self.bells.finished(r);
             self.drain_peer(&mut g, r);
             if finished {
                 tracing::debug!(rank = r, "peer finished");
@@ -866,24 +767,10 @@ impl Engine {
     /// Handles every record `peer` published, without the per-pass batch limit (ordinary
     /// context: the unexpected queue may grow).
     fn drain_peer(&self, inner: &mut Inner, peer: Rank) {
-        let Inner { core, drv, cons } = inner;
-        let Some(Some(c)) = cons.get_mut(peer as usize) else {
-            return;
-        };
+        let Inner { core, tx, rx } = inner;
         core.no_alloc = false;
-        loop {
-            let r = c.pop_with(|rec| match core.on_record(drv, peer, rec) {
-                Ok(_) => (true, true),
-                Err(_) => (true, false),
-            });
-            match r {
-                Ok(Some(true)) => {}
-                Ok(None) => break,
-                Ok(Some(false)) | Err(_) => {
-                    self.fail_malformed(core, peer);
-                    break;
-                }
-            }
+        if rx.drain(core, tx, peer).is_err() {
+            self.fail_malformed(core, peer);
         }
     }
 
@@ -896,11 +783,11 @@ impl Engine {
     /// unblocked and its acknowledgement re-enables interrupts.
     #[cfg(not(loom))]
     fn check_signal_handler(&self) {
-        let (Some(sig), Some(seg)) = (&self._signal, &self.seg) else {
+        let Some(sig) = &self._signal else {
             return;
         };
         if let Err(why) = sig.check() {
-            seg.control(self.me).irq_pending.store(1, Ordering::SeqCst);
+            self.bells.me().irq_pending.store(1, Ordering::SeqCst);
             crate::diag::warn_once(
                 crate::diag::Warn::SignalStolen,
                 format_args!("{why}; meanwhile this rank progresses only inside tocsin calls"),
@@ -934,11 +821,7 @@ impl Engine {
             return true;
         }
         // Only interrupt modes need peers to know that we poll: poll-mode waits pay nothing.
-        let ctl = self
-            .seg
-            .as_ref()
-            .filter(|_| self.cfg.progress.interrupts())
-            .map(|s| s.control(self.me));
+        let ctl = Some(self.bells.me()).filter(|_| self.cfg.progress.interrupts());
         if let Some(c) = ctl {
             c.polling.fetch_add(1, Ordering::SeqCst);
         }
@@ -1002,11 +885,11 @@ impl Engine {
     /// sleep while records wait unread in our rings; our records waiting for ring space do
     /// not keep us awake: their consumers ring us when they free it.
     fn sleep(&self, done: &mut impl FnMut() -> bool) {
-        let Some(seg) = &self.seg else {
+        if !self.multi {
             std::thread::sleep(Duration::from_micros(100));
             return;
-        };
-        let c = seg.control(self.me);
+        }
+        let c = self.bells.me();
         let seq = c.bell.load(Ordering::Acquire);
         // Armed before we stop polling: a sender always sees one of the two.
         let interrupts = self.cfg.progress.interrupts();
@@ -1017,7 +900,7 @@ impl Engine {
         match self.progress_waiting(true) {
             Found::Ran { unread: false, .. } if !done() => {
                 stats::bump(stats::Counter::Sleeps);
-                sys::futex_wait(&c.bell, seq, MAX_SLEEP);
+                self.bells.sleep(seq, MAX_SLEEP);
             }
             Found::Busy => std::thread::yield_now(),
             _ => {}
@@ -1091,6 +974,7 @@ fn uintr_setup(
     p: &mut Pmi,
     me: Rank,
     size: u32,
+    local: &[Rank],
 ) -> Result<(uintr::Senders, (std::os::fd::OwnedFd, i32))> {
     use std::os::fd::AsRawFd;
     #[cfg(target_arch = "x86_64")]
@@ -1103,8 +987,10 @@ fn uintr_setup(
         &format!("{}:{}", std::process::id(), fd.as_raw_fd()),
     )?;
     p.barrier()?;
+    // SENDUIPI reaches threads of this node only: peers of other nodes are interrupted by
+    // their kernel (socket signals).
     let mut peers = Vec::new();
-    for r in 0..size {
+    for &r in local {
         let v = p.get(&format!("tocsin.uvec.{r}"))?;
         let (pid, f) = v
             .split_once(':')
@@ -1123,7 +1009,7 @@ impl Drop for Engine {
                 uintr::unregister_handler();
             }
         }
-        if let Some(p) = self.pmi.get_mut().ok().and_then(|p| p.take()) {
+        if let Some(p) = self.pmi.lock().ok().and_then(|mut p| p.take()) {
             if let Err(e) = p.finalize() {
                 crate::diag::warn_once(
                     crate::diag::Warn::Other,

@@ -154,8 +154,8 @@ pub trait Driver {
     /// Appends one record `[header | payload]` to the ring toward `peer`; `false` if the
     /// ring is full (nothing written, the core retries later).
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool;
-    /// Largest record body (header + payload) accepted toward any peer, bytes.
-    fn max_record(&self) -> usize;
+    /// Largest record body (header + payload) accepted toward `peer`, bytes.
+    fn max_record(&self, peer: Rank) -> usize;
     /// Copies `local.len()` bytes from address `remote` in `peer`'s memory (CMA read).
     ///
     /// # Errors
@@ -798,7 +798,7 @@ impl Core {
                 self.live(tok).st = St::WaitCts;
             }
         }
-        let max_chunk = drv.max_record() - FULL_HDR_LEN;
+        let max_chunk = drv.max_record(peer).saturating_sub(FULL_HDR_LEN).max(1);
         while let Some(&tok) = self.peers[p].streams.front() {
             let chunk = self.cfg.chunk.min(max_chunk);
             loop {
@@ -1176,6 +1176,14 @@ impl Core {
             .rev()
             .find(|&r| r != self.cfg.me && self.peers[r as usize].dead)
             .unwrap_or(self.cfg.me)
+    }
+
+    /// Says whether single-copy transfers (CMA) may be tried with `peer` (the transport
+    /// serving it offers them): `false` for peers of other nodes.
+    pub fn set_single_copy(&mut self, peer: Rank, ok: bool) {
+        if let Some(p) = self.peers.get_mut(peer as usize) {
+            p.cma_ok = ok && self.cfg.cma;
+        }
     }
 
     /// `true` if `peer` has been marked gone (died or finished).

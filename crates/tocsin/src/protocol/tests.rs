@@ -22,7 +22,7 @@ impl Driver for Mock {
         self.outbox.push_back(v);
         true
     }
-    fn max_record(&self) -> usize {
+    fn max_record(&self, _peer: Rank) -> usize {
         4096
     }
     fn cma_read(&mut self, _p: Rank, remote: u64, local: &mut [u8]) -> std::io::Result<()> {

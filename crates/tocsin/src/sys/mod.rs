@@ -504,6 +504,279 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
+/// An `AF_UNIX` socket address, built once (sending to it never allocates).
+#[derive(Clone, Copy)]
+pub struct UnixAddr {
+    addr: libc::sockaddr_un,
+    len: libc::socklen_t,
+}
+
+impl UnixAddr {
+    /// The abstract address `\0name` (Linux: no file; scoped to the network namespace).
+    /// Names longer than 106 bytes are cut.
+    pub fn abstract_name(name: &str) -> UnixAddr {
+        // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let b = name.as_bytes();
+        let n = b.len().min(addr.sun_path.len() - 1);
+        for (d, s) in addr.sun_path[1..=n].iter_mut().zip(b) {
+            *d = *s as libc::c_char;
+        }
+        let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + n) as libc::socklen_t;
+        UnixAddr { addr, len }
+    }
+}
+
+/// A non-blocking, close-on-exec `AF_UNIX` datagram socket.
+///
+/// # Errors
+/// `socket(2)`'s error.
+pub fn unix_dgram() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to `addr`.
+///
+/// # Errors
+/// `bind(2)`'s error (EADDRINUSE: the name is taken).
+pub fn bind_unix(fd: &OwnedFd, addr: &UnixAddr) -> io::Result<()> {
+    // SAFETY: `addr.addr` is a valid sockaddr_un of `addr.len` bytes.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &addr.addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            addr.len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends one byte to `addr` from `fd`, ignoring every error (EAGAIN: the peer's queue is
+/// full, so it has been woken already; ECONNREFUSED: nobody bound, it sleeps on its futex).
+/// Async-signal-safe; errno is preserved.
+pub fn send_unix(fd: &OwnedFd, addr: &UnixAddr) {
+    // SAFETY: errno location of this thread.
+    let saved = unsafe { *libc::__errno_location() };
+    // SAFETY: a one-byte buffer and a valid sockaddr_un of `addr.len` bytes.
+    unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            b"!".as_ptr() as *const libc::c_void,
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            &addr.addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            addr.len,
+        )
+    };
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved };
+}
+
+/// Reads and drops every datagram queued on `fd` (non-blocking). Async-signal-safe.
+pub fn drain_dgrams(fd: RawFd) {
+    let mut b = [0u8; 64];
+    loop {
+        // SAFETY: reads into a local buffer of its length.
+        let r = unsafe {
+            libc::recv(
+                fd,
+                b.as_mut_ptr() as *mut libc::c_void,
+                b.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r <= 0 {
+            break;
+        }
+    }
+}
+
+/// The IPv4 address of each interface that has one: `(name, address)`.
+///
+/// # Errors
+/// `getifaddrs(3)`'s error.
+pub fn ipv4_interfaces() -> io::Result<Vec<(String, std::net::Ipv4Addr)>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: out-parameter; freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*p };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: non-null sockaddr of the list.
+            let fam = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if fam == libc::AF_INET {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                // SAFETY: ifa_name is a NUL-terminated string of the list.
+                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((
+                    name,
+                    std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                ));
+            }
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// Has the kernel raise `signo` on thread `tid` whenever `fd` becomes readable (or writable
+/// after a full send buffer): `F_SETSIG`, `F_SETOWN_EX(F_OWNER_TID)`, `O_ASYNC`.
+///
+/// # Errors
+/// `fcntl(2)`'s error.
+pub fn async_signal(fd: RawFd, tid: i32, signo: i32) -> io::Result<()> {
+    #[repr(C)]
+    struct FOwnerEx {
+        kind: libc::c_int,
+        pid: libc::pid_t,
+    }
+    // <asm-generic/fcntl.h> (Linux): not exported by the libc crate.
+    const F_OWNER_TID: libc::c_int = 0;
+    const F_SETSIG: libc::c_int = 10;
+    const F_SETOWN_EX: libc::c_int = 15;
+    let own = FOwnerEx {
+        kind: F_OWNER_TID,
+        pid: tid,
+    };
+    // SAFETY: fcntl on a descriptor we own, with the documented argument types.
+    unsafe {
+        if libc::fcntl(fd, F_SETSIG, signo) < 0
+            || libc::fcntl(fd, F_SETOWN_EX, &own as *const FOwnerEx) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A close-on-exec epoll set.
+///
+/// # Errors
+/// `epoll_create1(2)`'s error.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, out: bool) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | if out { libc::EPOLLOUT } else { 0 }) as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: valid epoll and target descriptors, a valid event.
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Watches `fd` for input (and output if `out`), level-triggered.
+///
+/// # Errors
+/// `epoll_ctl(2)`'s error.
+pub fn epoll_add(ep: RawFd, fd: RawFd, out: bool) -> io::Result<()> {
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, out)
+}
+
+/// Changes whether `fd` is watched for output. Async-signal-safe.
+///
+/// # Errors
+/// `epoll_ctl(2)`'s error.
+pub fn epoll_mod(ep: RawFd, fd: RawFd, out: bool) -> io::Result<()> {
+    epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, out)
+}
+
+/// Waits until a descriptor of `ep` is ready, at most `timeout` (or a signal).
+pub fn epoll_wait(ep: RawFd, timeout: Duration) {
+    let mut evs: [libc::epoll_event; 8] = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: a valid epoll descriptor and an array of 8 events.
+    unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), evs.len() as i32, ms) };
+}
+
+/// `sendmsg(2)` of `parts` with `MSG_NOSIGNAL | MSG_DONTWAIT` (no `SIGPIPE` on a closed
+/// peer); retries on `EINTR`. Async-signal-safe.
+///
+/// # Errors
+/// `WouldBlock` when the socket is full; the socket's error otherwise.
+pub fn send_vectored(fd: RawFd, parts: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        // SAFETY: a zeroed msghdr is valid; it points at `parts`, IoSlice being iovec-compatible.
+        let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+        m.msg_iov = parts.as_ptr() as *mut libc::iovec;
+        m.msg_iovlen = parts.len() as _;
+        // SAFETY: `m` describes live buffers.
+        let r = unsafe { libc::sendmsg(fd, &m, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Non-blocking `recv(2)` into `buf`; retries on `EINTR`. Async-signal-safe.
+///
+/// # Errors
+/// `WouldBlock` when nothing is queued; the socket's error otherwise.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: reads at most `buf.len()` bytes into `buf`.
+        let r = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
