@@ -96,14 +96,14 @@ fn main() -> ExitCode {
             }
             "mapping" => {
                 let map = match pmi.process_mapping().map_err(|e| e.to_string())? {
-                    Some(m) => m
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    Some(m) => m.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
                     None => "none".into(),
                 };
-                let node = map.split(',').nth(rank as usize).unwrap_or("none").to_owned();
+                let node = map
+                    .split(',')
+                    .nth(rank as usize)
+                    .unwrap_or("none")
+                    .to_owned();
                 let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".into());
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())

@@ -52,9 +52,12 @@ pub fn parse(text: &str, size: u32) -> Result<Vec<u32>> {
              (accepted: {ACCEPTED}; the empty string means unknown)"
         ))
     };
-    let items = Parser { s: text.as_bytes(), i: 0 }
-        .mapping()
-        .map_err(|(why, at)| bad(format!("{why} at byte {at}")))?;
+    let items = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    }
+    .mapping()
+    .map_err(|(why, at)| bad(format!("{why} at byte {at}")))?;
     let mut out = Vec::with_capacity(size as usize);
     expand(&items, size, &mut out).map_err(bad)?;
     if (out.len() as u32) < size {
@@ -274,7 +277,10 @@ mod tests {
     fn bare_ids_repeats_spaces_cycling_and_truncation() {
         assert_eq!(ok("(vector,0,1,1,0)", 4), [0, 1, 1, 0]);
         assert_eq!(ok("(vector,[0,1]x2)", 4), [0, 1, 0, 1]);
-        assert_eq!(ok("(vector,[(0,2,1),2]x2,(3,1,2))", 8), [0, 1, 2, 0, 1, 2, 3, 3]);
+        assert_eq!(
+            ok("(vector,[(0,2,1),2]x2,(3,1,2))", 8),
+            [0, 1, 2, 0, 1, 2, 3, 3]
+        );
         assert_eq!(ok(" ( vector , ( 0 , 2 , 2 ) ) ", 4), [0, 0, 1, 1]);
         // Legacy cyclic form: too few ranks placed, restart at the node-0 block.
         assert_eq!(ok("(vector,(0,2,1))", 5), [0, 1, 0, 1, 0]);
@@ -307,7 +313,10 @@ mod tests {
             assert!(matches!(e, Error::Pmi(_)), "{s:?}: {e:?}");
             let m = e.to_string();
             assert!(m.contains(needle), "{s:?}: {m}");
-            assert!(m.contains(&format!("{s:?}")) && m.contains("vector,(start_node"), "{m}");
+            assert!(
+                m.contains(&format!("{s:?}")) && m.contains("vector,(start_node"),
+                "{m}"
+            );
         }
     }
 

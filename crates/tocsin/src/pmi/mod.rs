@@ -964,7 +964,9 @@ mod tests {
                 seen.push(text.trim_end().to_owned());
                 let reply = match l.cmd {
                     "init" => "cmd=response_to_init rc=0 pmi_version=1 pmi_subversion=1\n".into(),
-                    "get_maxes" => "cmd=maxes rc=0 kvsname_max=256 keylen_max=256 vallen_max=1024\n".into(),
+                    "get_maxes" => {
+                        "cmd=maxes rc=0 kvsname_max=256 keylen_max=256 vallen_max=1024\n".into()
+                    }
                     "get_my_kvsname" => "cmd=my_kvsname rc=0 kvsname=12.0\n".into(),
                     "get_appnum" => "cmd=appnum rc=0 appnum=-1\n".into(),
                     "put" => {
@@ -1025,7 +1027,10 @@ mod tests {
         let e = pmi.process_mapping().unwrap_err();
         assert!(matches!(e, Error::Pmi(_)));
         let e = e.to_string();
-        assert!(e.contains("(vector,(0,1,x))") && e.contains("accepted"), "{e}");
+        assert!(
+            e.contains("(vector,(0,1,x))") && e.contains("accepted"),
+            "{e}"
+        );
     }
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
