@@ -50,8 +50,11 @@ fn hydra(hosts: &str, ppn: Option<u32>, n: u32, program: &str) -> Command {
     cmd
 }
 
+/// A job's extra environment.
+type Env = &'static [(&'static str, &'static str)];
+
 /// The point-to-point cases for `n` ranks: (case, progress mode, environment).
-const CASES: &[(&str, &str, &[(&str, &str)])] = &[
+const CASES: &[(&str, &str, Env)] = &[
     ("sizes", "poll", &[]),
     ("sizes", "block", &[("TOCSIN_CMA", "0")]),
     ("wildcards", "block", &[]),

@@ -23,6 +23,9 @@ const PMI_CHECK: &str = env!("CARGO_BIN_EXE_tocsin-pmi-check");
 const JACOBI: &str = env!("CARGO_BIN_EXE_jacobi");
 const DEADLINE: Duration = Duration::from_secs(90);
 
+/// A job's extra environment.
+type Env = &'static [(&'static str, &'static str)];
+
 /// The cluster, or `None` if the test is skipped.
 fn cluster() -> Option<Cluster> {
     if which("srun").is_none() {
@@ -88,7 +91,7 @@ fn p2p_suite_and_jacobi_under_srun() {
     let _g = serial();
     let Some(_cluster) = cluster() else { return };
     // (case, progress mode, extra environment)
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    let cases: &[(&str, &str, Env)] = &[
         ("sizes", "poll", &[]),
         ("sizes", "block", &[("TOCSIN_CMA", "0")]),
         ("wildcards", "block", &[]),
