@@ -4,15 +4,18 @@
 # run again (does nothing when everything is there). Rust itself is not installed here
 # (https://rustup.rs).
 #
-#   bash scripts/setup.sh           # build and tests: hwloc, udev, fonts (plots), MPICH (hydra tests)
+#   bash scripts/setup.sh           # build and tests: hwloc, udev, fonts (plots), MPICH (hydra
+#                                   # tests), Slurm + munge and iproute2 (the test clusters of
+#                                   # scripts/cluster/, tests/slurm.rs and tests/netns.rs)
 #   bash scripts/setup.sh --peers   # also Open MPI, for bench/peers/run.sh
 set -euo pipefail
 
-pkgs=(pkg-config libhwloc-dev libudev-dev libfontconfig1-dev libfreetype-dev mpich libmpich-dev)
+pkgs=(pkg-config libhwloc-dev libudev-dev libfontconfig1-dev libfreetype-dev mpich libmpich-dev
+  slurmctld slurmd slurm-client munge iproute2 util-linux)
 for arg in "$@"; do
   case "$arg" in
     --peers) pkgs+=(openmpi-bin libopenmpi-dev) ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup: unknown option '$arg' (expected --peers)" >&2; exit 2 ;;
   esac
 done

@@ -5,6 +5,9 @@
 //!   `rank R/N: kvs ok`, finalize.
 //! - `singleton`: print `singleton` when no launcher is present, else `rank R/N`.
 //! - `info`: print rank, size, KVS name, universe size, appnum and `TOCSIN_BOUND_CORE`.
+//! - `mapping`: print `mapping rank=R size=N node=X map=A,B,… host=H slurm_nodeid=… \
+//!   slurmd_nodename=…` (`map` is `PMI_process_mapping` parsed, `none` if not published;
+//!   the Slurm variables are `-` when unset), then finalize.
 //! - `exit-if RANK CODE [SECS]`: after a barrier, rank RANK exits with CODE; the others
 //!   sleep SECS (30).
 //! - `kill-self RANK [SECS]`: after a barrier, rank RANK kills itself with SIGKILL; the
@@ -89,6 +92,27 @@ fn main() -> ExitCode {
                      bound_core={}",
                     pmi.kvsname(),
                     std::env::var("TOCSIN_BOUND_CORE").unwrap_or_else(|_| "none".into())
+                );
+            }
+            "mapping" => {
+                let map = match pmi.process_mapping().map_err(|e| e.to_string())? {
+                    Some(m) => m.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+                    None => "none".into(),
+                };
+                let node = map
+                    .split(',')
+                    .nth(rank as usize)
+                    .unwrap_or("none")
+                    .to_owned();
+                let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".into());
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "?".into());
+                println!(
+                    "mapping rank={rank} size={size} node={node} map={map} host={host} \
+                     slurm_nodeid={} slurmd_nodename={}",
+                    env("SLURM_NODEID"),
+                    env("SLURMD_NODENAME")
                 );
             }
             "exit-if" | "kill-self" => {

@@ -38,6 +38,12 @@
 //! }
 //! ```
 //!
+//! - [`Cluster::start`]`(name)`: a test cluster started by `scripts/cluster/NAME.sh start`
+//!   (`slurm`: two Slurm nodes; `netns`: two namespace hosts), stopped by `… stop` (which
+//!   kills the daemons it recorded, by pid) when the guard drops, even if the test panics;
+//!   `None` (the test skips, saying why) if it cannot start here, unless [`ci`] (then it
+//!   panics). [`script`] gives the path of a repository script.
+//!
 //! A file uses only part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
@@ -374,4 +380,106 @@ pub fn dev_shm_tocsin() -> std::collections::BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Whether the tests run in CI (`CI` set, to anything, as the other tests read it; `.ci/run`
+/// sets it): a test that cannot start the component it needs (a cluster, a launcher) then
+/// fails instead of skipping.
+pub fn ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// The path of `rel` in the repository (e.g. `scripts/cluster/nsexec`).
+pub fn script(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// `program` found on `PATH` (or in /usr/sbin, /sbin).
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Skips (returns `None` after printing why) or, under [`ci`], fails.
+pub fn skip_or_fail<T>(why: &str) -> Option<T> {
+    assert!(!ci(), "CI is set, so this must work here: {why}");
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// A running test cluster (`scripts/cluster/NAME.sh`); stopped when dropped.
+pub struct Cluster {
+    name: String,
+    script: std::path::PathBuf,
+    /// Holds an exclusive `flock` on `/tmp/tocsin-cluster-NAME.lock` while the cluster runs,
+    /// so that test runs of several checkouts take turns (the clusters use fixed paths,
+    /// ports and addresses).
+    _lock: std::fs::File,
+}
+
+impl Cluster {
+    /// Runs `scripts/cluster/NAME.sh start` (at most 120 s). `None` if it cannot start here
+    /// (not root, packages missing, or the script failed: its output is printed), unless
+    /// [`ci`], where that panics.
+    pub fn start(name: &str) -> Option<Cluster> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return skip_or_fail(&format!(
+                "the {name} test cluster needs root (scripts/cluster/{name}.sh)"
+            ));
+        }
+        let script = script(&format!("scripts/cluster/{name}.sh"));
+        let lock_path = format!("/tmp/tocsin-cluster-{name}.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap_or_else(|e| panic!("cannot open {lock_path}: {e}"));
+        let t0 = Instant::now();
+        // SAFETY: flock on a descriptor we own; blocks until the other holder releases it.
+        while unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(600),
+                "cannot lock {lock_path}"
+            );
+        }
+        let mut cmd = command("bash");
+        cmd.arg(&script).arg("start");
+        let o = Job::spawn(&mut cmd).wait(Duration::from_secs(120));
+        let c = Cluster {
+            name: name.to_owned(),
+            script,
+            _lock: lock,
+        };
+        if !o.success() {
+            drop(c); // stops what was started
+            return skip_or_fail(&format!(
+                "cannot start the {name} test cluster (scripts/cluster/{name}.sh start failed)\n{}",
+                o.report()
+            ));
+        }
+        eprintln!("cluster {name} started in {:.1} s", o.elapsed.as_secs_f64());
+        Some(c)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let mut cmd = command("bash");
+        cmd.arg(&self.script).arg("stop");
+        let o = Job::spawn(&mut cmd).wait(Duration::from_secs(60));
+        if !o.success() {
+            eprintln!(
+                "stopping the {} test cluster failed\n{}",
+                self.name,
+                o.report()
+            );
+        }
+    }
 }

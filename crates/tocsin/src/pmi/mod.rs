@@ -29,8 +29,29 @@
 //! Keys and values travel as single tokens: they must not contain whitespace, `=` or control
 //! characters (callers hex-encode binary data), and must fit the launcher's maxima
 //! ([`Pmi::maxes`]).
+//!
+//! # Launchers and their quirks
+//! - `tocsin run`: the reference; announces `vallen_max=4096` and reads whole lines.
+//! - MPICH's `mpiexec.hydra` (4.0): answers `msg=success`, `appnum=0`; a missing key is
+//!   `cmd=get_result rc=-1 msg=key_…_not_found value=unknown`.
+//! - Slurm's `srun --mpi=pmi2` (22.05, `src/plugins/mpi/pmi2/`) speaks PMI-1 on `PMI_FD`
+//!   once the client says `pmi_version=1`:
+//!   - it reads the first request (`init`) with a single `read` of at most 64 bytes and
+//!     drops whatever else came with it, so `init` is sent alone (40 bytes) and nothing else
+//!     is sent before `response_to_init` arrives (true of every request here: one request,
+//!     then its reply);
+//!   - it reads every later request with a single `read` of at most 1024 bytes, not up to
+//!     the newline (`pmi1.c`, "TODO: read until newline"): a longer line would be cut in
+//!     two, so [`Pmi::put`] refuses a request line over [`MAX_REQUEST`] bytes when the
+//!     launcher announced `vallen_max` ≤ 1024 (Slurm and hydra announce 1024), and each
+//!     request goes out in one `send`;
+//!   - `appnum=-1`; no `msg=` fields; a missing key is `cmd=get_result rc=1` with neither
+//!     `msg` nor `value` ([`Pmi::try_get`] treats any non-zero `rc` of a well-formed
+//!     `get_result` as "absent");
+//!   - it pre-puts `PMI_process_mapping` in the KVS ([`Pmi::process_mapping`]).
 
 pub mod line;
+pub mod mapping;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -42,6 +63,11 @@ use crate::error::{Error, Result};
 /// protocol error reported as [`Error::Pmi`], never buffered further (hydra's own limit is
 /// 1024 bytes for PMI-1, `tocsin run`'s values are at most 4096).
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// Longest request line (newline included) sent to a launcher that announced
+/// `vallen_max` ≤ 1024, bytes: Slurm reads each PMI-1 request with one `read` of at most 1024
+/// bytes (MPICH's `simple_pmi` has the same line limit, `PMIU_MAXLINE`).
+pub const MAX_REQUEST: usize = 1024;
 
 /// The `PMI_FD` descriptor a [`Pmi::from_env`] has taken ownership of (-1: none yet), so
 /// that a second call cannot close it twice and can tell why it is gone.
@@ -313,11 +339,18 @@ impl Pmi {
         line::check_token("value", value, self.maxes.vallen_max)?;
         let what = format!("put of key {key:?}");
         let kvs = self.kvsname.clone();
-        self.request(
-            &line::format("put", &[("kvsname", &kvs), ("key", key), ("value", value)]),
-            &what,
-            "put_result",
-        )?;
+        let msg = line::format("put", &[("kvsname", &kvs), ("key", key), ("value", value)]);
+        if self.maxes.vallen_max <= MAX_REQUEST && msg.len() > MAX_REQUEST {
+            return Err(Error::Pmi(format!(
+                "{what}: the request line would be {} bytes ({}-byte value), more than the \
+                 {MAX_REQUEST} a PMI-1 launcher announcing vallen_max={} reads at once \
+                 (Slurm would cut it); shorten the value or split it over several keys",
+                msg.len(),
+                value.len(),
+                self.maxes.vallen_max
+            )));
+        }
+        self.request(&msg, &what, "put_result")?;
         Ok(())
     }
 
@@ -340,6 +373,50 @@ impl Pmi {
     /// yet passed a barrier with this one), invalid, or the answer is malformed;
     /// [`Error::Io`] if the connection fails.
     pub fn get(&mut self, key: &str) -> Result<String> {
+        match self.get_reply(key)? {
+            Ok(v) => Ok(v),
+            Err((rc, text)) => Err(Error::Pmi(format!(
+                "key {key:?} not found in KVS {:?} (launcher answered rc={rc}: {:?})",
+                self.kvsname,
+                text.trim_end()
+            ))),
+        }
+    }
+
+    /// Reads the value of `key` if the launcher has it: `Ok(None)` when it answers the `get`
+    /// with a non-zero `rc` (hydra: `rc=-1 msg=…not_found`, Slurm: `rc=1` alone), which in
+    /// PMI-1 means the key is absent.
+    ///
+    /// # Errors
+    /// [`Error::Pmi`] if `key` is invalid or the answer is malformed; [`Error::Io`] if the
+    /// connection fails.
+    pub fn try_get(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self.get_reply(key)?.ok())
+    }
+
+    /// The node index of every rank (`result[rank]`, nodes numbered from 0 as the launcher
+    /// numbers them), from the job attribute `PMI_process_mapping` that hydra, Slurm and
+    /// `tocsin run` publish (format: [`mapping`](mod@mapping)). Ranks with the same index
+    /// were placed on the same node by the launcher (which may emulate several nodes on one
+    /// machine: Slurm's multiple-slurmd mode).
+    ///
+    /// Returns `Ok(None)` if the launcher does not publish the key or publishes it empty (it
+    /// does not know the placement): callers then fall back to comparing host names.
+    ///
+    /// # Errors
+    /// [`Error::Pmi`] naming the value and the accepted format if it is malformed or does not
+    /// place every rank; [`Error::Io`] if the connection fails.
+    pub fn process_mapping(&mut self) -> Result<Option<Vec<u32>>> {
+        match self.try_get("PMI_process_mapping")? {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Ok(None),
+            Some(v) => mapping::parse(&v, self.size).map(Some),
+        }
+    }
+
+    /// Sends `get` for `key`: `Ok(Ok(value))`, or `Ok(Err((rc, reply)))` if the launcher
+    /// answered a non-zero `rc` (absent key).
+    fn get_reply(&mut self, key: &str) -> Result<std::result::Result<String, (i64, String)>> {
         line::check_token("key", key, self.maxes.keylen_max)?;
         let kvs = self.kvsname.clone();
         let msg = line::format("get", &[("kvsname", &kvs), ("key", key)]);
@@ -349,12 +426,7 @@ impl Pmi {
         let l = parse_reply(&text, &what, "get_result")?;
         match l.rc(&text).map_err(|e| in_reply(&what, e))? {
             Some(0) | None => {}
-            Some(rc) => {
-                return Err(Error::Pmi(format!(
-                    "key {key:?} not found in KVS {kvs:?} (launcher answered rc={rc}: {:?})",
-                    text.trim_end()
-                )))
-            }
+            Some(rc) => return Ok(Err((rc, text))),
         }
         let value = l.require("value", &text).map_err(|e| in_reply(&what, e))?;
         if value.len() > self.maxes.vallen_max {
@@ -365,7 +437,7 @@ impl Pmi {
                 self.maxes.vallen_max
             )));
         }
-        Ok(value.to_owned())
+        Ok(Ok(value.to_owned()))
     }
 
     /// Number of processes the launcher could run in this job (`cmd=get_universe_size`).
@@ -859,6 +931,106 @@ mod tests {
         drop(pmi);
         let seen = srv.join().unwrap();
         assert_eq!(seen[3], "cmd=abort exitcode=7 error_msg=out_of_memory:_x:y");
+    }
+
+    /// A server behaving as Slurm 22.05's `mpi/pmi2` agent does for PMI-1 clients: the first
+    /// request is read with one `read` of at most 64 bytes and must be `init` alone; every
+    /// later request with one `read` of at most 1024 bytes, which must hold exactly one
+    /// line; Slurm's reply formats. Returns the requests, or the protocol violation.
+    fn slurm_like(sock: UnixStream, mapping: &'static str) -> thread::JoinHandle<Vec<String>> {
+        use std::io::Read;
+        thread::spawn(move || {
+            let mut s = sock;
+            let mut seen = Vec::new();
+            let mut kvs: HashMap<String, String> = HashMap::new();
+            kvs.insert("PMI_process_mapping".into(), mapping.into());
+            let mut first = true;
+            loop {
+                let mut buf = vec![0u8; if first { 64 } else { 1024 }];
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return seen,
+                    Ok(n) => n,
+                };
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                assert!(
+                    text.ends_with('\n') && text.matches('\n').count() == 1,
+                    "Slurm would misread this request: {text:?}"
+                );
+                let l = line::parse(&text).unwrap();
+                if first {
+                    assert_eq!(l.cmd, "init");
+                }
+                first = false;
+                seen.push(text.trim_end().to_owned());
+                let reply = match l.cmd {
+                    "init" => "cmd=response_to_init rc=0 pmi_version=1 pmi_subversion=1\n".into(),
+                    "get_maxes" => {
+                        "cmd=maxes rc=0 kvsname_max=256 keylen_max=256 vallen_max=1024\n".into()
+                    }
+                    "get_my_kvsname" => "cmd=my_kvsname rc=0 kvsname=12.0\n".into(),
+                    "get_appnum" => "cmd=appnum rc=0 appnum=-1\n".into(),
+                    "put" => {
+                        kvs.insert(l.get("key").unwrap().into(), l.get("value").unwrap().into());
+                        "cmd=put_result rc=0\n".into()
+                    }
+                    "get" => match kvs.get(l.get("key").unwrap()) {
+                        Some(v) => format!("cmd=get_result rc=0 value={v}\n"),
+                        None => "cmd=get_result rc=1\n".into(),
+                    },
+                    "barrier_in" => "cmd=barrier_out rc=0\n".into(),
+                    "finalize" => "cmd=finalize_ack rc=0\n".into(),
+                    c => panic!("unexpected {c}"),
+                };
+                s.write_all(reply.as_bytes()).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn works_against_a_slurm_like_server() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let srv = slurm_like(b, "(vector,(0,2,2))");
+        let mut pmi = Pmi::from_socket(OwnedFd::from(a), 2, 4).unwrap();
+        assert_eq!(pmi.kvsname(), "12.0");
+        assert_eq!(pmi.appnum().unwrap(), -1);
+        assert_eq!(pmi.try_get("absent").unwrap(), None);
+        let e = pmi.get("absent").unwrap_err().to_string();
+        assert!(e.contains("\"absent\"") && e.contains("rc=1"), "{e}");
+        pmi.put("tocsin.k", "v").unwrap();
+        pmi.barrier().unwrap();
+        assert_eq!(pmi.try_get("tocsin.k").unwrap().as_deref(), Some("v"));
+        assert_eq!(pmi.process_mapping().unwrap(), Some(vec![0, 0, 1, 1]));
+        // A value that fits vallen_max=1024 but whose request line does not fit 1024 bytes.
+        let e = pmi.put("k", &"v".repeat(1000)).unwrap_err().to_string();
+        assert!(e.contains("1024") && e.contains("1000-byte value"), "{e}");
+        pmi.put("k", &"v".repeat(900)).unwrap();
+        pmi.finalize().unwrap();
+        let seen = srv.join().unwrap();
+        assert_eq!(seen[0], "cmd=init pmi_version=1 pmi_subversion=1");
+        assert_eq!(seen.last().unwrap(), "cmd=finalize");
+    }
+
+    #[test]
+    fn process_mapping_absent_empty_or_malformed() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let _srv = slurm_like(b, "");
+        let mut pmi = Pmi::from_socket(OwnedFd::from(a), 0, 2).unwrap();
+        assert_eq!(pmi.process_mapping().unwrap(), None, "empty means unknown");
+        drop(pmi);
+
+        let (pmi, _srv) = client(kvs_server());
+        let mut pmi = pmi.unwrap();
+        assert_eq!(pmi.process_mapping().unwrap(), None, "not published");
+        pmi.put("PMI_process_mapping", "(vector,(0,1,4))").unwrap();
+        assert_eq!(pmi.process_mapping().unwrap(), Some(vec![0; 4]));
+        pmi.put("PMI_process_mapping", "(vector,(0,1,x))").unwrap();
+        let e = pmi.process_mapping().unwrap_err();
+        assert!(matches!(e, Error::Pmi(_)));
+        let e = e.to_string();
+        assert!(
+            e.contains("(vector,(0,1,x))") && e.contains("accepted"),
+            "{e}"
+        );
     }
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
