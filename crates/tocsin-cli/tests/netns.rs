@@ -9,12 +9,9 @@
 //! MPICH (`scripts/setup.sh`); skipped, saying why, without them unless `CI` is set (then it
 //! fails).
 //!
-//! What needs the TCP transport (issue 7) is gated: tocsin has only shared memory so far and
-//! refuses ranks on different hosts. [`two_hosts_refused_until_tcp`] proves the harness by
-//! asserting that refusal; [`two_hosts_p2p_and_jacobi`] (`#[ignore]`d) is the real test.
-//! To lift the gate once TCP lands: remove the `#[ignore]` of `two_hosts_p2p_and_jacobi` and
-//! delete `two_hosts_refused_until_tcp` (which fails, saying so, as soon as such a job
-//! succeeds).
+//! [`two_hosts_p2p_and_jacobi`] runs the point-to-point suite and jacobi on 4 ranks, two per
+//! host: shared memory inside a host, TCP between them (each host's name resolves to its
+//! own address, which is what tocsin listens on by default).
 
 use std::process::Command;
 use std::time::Duration;
@@ -185,34 +182,6 @@ fn one_host_p2p_and_jacobi() {
 }
 
 #[test]
-fn two_hosts_refused_until_tcp() {
-    let _g = serial();
-    let Some(_hosts) = hosts() else { return };
-    // The rank watchdog ends the ranks left waiting for the refused ones (a failed init does
-    // not abort the job through PMI, so hydra would wait).
-    let o = run(
-        hydra("h1,h2", Some(2), 4, TESTRANK).args(["--timeout", "15", "sizes"]),
-        DEADLINE,
-    );
-    assert!(
-        !o.success(),
-        "a job on two hosts succeeded: the TCP transport works across hosts. Lift the gate: \
-         remove the #[ignore] of two_hosts_p2p_and_jacobi in tests/netns.rs and delete \
-         two_hosts_refused_until_tcp\n{}",
-        o.report()
-    );
-    let all = format!("{}{}", o.stdout, o.stderr);
-    assert!(
-        all.contains("all ranks must share one host")
-            && all.contains("\"h1\"")
-            && all.contains("\"h2\""),
-        "the job failed without tocsin's different-hosts error\n{}",
-        o.report()
-    );
-}
-
-#[test]
-#[ignore = "needs the TCP transport (issue 7): ranks on h1 and h2 share no memory"]
 fn two_hosts_p2p_and_jacobi() {
     let _g = serial();
     let Some(_hosts) = hosts() else { return };

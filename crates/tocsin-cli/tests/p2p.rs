@@ -148,6 +148,33 @@ const EAGER_900: (&str, &str) = ("TOCSIN_EAGER_THRESHOLD", "900");
 /// Every message with a byte in it goes through the rendezvous.
 const EAGER_0: (&str, &str) = ("TOCSIN_EAGER_THRESHOLD", "0");
 
+/// Every peer through the TCP transport, on loopback (`TOCSIN_NOLOCAL=1`).
+const TCP: (&str, &str) = ("TOCSIN_NOLOCAL", "1");
+/// Loopback: tests never use the machine's external address.
+const LO: (&str, &str) = ("TOCSIN_TCP_IF", "lo");
+
+/// The point-to-point suite over TCP on loopback, in one progress mode.
+const fn tcp_p2p(mode: &'static str) -> [Run; 16] {
+    [
+        run(2, "sizes", mode, &[TCP, LO], &[]),
+        run(4, "wildcards", mode, &[TCP, LO], &[]),
+        run(2, "ordering", mode, &[TCP, LO], &[]),
+        run(2, "truncation", mode, &[TCP, LO], &[]),
+        run(2, "self", mode, &[TCP, LO], &[]),
+        run(2, "probe", mode, &[TCP, LO], &[]),
+        run(3, "errors", mode, &[TCP, LO], &[]),
+        run(3, "sendrecv", mode, &[TCP, LO], &[]),
+        run(4, "waitany", mode, &[TCP, LO], &[]),
+        run(3, "flood", mode, &[TCP, LO], &[]),
+        run(4, "random", mode, &[TCP, LO], &["--total", "4000"]),
+        run(2, "threads", mode, &[TCP, LO], &[]),
+        run(3, "die", mode, &[TCP, LO], &[]),
+        run(2, "die-rendezvous", mode, &[TCP, LO], &[]),
+        run(2, "die-unexpected", mode, &[TCP, LO], &[]),
+        run(2, "sleepy", mode, &[TCP, LO], &[]),
+    ]
+}
+
 /// The point-to-point cases in one progress mode.
 const fn mode_p2p(mode: &'static str) -> [Run; 10] {
     [
@@ -330,6 +357,23 @@ p2p_tests! {
     ];
     threads_cross_poll: [run(2, "threads-cross", "poll", &[], &["--iters", "20"])];
     threads_3_per_rank_4_ranks_block: [run(4, "threads", "block", &[], &["--threads", "3"])];
+
+    // --- the TCP transport on loopback (TOCSIN_NOLOCAL=1): the suite in every mode
+    tcp_nolocal_poll: tcp_p2p("poll");
+    tcp_nolocal_block: concat(&tcp_p2p("block"), &[
+        run(2, "sizes", "block", &[TCP, LO, EAGER_0], &[]),
+        run(2, "sizes", "block", &[TCP, LO, ("TOCSIN_CHUNK_BYTES", "4097")], &[]),
+        run(2, "threads-cross", "block", &[TCP, LO], &[]),
+    ]);
+    tcp_nolocal_thread: concat(&tcp_p2p("thread"), &[
+        run(2, "background", "thread", &[TCP, LO], &["--len", "1000000"]),
+    ]);
+    /// Signal mode over TCP: the kernel raises the signal when data arrives, and the
+    /// computing rank's handler receives.
+    tcp_nolocal_signal: concat(&tcp_p2p("signal"), &[
+        run(2, "background", "signal", &[TCP, LO], &[]),
+        run(2, "background", "signal", &[TCP, LO], &["--len", "1000000"]),
+    ]);
 
     // --- progress modes thread and signal: the same cases, plus background progress
     thread_mode_p2p: mode_p2p("thread");
@@ -696,6 +740,36 @@ fn cases_under_mpiexec_hydra() {
     for r in runs {
         let mut cmd = command(&hydra);
         cmd.args(["-n", &r.ranks.to_string(), TESTRANK])
+            .args(r.testrank_args());
+        r.env_on(&mut cmd);
+        let o = Job::spawn(&mut cmd).wait(JOB_TIMEOUT);
+        o.assert_ranks_ok(r.ranks, r.case);
+    }
+}
+
+/// hydra told that this machine is two hosts (`-hosts localhost,127.0.0.1 -ppn 2`): two
+/// "nodes" of two ranks each, shared memory inside each, TCP between them, on loopback.
+#[test]
+fn two_nodes_on_one_host_under_mpiexec_hydra_mix_shm_and_tcp() {
+    let Some(hydra) = hydra_path() else {
+        eprintln!("SKIPPED: mpiexec.hydra is not on PATH (install MPICH to run this test)");
+        return;
+    };
+    let _g = serial();
+    let runs = [
+        run(4, "sizes", "poll", &[LO], &[]),
+        run(4, "wildcards", "block", &[LO], &[]),
+        run(4, "waitany", "poll", &[LO], &[]),
+        run(4, "waitany", "block", &[LO], &[]),
+        run(4, "random", "block", &[LO], &["--total", "4000"]),
+        run(4, "random", "signal", &[LO], &["--total", "2000"]),
+        run(4, "flood", "thread", &[LO], &[]),
+        run(4, "threads-cross", "block", &[LO], &[]),
+    ];
+    for r in runs {
+        let mut cmd = command(&hydra);
+        cmd.args(["-hosts", "localhost,127.0.0.1", "-ppn", "2"])
+            .args(["-n", &r.ranks.to_string(), TESTRANK])
             .args(r.testrank_args());
         r.env_on(&mut cmd);
         let o = Job::spawn(&mut cmd).wait(JOB_TIMEOUT);

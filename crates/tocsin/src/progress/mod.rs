@@ -754,7 +754,7 @@ impl Engine {
                     crate::diag::Warn::PeerExited,
                     format_args!(
                         "rank {r} (pid {}) exited without finishing: operations that need it fail with PeerDied",
-                        self.pids[r as usize]
+                        self.bells.pid(r)
                     ),
                 );
             }

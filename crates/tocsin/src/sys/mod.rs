@@ -752,6 +752,20 @@ pub fn send_vectored(fd: RawFd, parts: &[std::io::IoSlice<'_>]) -> io::Result<us
     }
 }
 
+/// Bytes of a TCP socket's send queue not yet acknowledged by the peer (`SIOCOUTQ`).
+///
+/// # Errors
+/// `ioctl(2)`'s error.
+pub fn unsent_bytes(fd: RawFd) -> io::Result<usize> {
+    const SIOCOUTQ: libc::c_ulong = 0x5411; // = TIOCOUTQ (<linux/sockios.h>)
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int.
+    if unsafe { libc::ioctl(fd, SIOCOUTQ, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n.max(0) as usize)
+}
+
 /// Non-blocking `recv(2)` into `buf`; retries on `EINTR`. Async-signal-safe.
 ///
 /// # Errors

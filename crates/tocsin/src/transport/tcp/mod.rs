@@ -25,9 +25,10 @@
 //!   `O_ASYNC`): the kernel plays the interrupting NIC. Each signal is a hint (they are per
 //!   segment and coalesce): the handler drains every ready socket. Sleeping ranks wait in
 //!   `epoll_wait` over every socket and their doorbell socket.
-//! - **Handler context**: reads, writes and handshakes run in handlers (receive buffers are
-//!   anonymous mappings, made with `mmap`, never `malloc`); connecting and accepting need an
-//!   ordinary pass.
+//! - **Handler context**: reads, writes, accepting and handshakes run in handlers (the
+//!   connection table and the handshake queue have room reserved at start-up, receive and
+//!   output buffers are anonymous mappings made with `mmap`, never `malloc`); connecting
+//!   (a PMI request) and logging a rejected connection need an ordinary pass.
 
 use std::io::IoSlice;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -48,6 +49,8 @@ pub(crate) const MAX_RECORD: usize = (1 << 20) + 64;
 /// Handshake length, bytes.
 const HELLO: usize = 36;
 const MAGIC: &[u8; 8] = b"TOCSIN01";
+/// How long a finishing rank waits for its TCP peers to take its last bytes.
+const LINGER: Duration = Duration::from_secs(10);
 /// How long a connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -459,20 +462,92 @@ impl TcpTx {
         true
     }
 
-    /// Sends `BYE` on every connection and shuts their write side (this rank finished).
-    pub(crate) fn bye(&mut self) {
+    /// Sends what partial writes left in output buffers (every pass: the record was
+    /// accepted, its tail must not wait for the next record to that peer).
+    /// Async-signal-safe.
+    fn flush_pending(&mut self) {
+        let ep = self.ep.clone();
         for c in &mut self.conns {
-            let _ = c.stream.set_nonblocking(false);
-            let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
             if c.out_len > c.out_off {
-                // SAFETY: live mapping, `out_len` bytes.
-                let rest = unsafe {
-                    std::slice::from_raw_parts(c.out.ptr().add(c.out_off), c.out_len - c.out_off)
-                };
-                let _ = std::io::Write::write_all(&mut c.stream, rest);
+                match c.flush_out() {
+                    Ok(true) => c.set_want_out(&ep, false),
+                    Ok(false) => c.set_want_out(&ep, true),
+                    Err(_) => {
+                        c.closed = true;
+                        self.ends[c.peer as usize].store(DIED, Ordering::Release);
+                    }
+                }
             }
-            let _ = std::io::Write::write_all(&mut c.stream, &0u32.to_le_bytes());
-            let _ = c.stream.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    /// This rank finished: sends what is left and `BYE` on every connection, shuts their
+    /// write side, then waits (at most [`LINGER`]) until the peers' kernels have acknowledged
+    /// every byte (`SIOCOUTQ` is 0), reading and dropping whatever still arrives. Closing a
+    /// socket with unread input makes the kernel reset the connection, which discards
+    /// what is still in its send queue: without this, a peer whose receive buffer was full
+    /// would lose our last records and see us die instead of finish.
+    pub(crate) fn bye(&mut self) {
+        let t0 = std::time::Instant::now();
+        let mut bye_sent = vec![false; self.conns.len()];
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut all = true;
+            for (c, sent) in self.conns.iter_mut().zip(bye_sent.iter_mut()) {
+                if c.closed && *sent {
+                    continue;
+                }
+                // Drop input: we will read nothing more, and unread input means a reset.
+                while let Ok(k) = sys::recv(c.stream.as_raw_fd(), &mut scratch) {
+                    if k == 0 {
+                        break;
+                    }
+                }
+                if !*sent {
+                    match c.flush_out() {
+                        Ok(true) => {
+                            c.out_len = 4;
+                            c.out_off = 0;
+                            // SAFETY: `out` holds at least 4 bytes.
+                            unsafe { std::ptr::write_bytes(c.out.ptr(), 0, 4) };
+                            if c.flush_out().is_ok_and(|done| done) {
+                                let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                                *sent = true;
+                            } else {
+                                all = false;
+                                continue;
+                            }
+                        }
+                        Ok(false) => {
+                            all = false;
+                            continue;
+                        }
+                        Err(_) => {
+                            *sent = true;
+                            c.closed = true;
+                            continue;
+                        }
+                    }
+                }
+                if sys::unsent_bytes(c.stream.as_raw_fd()).unwrap_or(0) > 0 {
+                    all = false;
+                }
+            }
+            if all {
+                return;
+            }
+            if t0.elapsed() > LINGER {
+                crate::diag::warn_once(
+                    crate::diag::Warn::Other,
+                    format_args!(
+                        "finishing: a TCP peer has not read this rank's last records within {} s \
+                         (it computes without calling tocsin, its receive buffer full): they may be lost",
+                        LINGER.as_secs()
+                    ),
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
@@ -491,10 +566,18 @@ pub(crate) struct TcpRx {
 }
 
 impl TcpRx {
-    /// Accepts new connections (ordinary context) and reads their handshakes.
+    /// Accepts new connections and reads their handshakes. In a handler (`!ordinary`) it
+    /// takes only what fits the room reserved at start-up (no allocation: the receive
+    /// buffers are `mmap`ed), and leaves rejections (which log) to an ordinary pass.
     fn accept(&mut self, tx: &mut TcpTx, ordinary: bool) {
-        if ordinary {
-            while let Ok((s, _)) = self.ep.listener.accept() {
+        loop {
+            if !ordinary && self.pending.len() == self.pending.capacity() {
+                break;
+            }
+            let Ok((s, _)) = self.ep.listener.accept() else {
+                break;
+            };
+            {
                 let _ = s.set_nonblocking(true);
                 self.pending.push(Pending {
                     stream: s,
@@ -506,7 +589,13 @@ impl TcpRx {
         let mut i = 0;
         while i < self.pending.len() {
             let p = &mut self.pending[i];
-            let r = sys::recv(p.stream.as_raw_fd(), &mut p.hello[p.got..]);
+            // (A complete handshake kept by a handler is not read again: a 0-byte read
+            // would look like the end of the stream.)
+            let r = if p.got < HELLO {
+                sys::recv(p.stream.as_raw_fd(), &mut p.hello[p.got..])
+            } else {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            };
             match r {
                 Ok(0) => {
                     self.pending.swap_remove(i);
@@ -523,20 +612,21 @@ impl TcpRx {
                 i += 1;
                 continue;
             }
-            if !ordinary {
-                // Setting the connection up allocates: the next ordinary pass does it.
+            let rank = u32::from_le_bytes([p.hello[24], p.hello[25], p.hello[26], p.hello[27]]);
+            let size = u32::from_le_bytes([p.hello[28], p.hello[29], p.hello[30], p.hello[31]]);
+            let valid = &p.hello[..8] == MAGIC
+                && p.hello[8..24] == self.ep.secret
+                && size == self.ep.size
+                && rank < size
+                && rank != self.ep.me;
+            if !ordinary && (!valid || tx.conns.len() == tx.conns.capacity()) {
+                // Logging a rejection, or growing the table, allocates: an ordinary pass
+                // does it.
                 i += 1;
                 continue;
             }
             let p = self.pending.swap_remove(i);
-            let rank = u32::from_le_bytes([p.hello[24], p.hello[25], p.hello[26], p.hello[27]]);
-            let size = u32::from_le_bytes([p.hello[28], p.hello[29], p.hello[30], p.hello[31]]);
-            if &p.hello[..8] != MAGIC
-                || p.hello[8..24] != self.ep.secret
-                || size != self.ep.size
-                || rank >= size
-                || rank == self.ep.me
-            {
+            if !valid {
                 let from = p
                     .stream
                     .peer_addr()
@@ -555,10 +645,11 @@ impl TcpRx {
             tx.pids[rank as usize].store(pid as i32, Ordering::Relaxed);
             match Conn::new(p.stream, rank, &self.ep) {
                 Ok(c) => tx.conns.push(c),
-                Err(e) => crate::diag::warn_once(
+                Err(e) if ordinary => crate::diag::warn_once(
                     crate::diag::Warn::Other,
                     format_args!("cannot set up the TCP connection from rank {rank}: {e}"),
                 ),
+                Err(_) => {}
             }
         }
     }
@@ -578,6 +669,7 @@ impl TcpRx {
         let Some(ttx) = tx.tcp.as_mut() else {
             return (false, false, false);
         };
+        ttx.flush_pending();
         self.accept(ttx, ordinary);
         let n = ttx.conns.len();
         for i in 0..n {
