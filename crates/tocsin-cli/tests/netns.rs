@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{command, run, script, serial, which, Cluster, Outcome};
+use common::{command, run, script, serial, which, Cluster, Job, Outcome};
 
 const TESTRANK: &str = env!("CARGO_BIN_EXE_tocsin-testrank");
 const PMI_CHECK: &str = env!("CARGO_BIN_EXE_tocsin-pmi-check");
@@ -53,6 +53,10 @@ type Env = &'static [(&'static str, &'static str)];
 /// The point-to-point cases for `n` ranks: (case, progress mode, environment).
 const CASES: &[(&str, &str, Env)] = &[
     ("sizes", "poll", &[]),
+    ("sizes", "signal", &[]),
+    ("sizes", "thread", &[("TOCSIN_EAGER_THRESHOLD", "0")]),
+    ("flood", "signal", &[]),
+    ("background", "signal", &[]),
     ("sizes", "block", &[("TOCSIN_CMA", "0")]),
     ("wildcards", "block", &[]),
     ("ordering", "poll", &[]),
@@ -67,6 +71,30 @@ const CASES: &[(&str, &str, Env)] = &[
 /// naming every failed job.
 fn suite(hosts: &str, ppn: Option<u32>, n: u32) {
     let mut failed = Vec::new();
+    // Which transport serves each peer: shm inside a host, tcp across.
+    let o = run(hydra(hosts, ppn, n, TESTRANK).arg("transports"), DEADLINE);
+    o.assert_ranks_ok(n, "transports");
+    let per = ppn.unwrap_or(n);
+    for r in 0..n {
+        let want: Vec<String> = (0..n)
+            .map(|p| {
+                let t = if p == r {
+                    "self"
+                } else if hosts.contains(',') && p / per != r / per {
+                    "tcp"
+                } else {
+                    "shm"
+                };
+                format!("{p}={t}")
+            })
+            .collect();
+        let line = format!("transports rank {r}: {}", want.join(" "));
+        assert!(
+            o.stdout.contains(&line),
+            "expected {line:?}\n{}",
+            o.report()
+        );
+    }
     for (case, mode, env) in CASES {
         if *case == "wildcards" && n < 3 {
             continue; // needs 3 ranks
@@ -186,4 +214,50 @@ fn two_hosts_p2p_and_jacobi() {
     let _g = serial();
     let Some(_hosts) = hosts() else { return };
     suite("h1,h2", Some(2), 4);
+}
+
+/// A host that vanishes silently (its link cut: no FIN, no reset): the rank waiting on one
+/// of its ranks gets `PeerDied` within seconds (keepalive, `TCP_USER_TIMEOUT`).
+#[test]
+fn a_host_that_vanishes_fails_its_peers_within_seconds() {
+    let _g = serial();
+    let Some(_hosts) = hosts() else { return };
+    for mode in ["block", "signal"] {
+        let mut cmd = hydra("h1,h2", Some(1), 2, TESTRANK);
+        cmd.args([
+            "--timeout",
+            "60",
+            "vanish",
+            "--cut",
+            "ip link set eth0 down",
+        ])
+        .env("TOCSIN_PROGRESS", mode);
+        // The job itself cannot end (h2 is unreachable, and hydra waits for its proxy): the
+        // deadline ends it; rank 0's lines are what count.
+        let o = Job::spawn(&mut cmd).wait(Duration::from_secs(25));
+        assert!(
+            o.stdout.contains("ok vanish rank 1/2") && o.stdout.contains("ok vanish rank 0/2"),
+            "{mode}: rank 0 did not get PeerDied from the vanished host\n{}",
+            o.report()
+        );
+        let secs: f64 = o
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("vanish: rank 0 saw PeerDied after "))
+            .and_then(|l| l.trim_end_matches(" s").parse().ok())
+            .unwrap_or(f64::MAX);
+        assert!(
+            secs < 15.0,
+            "{mode}: PeerDied after {secs} s\n{}",
+            o.report()
+        );
+        eprintln!("{mode}: PeerDied {secs:.1} s after the host vanished");
+        // Bring h2 back for the next round.
+        let o = run(
+            command(script("scripts/cluster/nsexec")).args(["h2", "ip link set eth0 up"]),
+            DEADLINE,
+        );
+        assert!(o.success(), "{}", o.report());
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

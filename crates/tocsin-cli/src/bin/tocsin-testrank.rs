@@ -1891,6 +1891,68 @@ fn case_die(comm: &Comm) -> R {
     Ok(())
 }
 
+/// The last rank's host vanishes without a FIN or a reset; rank 0, waiting on it, must get
+/// `PeerDied` within seconds (keepalive and `TCP_USER_TIMEOUT`, no polling thread).
+fn case_vanish(comm: &Comm, cut: &str) -> R {
+    need_ranks(comm, 2)?;
+    let (me, n) = (comm.rank(), comm.size());
+    let last = n - 1;
+    ensure!(
+        comm.transport(last).ctx("transport")? == "tcp" || me == last,
+        "rank {last} must be on another node (its transport is {:?})",
+        comm.transport(last)
+    );
+    comm.barrier().ctx("barrier")?;
+    if me == last {
+        step("vanish: exchanging once, then cutting the host off");
+        comm.send(&[1u8; 8], 0, 1).ctx("send")?;
+        let st = std::process::Command::new("sh")
+            .args(["-c", cut])
+            .status()
+            .map_err(|e| format!("running {cut:?}: {e}"))?;
+        ensure!(st.success(), "{cut:?} failed: {st}");
+        println!("ok vanish rank {me}/{n} (host cut off)");
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(0);
+    }
+    if me == 0 {
+        let mut b = [0u8; 8];
+        comm.recv(&mut b, last, 1).ctx("recv before the cut")?;
+        step("vanish: waiting on the vanished rank");
+        let t0 = Instant::now();
+        let r = comm.recv(&mut b, last, 2);
+        let took = t0.elapsed();
+        ensure!(
+            matches!(r, Err(Error::PeerDied { rank, .. }) if rank == last),
+            "recv from the vanished rank {last}: got {r:?}, expected PeerDied"
+        );
+        ensure!(took < Duration::from_secs(30), "PeerDied took {took:?}");
+        println!(
+            "vanish: rank 0 saw PeerDied after {:.1} s",
+            took.as_secs_f64()
+        );
+        println!("ok vanish rank 0/{n}");
+        let _ = std::io::stdout().flush();
+        // The job cannot end normally (the last rank's host is gone): leave at once.
+        std::process::exit(0);
+    }
+    Ok(())
+}
+
+/// Prints which transport serves each peer.
+fn case_transports(comm: &Comm) -> R {
+    comm.barrier().ctx("barrier")?;
+    let (me, n) = (comm.rank(), comm.size());
+    let list: Vec<String> = (0..n)
+        .map(|p| Ok(format!("{p}={}", comm.transport(p).ctx("transport")?)))
+        .collect::<R<_>>()?;
+    println!("transports rank {me}: {}", list.join(" "));
+    comm.barrier().ctx("barrier")?;
+    println!("ok transports rank {me}/{n}");
+    Ok(())
+}
+
 /// A message that arrived (unexpected) before its sender died can still be received:
 /// rank 1 sends tag 1 and exits; rank 0 first waits for tag 2 from rank 1 (so the tag 1
 /// message is drained into the unexpected queue, then the death is noticed), then receives
@@ -2384,7 +2446,7 @@ struct Cli {
 }
 
 /// The cases (see the module doc for what each checks and the ranks it needs).
-#[derive(Subcommand, Debug, Clone, Copy)]
+#[derive(Subcommand, Debug, Clone)]
 enum Case {
     /// Sizes 0, 1, eager−1, eager, eager+1, 4 MiB+3, every order (≥2 ranks).
     Sizes,
@@ -2422,6 +2484,17 @@ enum Case {
     DieRendezvous,
     /// Rank 1 exits after a send that stays unexpected (≥2 ranks).
     DieUnexpected,
+    /// The last rank's host vanishes silently (it runs `--cut`, e.g. `ip link set eth0
+    /// down` in its network namespace, then sleeps); rank 0 must get `PeerDied` within
+    /// seconds (≥2 ranks, the last one on another node).
+    Vanish {
+        /// The shell command that cuts the last rank's host off the network.
+        #[arg(long)]
+        cut: String,
+    },
+    /// Prints the transport serving each peer: `transports rank R: 0=shm 1=self 2=tcp…`,
+    /// after a barrier (≥1 rank).
+    Transports,
     /// Thousands of unexpected messages, full rings (≥2 ranks).
     Flood {
         /// Messages each flooding rank sends.
@@ -2487,6 +2560,8 @@ fn run_case(case: Case, comm: &Comm) -> R {
         Case::Die => case_die(comm),
         Case::DieRendezvous => case_die_rendezvous(comm),
         Case::DieUnexpected => case_die_unexpected(comm),
+        Case::Vanish { ref cut } => case_vanish(comm, cut),
+        Case::Transports => case_transports(comm),
         Case::Flood { messages } => case_flood(comm, messages),
         Case::Sleepy => case_sleepy(comm),
         Case::Background {

@@ -185,8 +185,18 @@ impl Engine {
             .iter()
             .position(|m| *m == cfg.progress)
             .expect("listed") as u32;
-        // Install the signal handler before any peer can learn our thread id.
-        let sig = if cfg.progress == ProgressMode::Signal {
+        // Which peers share this node, and so which transport serves each.
+        let nodes = match pmi.as_mut() {
+            Some(p) if size > 1 => node::discover(p, cfg.nolocal)?,
+            _ => node::Nodes::single(size),
+        };
+        let route: Vec<Route> = (0..size).map(|r| nodes.route(me, r)).collect();
+        // Install the signal handler before any peer can learn our thread id. In `uintr`
+        // mode too when some peers are on other nodes: SENDUIPI reaches only this node, TCP
+        // peers interrupt through the kernel's socket signal.
+        let sig = if cfg.progress == ProgressMode::Signal
+            || (cfg.progress == ProgressMode::Uintr && nodes.count() > 1)
+        {
             if sys::rlimit_sigpending() == Some(0) {
                 crate::diag::warn_once(
                     crate::diag::Warn::SignalQueue,
@@ -198,12 +208,6 @@ impl Engine {
         } else {
             None
         };
-        // Which peers share this node, and so which transport serves each.
-        let nodes = match pmi.as_mut() {
-            Some(p) if size > 1 => node::discover(p, cfg.nolocal)?,
-            _ => node::Nodes::single(size),
-        };
-        let route: Vec<Route> = (0..size).map(|r| nodes.route(me, r)).collect();
         // Several nodes: every rank has TCP peers (each node has at least one rank).
         let listener = match pmi.as_mut() {
             Some(p) if nodes.count() > 1 => {

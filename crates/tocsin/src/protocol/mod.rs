@@ -156,6 +156,13 @@ pub trait Driver {
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool;
     /// Largest record body (header + payload) accepted toward `peer`, bytes.
     fn max_record(&self, peer: Rank) -> usize;
+    /// Payload bytes of each DATA record of a pipelined rendezvous toward `peer` (capped by
+    /// [`Driver::max_record`]): `configured` (`TOCSIN_CHUNK_BYTES`) for rings, whose chunks
+    /// pipeline copies in and out; a transport that streams may prefer fewer, larger ones.
+    fn chunk(&self, peer: Rank, configured: usize) -> usize {
+        let _ = peer;
+        configured
+    }
     /// Copies `local.len()` bytes from address `remote` in `peer`'s memory (CMA read).
     ///
     /// # Errors
@@ -799,8 +806,9 @@ impl Core {
             }
         }
         let max_chunk = drv.max_record(peer).saturating_sub(FULL_HDR_LEN).max(1);
+        let chunk = drv.chunk(peer, self.cfg.chunk).max(1);
         while let Some(&tok) = self.peers[p].streams.front() {
-            let chunk = self.cfg.chunk.min(max_chunk);
+            let chunk = chunk.min(max_chunk);
             loop {
                 let r = self.live(tok);
                 if r.done_bytes == r.accept {
@@ -1176,6 +1184,54 @@ impl Core {
             .rev()
             .find(|&r| r != self.cfg.me && self.peers[r as usize].dead)
             .unwrap_or(self.cfg.me)
+    }
+
+    /// For a stream transport that received the header of a DATA record from `peer` but not
+    /// yet its payload: where the `h.len` payload bytes go (inside the live receive
+    /// buffer), so that the transport reads them there directly, with no intermediate
+    /// copy. Call [`Core::data_written`] once they are all there. The target stays valid
+    /// until then: a matched receive cannot be cancelled, and it fails only if `peer` is
+    /// marked gone, after which the transport must not write any more.
+    ///
+    /// # Errors
+    /// [`Fail::Malformed`] if no receive expects this chunk (as [`Core::on_record`]).
+    pub fn data_target(&mut self, peer: Rank, h: &Header) -> Result<*mut u8, Fail> {
+        let n = h.len as usize;
+        let off = h.offset as usize;
+        match self.get(h.rreq) {
+            Some(r)
+                if h.kind == Kind::Data
+                    && !r.send
+                    && r.peer == peer
+                    && matches!(r.st, St::WaitData | St::WaitFin)
+                    && off == r.done_bytes
+                    && off.checked_add(n).is_some_and(|e| e <= r.accept) =>
+            {
+                // SAFETY: `off + n ≤ accept ≤ len` of the live receive buffer.
+                Ok(unsafe { r.buf.add(off) })
+            }
+            _ => Err(Fail::Malformed {
+                rank: peer,
+                detail: "DATA for no receive expecting it",
+            }),
+        }
+    }
+
+    /// The payload of `h` (a DATA record from `peer`) was written at
+    /// [`Core::data_target`]: accounts for it, completing the receive after its last chunk.
+    /// Async-signal-safe.
+    pub fn data_written(&mut self, peer: Rank, h: &Header) {
+        let tok = h.rreq;
+        let done = match self.get(tok) {
+            Some(r) if !r.send && r.peer == peer => {
+                r.done_bytes += h.len as usize;
+                r.done_bytes == r.accept
+            }
+            _ => return,
+        };
+        if done {
+            self.finish_recv(tok);
+        }
     }
 
     /// Says whether single-copy transfers (CMA) may be tried with `peer` (the transport

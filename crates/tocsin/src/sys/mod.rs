@@ -752,6 +752,45 @@ pub fn send_vectored(fd: RawFd, parts: &[std::io::IoSlice<'_>]) -> io::Result<us
     }
 }
 
+/// Makes the kernel notice a TCP peer that vanished silently (host down, link cut) within
+/// about `timeout`: keepalive probes every second once the connection is idle for a second,
+/// and `TCP_USER_TIMEOUT` (milliseconds: keepalive alone counts in whole seconds), after
+/// which unacknowledged data or probes end the connection with `ETIMEDOUT`.
+///
+/// # Errors
+/// `setsockopt(2)`'s error.
+pub fn tcp_liveness(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    let set = |level: libc::c_int, name: libc::c_int, v: libc::c_int| -> io::Result<()> {
+        // SAFETY: an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1)?;
+    set(
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPCNT,
+        (timeout.as_secs() as libc::c_int).max(1),
+    )?;
+    set(
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
+    )
+}
+
 /// Bytes of a TCP socket's send queue not yet acknowledged by the peer (`SIOCOUTQ`).
 ///
 /// # Errors

@@ -132,6 +132,12 @@ impl Driver for Tx {
     fn max_record(&self, peer: Rank) -> usize {
         self.limits(peer).max_record
     }
+    fn chunk(&self, peer: Rank, configured: usize) -> usize {
+        match self.route.get(peer as usize) {
+            Some(Route::Tcp) => tcp::CHUNK,
+            _ => configured,
+        }
+    }
     fn cma_read(&mut self, peer: Rank, remote: u64, local: &mut [u8]) -> std::io::Result<()> {
         match (self.route.get(peer as usize), &mut self.shm) {
             (Some(Route::Shm), Some(s)) => s.cma_read(peer, remote, local),

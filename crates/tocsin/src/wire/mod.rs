@@ -160,14 +160,18 @@ impl Header {
         n
     }
 
-    /// Decodes a record body: the header and the payload that follows it.
+    /// Decodes the header at the start of `prefix`, which may hold only part of the
+    /// payload (a stream transport reads a record's header before its payload).
     ///
     /// # Errors
-    /// [`DecodeError`] if the record is short, has an unknown kind or flag, or its payload
-    /// length disagrees with the header (EAGER and DATA carry exactly `len` bytes; the
-    /// others carry none).
-    pub fn decode(rec: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
-        let u64_at = |o: usize| u64::from_le_bytes(rec[o..o + 8].try_into().unwrap());
+    /// As [`Header::decode`], except for the payload length, which is not checked.
+    pub fn decode_header(prefix: &[u8]) -> Result<Header, DecodeError> {
+        let rec = prefix;
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rec[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
         if rec.len() < EAGER_HDR_LEN {
             return Err(DecodeError::Short {
                 got: rec.len(),
@@ -182,7 +186,7 @@ impl Header {
         let mut h = Header::new(kind);
         h.flags = flags;
         h.ctx = u16::from_le_bytes([rec[2], rec[3]]);
-        h.tag = i32::from_le_bytes(rec[4..8].try_into().unwrap());
+        h.tag = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
         h.len = u64_at(8);
         let hl = h.encoded_len();
         if rec.len() < hl {
@@ -197,14 +201,25 @@ impl Header {
             h.addr = u64_at(32);
             h.offset = u64_at(40);
         }
-        let payload = &rec[hl..];
-        let expect = match kind {
+        Ok(h)
+    }
+
+    /// Decodes a record body: the header and the payload that follows it.
+    ///
+    /// # Errors
+    /// [`DecodeError`] if the record is short, has an unknown kind or flag, or its payload
+    /// length disagrees with the header (EAGER and DATA carry exactly `len` bytes; the
+    /// others carry none).
+    pub fn decode(rec: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
+        let h = Header::decode_header(rec)?;
+        let payload = &rec[h.encoded_len()..];
+        let expect = match h.kind {
             Kind::Eager | Kind::Data => h.len,
             _ => 0,
         };
         if payload.len() as u64 != expect {
             return Err(DecodeError::PayloadLen {
-                kind,
+                kind: h.kind,
                 len: h.len,
                 got: payload.len(),
             });

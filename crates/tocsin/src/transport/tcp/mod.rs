@@ -20,6 +20,10 @@
 //! - **Flow control**: a record the socket does not take whole is kept (the rest of its bytes
 //!   in the connection's output buffer, sent before anything else); a full socket makes the
 //!   push fail, and the core queues the record. Nothing is dropped. `EINTR` retries.
+//! - **Faults**: a connection that ends without `BYE` or is reset fails the peer at once; a
+//!   peer whose host vanishes silently is failed after about [`HOST_TIMEOUT`] (keepalive
+//!   probes every second once idle, and `TCP_USER_TIMEOUT` for unacknowledged data, both
+//!   raised by the kernel: no thread of ours polls).
 //! - **Interrupts**: in `signal` mode each socket raises the rank's real-time signal on its
 //!   registered thread when data arrives (`F_SETSIG`, `F_SETOWN_EX(F_OWNER_TID)`,
 //!   `O_ASYNC`): the kernel plays the interrupting NIC. Each signal is a hint (they are per
@@ -41,14 +45,25 @@ use crate::error::{Error, Result};
 use crate::pmi::Pmi;
 use crate::protocol::{Core, Driver, Taken};
 use crate::sys::{self, Mapping};
-use crate::wire::Header;
+use crate::wire::{Header, Kind, FULL_HDR_LEN};
 use crate::Rank;
 
-/// Largest record body on a connection, bytes: a 1 MiB chunk plus its header.
+/// Largest record body on a connection, bytes: a 1 MiB eager message or chunk plus its
+/// header.
 pub(crate) const MAX_RECORD: usize = (1 << 20) + 64;
+/// Payload of each DATA record of a rendezvous over TCP, bytes: large, since the receiver
+/// reads each payload in place (one header read per chunk), small enough that the tail a
+/// full socket leaves to copy stays small.
+pub(crate) const CHUNK: usize = 256 << 10;
+/// Bytes read ahead into a connection's buffer at a time (many small records per read;
+/// little of a large payload copied before it is read in place).
+const READ_AHEAD: usize = 64 << 10;
 /// Handshake length, bytes.
 const HELLO: usize = 36;
 const MAGIC: &[u8; 8] = b"TOCSIN01";
+/// A peer whose host stops answering (no FIN, no reset: host down, link cut) is declared
+/// dead after about this long (keepalive probes every second, `TCP_USER_TIMEOUT`).
+pub(crate) const HOST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a finishing rank waits for its TCP peers to take its last bytes.
 const LINGER: Duration = Duration::from_secs(10);
 /// How long a connect may take.
@@ -248,6 +263,11 @@ struct Conn {
     out_len: usize,
     /// `EPOLLOUT` is in its epoll interest.
     want_out: bool,
+    /// A DATA record's payload being received straight into its receive buffer.
+    direct: Option<Direct>,
+    /// The last record was DATA: read one header only, so that the next chunk's payload
+    /// can be read in place.
+    after_data: bool,
     /// The stream ended (read side).
     closed: bool,
 }
@@ -256,6 +276,7 @@ impl Conn {
     fn new(stream: TcpStream, peer: Rank, ep: &Endpoint) -> std::io::Result<Conn> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
+        sys::tcp_liveness(stream.as_raw_fd(), HOST_TIMEOUT)?;
         if let Some((tid, signo)) = ep.sig {
             sys::async_signal(stream.as_raw_fd(), tid, signo)?;
         }
@@ -271,6 +292,8 @@ impl Conn {
             out_off: 0,
             out_len: 0,
             want_out: false,
+            direct: None,
+            after_data: false,
             closed: false,
         })
     }
@@ -306,6 +329,19 @@ impl Conn {
         }
     }
 }
+
+/// A DATA payload being received in place.
+struct Direct {
+    hdr: Header,
+    /// Where the payload goes ([`Core::data_target`]).
+    dest: *mut u8,
+    /// Bytes of it already there.
+    written: usize,
+}
+
+// SAFETY: `dest` points into a receive buffer lent to the core for the life of the request;
+// it is written only under the engine lock (as everything the core touches).
+unsafe impl Send for Direct {}
 
 /// The sending half: the connection table.
 pub(crate) struct TcpTx {
@@ -655,8 +691,9 @@ impl TcpRx {
     }
 
     /// Reads every connection (up to `batch` records each) into the core. Async-signal-safe
-    /// when `!ordinary` (reads and handshakes only). Returns (some record handled, some
-    /// connection still holds records, a handler left a record it could not take).
+    /// when `!ordinary` (reads, accepting and handshakes only). Returns (some record
+    /// handled, some connection still holds records, a handler left a record it could not
+    /// take).
     pub(crate) fn poll(
         &mut self,
         core: &mut Core,
@@ -665,7 +702,7 @@ impl TcpRx {
         batch: usize,
         bad: &dyn Fn(Rank),
     ) -> (bool, bool, bool) {
-        let (mut did, mut unread, mut stalled) = (false, false, false);
+        let mut out = Served::default();
         let Some(ttx) = tx.tcp.as_mut() else {
             return (false, false, false);
         };
@@ -673,141 +710,256 @@ impl TcpRx {
         self.accept(ttx, ordinary);
         let n = ttx.conns.len();
         for i in 0..n {
-            let Some(t) = tx.tcp.as_mut() else { break };
-            let ends = t.ends.clone();
-            let c = &mut t.conns[i];
-            let peer = c.peer;
-            if c.closed || core.is_dead(peer) {
-                continue;
+            serve(i, core, tx, batch, bad, &mut out, !ordinary);
+        }
+        (out.did, out.unread, out.stalled)
+    }
+}
+
+/// What serving the connections found.
+#[derive(Default)]
+struct Served {
+    did: bool,
+    unread: bool,
+    stalled: bool,
+}
+
+/// Why handling a connection's buffered records stopped early.
+enum Stop {
+    Bye,
+    Malformed,
+    Batch,
+    Left,
+}
+
+/// The connection `i` of `tx`'s TCP half (present: checked by the caller).
+fn conn(tx: &mut super::Tx, i: usize) -> &mut Conn {
+    match tx.tcp.as_mut() {
+        Some(t) => &mut t.conns[i],
+        None => crate::diag::fatal("tcp: a connection of a missing transport"),
+    }
+}
+
+/// Serves connection `i`: hands complete records to the core, receives a DATA record's
+/// payload straight into its receive buffer ([`Core::data_target`]), reads more, until the
+/// socket is empty or `batch` records were handled. Async-signal-safe.
+fn serve(
+    i: usize,
+    core: &mut Core,
+    tx: &mut super::Tx,
+    batch: usize,
+    bad: &dyn Fn(Rank),
+    out: &mut Served,
+    handler: bool,
+) {
+    let (peer, ends) = {
+        let Some(t) = tx.tcp.as_mut() else { return };
+        (t.conns[i].peer, t.ends.clone())
+    };
+    let c = conn(tx, i);
+    if c.closed || core.is_dead(peer) {
+        return;
+    }
+    let mut records = 0usize;
+    let mut eof = false;
+    let mut err = false;
+    let stop = loop {
+        // 1. Records complete in the buffer; a DATA record whose payload is still coming
+        // switches to direct reception.
+        let mut off = 0;
+        let mut stop = None;
+        loop {
+            let c = conn(tx, i);
+            if c.direct.is_some() {
+                break;
             }
-            // Fill the buffer.
-            let mut eof = false;
-            let mut err = false;
-            loop {
-                if c.filled == MAX_RECORD + 4 {
-                    break;
-                }
-                // SAFETY: `buf` is a live mapping of MAX_RECORD + 4 bytes; `filled` ≤ that.
-                let room = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        c.buf.ptr().add(c.filled),
-                        MAX_RECORD + 4 - c.filled,
-                    )
-                };
-                match sys::recv(c.stream.as_raw_fd(), room) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(k) => c.filled += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        err = true;
-                        break;
-                    }
-                }
+            let avail = c.filled - off;
+            if avail < 4 {
+                break;
             }
-            // Handle complete records.
-            let mut off = 0;
-            let mut count = 0;
-            let mut bye = false;
-            let mut malformed = false;
-            let mut left = false;
-            while count < batch {
-                let c = &tx.tcp.as_ref().map(|t| &t.conns[i]);
-                let Some(c) = c else { break };
-                if c.filled - off < 4 {
+            // SAFETY: `off + 4 ≤ filled` bytes of the live mapping.
+            let len = unsafe {
+                let p = c.buf.ptr().add(off);
+                u32::from_le_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) as usize
+            };
+            if len == 0 {
+                off += 4;
+                stop = Some(Stop::Bye);
+                break;
+            }
+            if len > MAX_RECORD {
+                stop = Some(Stop::Malformed);
+                break;
+            }
+            if avail - 4 >= len {
+                if records >= batch {
+                    stop = Some(Stop::Batch);
                     break;
                 }
-                // SAFETY: `off + 4 ≤ filled` bytes of the live mapping.
-                let len = unsafe {
-                    let p = c.buf.ptr().add(off);
-                    u32::from_le_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) as usize
-                };
-                if len == 0 {
-                    bye = true;
-                    off += 4;
-                    break;
-                }
-                if len > MAX_RECORD {
-                    malformed = true;
-                    break;
-                }
-                if c.filled - off - 4 < len {
-                    break;
-                }
-                // SAFETY: `off + 4 + len ≤ filled` bytes of the live mapping; the mapping is
-                // not touched by `on_record` (which sees only `tx`'s sending side).
+                // SAFETY: `off + 4 + len ≤ filled` bytes of the live mapping, which
+                // `on_record` does not touch (it sees only the sending halves).
                 let rec = unsafe { std::slice::from_raw_parts(c.buf.ptr().add(off + 4), len) };
                 match core.on_record(tx, peer, rec) {
                     Ok(Taken::Consumed) => {
                         off += 4 + len;
-                        count += 1;
-                        did = true;
-                        if !ordinary {
+                        records += 1;
+                        out.did = true;
+                        if handler {
                             crate::stats::bump(crate::stats::Counter::HandlerRecords);
                         }
+                        conn(tx, i).after_data = false;
                     }
                     Ok(Taken::LeftInRing) => {
-                        left = true;
+                        stop = Some(Stop::Left);
                         break;
                     }
                     Err(_) => {
-                        malformed = true;
+                        stop = Some(Stop::Malformed);
                         break;
                     }
                 }
-            }
-            let Some(t) = tx.tcp.as_mut() else { break };
-            let c = &mut t.conns[i];
-            if off > 0 {
-                // SAFETY: both ranges lie in the live mapping; `copy` allows overlap.
-                unsafe { std::ptr::copy(c.buf.ptr().add(off), c.buf.ptr(), c.filled - off) };
-                c.filled -= off;
-            }
-            if left {
-                stalled = true;
-            } else if count == batch && c.filled >= 4 {
-                unread = true;
-            }
-            if malformed {
-                c.closed = true;
-                bad(peer);
                 continue;
             }
-            if bye {
-                c.closed = true;
-                let _ = ends[peer as usize].compare_exchange(
-                    ALIVE,
-                    FINISHED,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-                continue;
-            }
-            if (eof || err) && c.filled < 4 + 1 {
-                c.closed = true;
-                let _ = ends[peer as usize].compare_exchange(
-                    ALIVE,
-                    DIED,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            } else if eof || err {
-                // Records may remain in the buffer: handled by the next pass, then the end.
-                unread = true;
-                if err {
-                    c.closed = true;
-                    let _ = ends[peer as usize].compare_exchange(
-                        ALIVE,
-                        DIED,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
+            // An incomplete record. A DATA header that is complete: its payload goes
+            // straight to the receive buffer.
+            if avail - 4 >= FULL_HDR_LEN {
+                // SAFETY: `off + 4 + FULL_HDR_LEN ≤ filled` bytes of the live mapping.
+                let head =
+                    unsafe { std::slice::from_raw_parts(c.buf.ptr().add(off + 4), avail - 4) };
+                if head[0] == Kind::Data as u8 {
+                    let h = match Header::decode_header(head) {
+                        Ok(h) if h.len as usize + FULL_HDR_LEN == len => h,
+                        _ => {
+                            stop = Some(Stop::Malformed);
+                            break;
+                        }
+                    };
+                    let dest = match core.data_target(peer, &h) {
+                        Ok(d) => d,
+                        Err(_) => {
+                            stop = Some(Stop::Malformed);
+                            break;
+                        }
+                    };
+                    let have = avail - 4 - FULL_HDR_LEN;
+                    let c = conn(tx, i);
+                    // SAFETY: `have < h.len` bytes of the buffer to the target, which holds
+                    // `h.len` bytes ([`Core::data_target`]); distinct memory.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            c.buf.ptr().add(off + 4 + FULL_HDR_LEN),
+                            dest,
+                            have,
+                        )
+                    };
+                    c.direct = Some(Direct {
+                        hdr: h,
+                        dest,
+                        written: have,
+                    });
+                    off = c.filled;
                 }
             }
+            break;
         }
-        (did, unread, stalled)
+        let c = conn(tx, i);
+        if off > 0 {
+            // SAFETY: both ranges lie in the live mapping; `copy` allows overlap.
+            unsafe { std::ptr::copy(c.buf.ptr().add(off), c.buf.ptr(), c.filled - off) };
+            c.filled -= off;
+        }
+        if stop.is_some() {
+            break stop;
+        }
+        // 2. Read: the rest of a direct payload, else into the buffer (one header only
+        // right after a DATA record, so that the next chunk's payload is read in place).
+        let fd = c.stream.as_raw_fd();
+        let r = if let Some(d) = &c.direct {
+            // SAFETY: the target holds `hdr.len` bytes and stays valid until
+            // `data_written` (the peer is alive: checked above and by the caller).
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(
+                    d.dest.add(d.written),
+                    d.hdr.len as usize - d.written,
+                )
+            };
+            sys::recv(fd, dst)
+        } else {
+            let want = if c.after_data {
+                (4 + FULL_HDR_LEN).saturating_sub(c.filled).max(1)
+            } else {
+                READ_AHEAD
+            };
+            let room = (MAX_RECORD + 4 - c.filled).min(want);
+            if room == 0 {
+                break None;
+            }
+            // SAFETY: `filled + room ≤ MAX_RECORD + 4`, the live mapping's length.
+            let dst = unsafe { std::slice::from_raw_parts_mut(c.buf.ptr().add(c.filled), room) };
+            sys::recv(fd, dst)
+        };
+        match r {
+            Ok(0) => {
+                eof = true;
+                break None;
+            }
+            Ok(k) => {
+                if let Some(d) = &mut c.direct {
+                    d.written += k;
+                    if d.written == d.hdr.len as usize {
+                        let h = d.hdr;
+                        c.direct = None;
+                        c.after_data = true;
+                        core.data_written(peer, &h);
+                        records += 1;
+                        out.did = true;
+                        if handler {
+                            crate::stats::bump(crate::stats::Counter::HandlerRecords);
+                        }
+                    }
+                } else {
+                    c.filled += k;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break None,
+            Err(_) => {
+                err = true;
+                break None;
+            }
+        }
+    };
+    let c = conn(tx, i);
+    match stop {
+        Some(Stop::Left) => out.stalled = true,
+        Some(Stop::Batch) => out.unread = true,
+        Some(Stop::Malformed) => {
+            c.closed = true;
+            c.direct = None;
+            bad(peer);
+            return;
+        }
+        Some(Stop::Bye) => {
+            c.closed = true;
+            let _ = ends[peer as usize].compare_exchange(
+                ALIVE,
+                FINISHED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return;
+        }
+        None => {}
+    }
+    if eof || err {
+        if c.filled >= 4 && !err {
+            // Records remain in the buffer: the next pass handles them, then the end.
+            out.unread = true;
+            return;
+        }
+        c.closed = true;
+        c.direct = None;
+        let _ =
+            ends[peer as usize].compare_exchange(ALIVE, DIED, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 
