@@ -523,8 +523,12 @@ impl Engine {
     /// exit awaited, so that no buffer is handed back while it could still be written; if
     /// that cannot be ensured, the process ends ([`crate::diag::fatal`]).
     fn fail_malformed(&self, core: &mut Core, peer: Rank) {
-        let kill = core.exposed_to(peer) && !self.liveness[peer as usize].exited();
         let pid = self.pids[peer as usize];
+        // Only a node peer (a pid of ours to kill) can write into our buffers (CMA).
+        let kill = pid > 0
+            && self.bells.route(peer) == Route::Shm
+            && core.exposed_to(peer)
+            && !self.liveness[peer as usize].exited();
         // One warning (one kind, printed once): say whether the peer is being killed.
         crate::diag::warn_once(
             crate::diag::Warn::Malformed,
