@@ -84,10 +84,18 @@ start_host() {
   local h=$1 upid pid t=0
   # The holder: new namespaces; inside, the hostname, a private /dev/shm, /etc/hosts; then
   # `sleep infinity` as pid 1 under a recognizable name.
-  setsid unshare --net --uts --ipc --pid --mount --fork --mount-proc --propagation private \
-    bash -c "hostname $h && mount -t tmpfs -o mode=1777,size=256m tocsin-shm-$h /dev/shm \
-      && mount --bind '$D/hosts' /etc/hosts && exec -a tocsin-netns-$h sleep infinity" \
-    </dev/null >"$D/$h.log" 2>&1 &
+  # No descriptor but 0-2 is inherited: a caller's lock file (flock) left open in the
+  # holder would stay locked as long as the host lives.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid unshare --net --uts --ipc --pid --mount --fork --mount-proc --propagation private \
+      bash -c "hostname $h && mount -t tmpfs -o mode=1777,size=256m tocsin-shm-$h /dev/shm \
+        && mount --bind '$D/hosts' /etc/hosts && exec -a tocsin-netns-$h sleep infinity" \
+      </dev/null >"$D/$h.log" 2>&1
+  ) &
   upid=$!
   # The holder is unshare's child; wait until it has renamed itself (set-up done).
   while :; do

@@ -2,8 +2,9 @@
 //!
 //! MPI-style point-to-point messaging between the ranks of a job: ranks, tags, wildcards,
 //! non-overtaking order, eager and rendezvous (RTS/CTS/FIN) protocols, unexpected messages.
-//! Ranks on one host talk through a shared-memory segment of per-pair lock-free rings;
-//! large messages move with a single copy through Linux CMA.
+//! Ranks on one node talk through a shared-memory segment of per-pair lock-free rings
+//! (large messages move with a single copy through Linux CMA); ranks on different nodes
+//! through TCP, whose kernel raises the interrupt when data arrives ([`Comm::transport`]).
 //!
 //! ```no_run
 //! let comm = tocsin::init()?;

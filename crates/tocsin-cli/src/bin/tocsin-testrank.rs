@@ -1906,13 +1906,15 @@ fn case_vanish(comm: &Comm, cut: &str) -> R {
     if me == last {
         step("vanish: exchanging once, then cutting the host off");
         comm.send(&[1u8; 8], 0, 1).ctx("send")?;
+        // Said before the cut: nothing this rank prints afterwards reaches the launcher.
+        println!("ok vanish rank {me}/{n} (cutting the host off)");
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_millis(300));
         let st = std::process::Command::new("sh")
             .args(["-c", cut])
             .status()
             .map_err(|e| format!("running {cut:?}: {e}"))?;
         ensure!(st.success(), "{cut:?} failed: {st}");
-        println!("ok vanish rank {me}/{n} (host cut off)");
-        let _ = std::io::stdout().flush();
         std::thread::sleep(Duration::from_secs(60));
         std::process::exit(0);
     }

@@ -150,15 +150,26 @@ impl Engine {
             return Err(Error::AlreadyInitialized);
         }
         stats::reset();
-        let r = Self::init_inner(cfg);
-        if r.is_err() {
+        let cell = match Pmi::from_env() {
+            Ok(p) => Arc::new(Mutex::new(p)),
+            Err(e) => {
+                INITIALIZED.store(false, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        let r = Self::init_inner(cfg, &cell);
+        if let Err(e) = &r {
             INITIALIZED.store(false, Ordering::SeqCst);
+            abort_job(&cell, e);
         }
         r
     }
 
-    fn init_inner(cfg: Config) -> Result<Arc<Engine>> {
-        let mut pmi = Pmi::from_env()?;
+    fn init_inner(cfg: Config, cell: &Arc<Mutex<Option<Pmi>>>) -> Result<Arc<Engine>> {
+        let mut guard = cell
+            .lock()
+            .map_err(|_| Error::Pmi("PMI lock poisoned".into()))?;
+        let pmi: &mut Option<Pmi> = &mut guard;
         let (me, size) = pmi.as_ref().map_or((0, 1), |p| (p.rank(), p.size()));
         crate::diag::set_rank(me);
         let mut cfg = cfg;
@@ -231,7 +242,8 @@ impl Engine {
             }
             _ => Bells::alone(),
         };
-        let pmi = Arc::new(Mutex::new(pmi));
+        drop(guard);
+        let pmi = cell.clone();
         if let Some(l) = listener {
             let mut ep = crate::transport::tcp::Endpoint::new(l, pmi.clone(), me, size)?;
             if let Some(s) = &sig {
@@ -974,6 +986,25 @@ impl Engine {
             )),
         }
     }
+}
+
+/// A rank of a multi-rank job whose `init` failed after joining the job ends the job
+/// through the launcher (PMI `abort`, as MPI's default error handler does): otherwise the
+/// other ranks would wait for it in the bootstrap's barriers forever (hydra and Slurm do
+/// not end a job when one rank merely exits). The error is printed first, naming the rank.
+fn abort_job(cell: &Mutex<Option<Pmi>>, e: &Error) {
+    let Ok(mut g) = cell.lock() else { return };
+    let Some(p) = g.as_mut() else { return };
+    if p.size() <= 1 || matches!(e, Error::AlreadyInitialized) {
+        return;
+    }
+    let msg = format!("tocsin: rank {} failed to start: {e}", p.rank());
+    eprintln!("{msg}; ending the job");
+    let _ = p.abort(1, &msg);
+    // The launcher kills the job; should it not, leave rather than let the application go
+    // on alone in a job that cannot start.
+    std::thread::sleep(Duration::from_secs(5));
+    std::process::exit(1);
 }
 
 /// `uintr` mode set-up on the registered (calling) thread: handler, vector fd published
