@@ -44,6 +44,9 @@ fn srun(program: &str) -> Command {
     let mut cmd = command(which("srun").unwrap());
     cmd.env("SLURM_CONF", format!("{dir}/slurm.conf"))
         .env("TOCSIN_OVERSUBSCRIBED", "1")
+        // n1 and n2 are this one machine: TCP between them on loopback, never the
+        // machine's external address.
+        .env("TOCSIN_TCP_IF", "lo")
         .args(["-N2", "-n4", "--mpi=pmi2", "--time=2", program]);
     cmd
 }
@@ -91,8 +94,21 @@ fn p2p_suite_and_jacobi_under_srun() {
     let _g = serial();
     let Some(_cluster) = cluster() else { return };
     // (case, progress mode, extra environment)
+    // Shared memory inside a node, TCP between n1 and n2.
+    let o = run(srun(TESTRANK).arg("transports"), DEADLINE);
+    o.assert_ranks_ok(4, "transports");
+    for line in [
+        "transports rank 0: 0=self 1=shm 2=tcp 3=tcp",
+        "transports rank 1: 0=shm 1=self 2=tcp 3=tcp",
+        "transports rank 2: 0=tcp 1=tcp 2=self 3=shm",
+        "transports rank 3: 0=tcp 1=tcp 2=shm 3=self",
+    ] {
+        assert!(o.stdout.contains(line), "expected {line:?}\n{}", o.report());
+    }
     let cases: &[(&str, &str, Env)] = &[
         ("sizes", "poll", &[]),
+        ("sizes", "signal", &[]),
+        ("sizes", "thread", &[]),
         ("sizes", "block", &[("TOCSIN_CMA", "0")]),
         ("wildcards", "block", &[]),
         ("ordering", "poll", &[]),
