@@ -721,25 +721,18 @@ fn hydra_path() -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-#[test]
-fn cases_under_mpiexec_hydra() {
+/// Runs each of `runs` under `mpiexec.hydra HYDRA_ARGS -n N testrank …` (skipped, saying
+/// why, without MPICH).
+fn under_hydra(hydra_args: &[&str], runs: &[Run]) {
     let Some(hydra) = hydra_path() else {
         eprintln!("SKIPPED: mpiexec.hydra is not on PATH (install MPICH to run this test)");
         return;
     };
     let _g = serial();
-    let runs = [
-        run(2, "sizes", "poll", &[], &[]),
-        run(2, "sizes", "block", &[NO_CMA], &[]),
-        run(3, "wildcards", "block", &[], &[]),
-        run(2, "probe", "poll", &[], &[]),
-        run(3, "sendrecv", "block", &[], &[]),
-        run(2, "truncation", "poll", &[], &[]),
-        run(4, "random", "block", &[], &["--total", "2000"]),
-    ];
     for r in runs {
         let mut cmd = command(&hydra);
-        cmd.args(["-n", &r.ranks.to_string(), TESTRANK])
+        cmd.args(hydra_args)
+            .args(["-n", &r.ranks.to_string(), TESTRANK])
             .args(r.testrank_args());
         r.env_on(&mut cmd);
         let o = Job::spawn(&mut cmd).wait(JOB_TIMEOUT);
@@ -747,32 +740,37 @@ fn cases_under_mpiexec_hydra() {
     }
 }
 
+#[test]
+fn cases_under_mpiexec_hydra() {
+    under_hydra(
+        &[],
+        &[
+            run(2, "sizes", "poll", &[], &[]),
+            run(2, "sizes", "block", &[NO_CMA], &[]),
+            run(3, "wildcards", "block", &[], &[]),
+            run(2, "probe", "poll", &[], &[]),
+            run(3, "sendrecv", "block", &[], &[]),
+            run(2, "truncation", "poll", &[], &[]),
+            run(4, "random", "block", &[], &["--total", "2000"]),
+        ],
+    );
+}
+
 /// hydra told that this machine is two hosts (`-hosts localhost,127.0.0.1 -ppn 2`): two
 /// "nodes" of two ranks each, shared memory inside each, TCP between them, on loopback.
 #[test]
 fn two_nodes_on_one_host_under_mpiexec_hydra_mix_shm_and_tcp() {
-    let Some(hydra) = hydra_path() else {
-        eprintln!("SKIPPED: mpiexec.hydra is not on PATH (install MPICH to run this test)");
-        return;
-    };
-    let _g = serial();
-    let runs = [
-        run(4, "sizes", "poll", &[LO], &[]),
-        run(4, "wildcards", "block", &[LO], &[]),
-        run(4, "waitany", "poll", &[LO], &[]),
-        run(4, "waitany", "block", &[LO], &[]),
-        run(4, "random", "block", &[LO], &["--total", "4000"]),
-        run(4, "random", "signal", &[LO], &["--total", "2000"]),
-        run(4, "flood", "thread", &[LO], &[]),
-        run(4, "threads-cross", "block", &[LO], &[]),
-    ];
-    for r in runs {
-        let mut cmd = command(&hydra);
-        cmd.args(["-hosts", "localhost,127.0.0.1", "-ppn", "2"])
-            .args(["-n", &r.ranks.to_string(), TESTRANK])
-            .args(r.testrank_args());
-        r.env_on(&mut cmd);
-        let o = Job::spawn(&mut cmd).wait(JOB_TIMEOUT);
-        o.assert_ranks_ok(r.ranks, r.case);
-    }
+    under_hydra(
+        &["-hosts", "localhost,127.0.0.1", "-ppn", "2"],
+        &[
+            run(4, "sizes", "poll", &[LO], &[]),
+            run(4, "wildcards", "block", &[LO], &[]),
+            run(4, "waitany", "poll", &[LO], &[]),
+            run(4, "waitany", "block", &[LO], &[]),
+            run(4, "random", "block", &[LO], &["--total", "4000"]),
+            run(4, "random", "signal", &[LO], &["--total", "2000"]),
+            run(4, "flood", "thread", &[LO], &[]),
+            run(4, "threads-cross", "block", &[LO], &[]),
+        ],
+    );
 }

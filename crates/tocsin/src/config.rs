@@ -162,6 +162,23 @@ impl Default for Config {
 /// How [`Config`] reads a variable: `std::env::var`, or a table in tests.
 type Lookup<'a> = &'a dyn Fn(&str) -> std::result::Result<String, std::env::VarError>;
 
+/// Reads a boolean variable: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; anything
+/// else is an [`Error::Config`] naming it.
+fn env_bool(get: Lookup<'_>, name: &'static str) -> Result<Option<bool>> {
+    let Some(v) = env_parse::<String>(get, name, "0 or 1")? else {
+        return Ok(None);
+    };
+    match v.as_str() {
+        "0" | "false" | "no" | "off" => Ok(Some(false)),
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        _ => Err(Error::Config {
+            name,
+            value: v,
+            reason: "expected 0 or 1".into(),
+        }),
+    }
+}
+
 /// Reads `name` through `get` and parses it as a `T`; `what` (what is accepted) goes into
 /// the error, with the value as typed.
 fn env_parse<T: std::str::FromStr>(
@@ -236,31 +253,11 @@ impl Config {
             c.eager_threshold = v;
             c.eager_auto = false;
         }
-        if let Some(v) = env_parse::<String>(get, "TOCSIN_CMA", "0 or 1")? {
-            c.cma = match v.as_str() {
-                "0" | "false" | "no" | "off" => false,
-                "1" | "true" | "yes" | "on" => true,
-                _ => {
-                    return Err(Error::Config {
-                        name: "TOCSIN_CMA",
-                        value: v,
-                        reason: "expected 0 or 1".into(),
-                    })
-                }
-            };
+        if let Some(v) = env_bool(get, "TOCSIN_CMA")? {
+            c.cma = v;
         }
-        if let Some(v) = env_parse::<String>(get, "TOCSIN_NOLOCAL", "0 or 1")? {
-            c.nolocal = match v.as_str() {
-                "0" | "false" | "no" | "off" => false,
-                "1" | "true" | "yes" | "on" => true,
-                _ => {
-                    return Err(Error::Config {
-                        name: "TOCSIN_NOLOCAL",
-                        value: v,
-                        reason: "expected 0 or 1".into(),
-                    })
-                }
-            };
+        if let Some(v) = env_bool(get, "TOCSIN_NOLOCAL")? {
+            c.nolocal = v;
         }
         if let Some(v) =
             env_parse::<String>(get, "TOCSIN_TCP_IF", "an interface name or IPv4 CIDR")?
