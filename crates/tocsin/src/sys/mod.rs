@@ -791,6 +791,29 @@ pub fn tcp_liveness(fd: RawFd, timeout: Duration) -> io::Result<()> {
     )
 }
 
+/// Sets `SO_RCVLOWAT`: the socket reports itself readable (epoll, and the `O_ASYNC` signal)
+/// only once `bytes` are queued. Async-signal-safe.
+///
+/// # Errors
+/// `setsockopt(2)`'s error.
+pub fn set_rcvlowat(fd: RawFd, bytes: usize) -> io::Result<()> {
+    let v = bytes.clamp(1, i32::MAX as usize) as libc::c_int;
+    // SAFETY: an int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Bytes of a TCP socket's send queue not yet acknowledged by the peer (`SIOCOUTQ`).
 ///
 /// # Errors

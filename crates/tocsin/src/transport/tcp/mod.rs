@@ -55,6 +55,8 @@ pub(crate) const MAX_RECORD: usize = (1 << 20) + 64;
 /// reads each payload in place (one header read per chunk), small enough that the tail a
 /// full socket leaves to copy stays small.
 pub(crate) const CHUNK: usize = 256 << 10;
+/// Largest `SO_RCVLOWAT` set while a payload is read in place, bytes.
+const LOWAT: usize = 64 << 10;
 /// Bytes read ahead into a connection's buffer at a time (many small records per read;
 /// little of a large payload copied before it is read in place).
 const READ_AHEAD: usize = 64 << 10;
@@ -268,11 +270,23 @@ struct Conn {
     /// The last record was DATA: read one header only, so that the next chunk's payload
     /// can be read in place.
     after_data: bool,
+    /// The socket's `SO_RCVLOWAT`, bytes.
+    lowat: usize,
     /// The stream ended (read side).
     closed: bool,
 }
 
 impl Conn {
+    /// Sets `SO_RCVLOWAT` to `bytes` if it is not that already: while a DATA payload is read
+    /// in place, the socket signals (and wakes epoll) only once a useful amount is there
+    /// (at most [`LOWAT`], never more than what is still due), not for every segment.
+    fn set_lowat(&mut self, bytes: usize) {
+        let b = bytes.clamp(1, LOWAT);
+        if b != self.lowat && sys::set_rcvlowat(self.stream.as_raw_fd(), b).is_ok() {
+            self.lowat = b;
+        }
+    }
+
     fn new(stream: TcpStream, peer: Rank, ep: &Endpoint) -> std::io::Result<Conn> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
@@ -294,6 +308,7 @@ impl Conn {
             want_out: false,
             direct: None,
             after_data: false,
+            lowat: 1,
             closed: false,
         })
     }
@@ -857,6 +872,7 @@ fn serve(
                         dest,
                         written: have,
                     });
+                    c.set_lowat(h.len as usize - have);
                     off = c.filled;
                 }
             }
@@ -906,10 +922,14 @@ fn serve(
             Ok(k) => {
                 if let Some(d) = &mut c.direct {
                     d.written += k;
-                    if d.written == d.hdr.len as usize {
+                    let left = d.hdr.len as usize - d.written;
+                    if left > 0 {
+                        c.set_lowat(left);
+                    } else {
                         let h = d.hdr;
                         c.direct = None;
                         c.after_data = true;
+                        c.set_lowat(1);
                         core.data_written(peer, &h);
                         records += 1;
                         out.did = true;
