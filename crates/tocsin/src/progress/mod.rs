@@ -470,6 +470,8 @@ impl Engine {
     fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> PassOut {
         let Inner { core, tx, rx } = inner;
         core.no_alloc = handler;
+        // Nothing in a handler's pass may connect (a PMI request) or allocate.
+        tx.ordinary = !handler;
         if !handler
             && self.stalled.load(Ordering::Relaxed)
             && self.stalled.swap(false, Ordering::SeqCst)
@@ -527,6 +529,7 @@ impl Engine {
             }
         }
         self.ring_bells(inner);
+        inner.tx.ordinary = true;
         out
     }
 

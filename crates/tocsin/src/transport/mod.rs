@@ -92,6 +92,7 @@ pub(crate) struct Tx {
     shm: Option<ShmTx>,
     tcp: Option<TcpTx>,
     /// Ordinary context (not a handler): transports may allocate, connect, block briefly.
+    /// The engine clears it for the whole of a pass run in a handler.
     pub(crate) ordinary: bool,
 }
 
@@ -169,7 +170,6 @@ impl Rx {
         cx: &PollCx<'_>,
     ) -> PassOut {
         let mut out = PassOut::default();
-        tx.ordinary = !cx.handler;
         if let (Some(rx), Some(node)) = (&mut self.shm, &bells.node) {
             rx.poll(core, tx, node, cx, &mut out);
         }
@@ -184,7 +184,6 @@ impl Rx {
                 cx.stalled.store(true, Ordering::SeqCst);
             }
         }
-        tx.ordinary = true;
         out
     }
 
