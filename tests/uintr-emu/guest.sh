@@ -106,17 +106,30 @@ step overlap-send-nocma expect_result "$done_by_handlers" \
 # Interrupts land in a computation that must come out bit for bit the same.
 step storm expect_result 'tocsin stats (rank 1):.* interrupts_received=[1-9].* handler_records=[1-9]' \
   ranks 2 "$B/tocsin-soak" --timeout 600 storm --storm-ms 300 --work 3000000
+# The raw UINTR ping-pong of `tocsin bench notify` (threads and forked processes, same core
+# and other core): every case must run to the end (none reported as skipped or failed).
+bench_notify() {
+  "$B/tocsin" bench notify --only uintr --quiet "$@" >/tmp/uintr-emu-bn.txt 2>&1
+  rc=$?
+  cat /tmp/uintr-emu-bn.txt
+  [ "$rc" -eq 0 ] || return "$rc"
+  n=$(grep -c '^uintr ' /tmp/uintr-emu-bn.txt)
+  want=$(($(grep -c ^processor /proc/cpuinfo) > 1 ? 4 : 2))
+  [ "$n" -eq "$want" ] || { echo "bench notify: $n uintr cases measured, expected $want"; return 1; }
+  if grep -q '^skipped: uintr' /tmp/uintr-emu-bn.txt; then echo "bench notify: a uintr case was skipped"; return 1; fi
+}
+step bench-notify bench_notify --iters 100 --case-secs 1
 # 3 ranks on 2 emulated CPUs: ANY_SOURCE / ANY_TAG.
 step p2p-wildcards ranks 3 "$B/tocsin-testrank" --timeout 600 wildcards
 # Random traffic, 2 threads per rank computing between operations, checksums checked.
 step soak-2000 ranks 2 "$B/tocsin-soak" --timeout 600 soak --messages 2000 --max-size 262144
 if [ "$SET" = soak ]; then
-  # Receivers in a child forked by a registered thread: the child's own self-interrupt is
-  # sometimes never delivered under emulation (BENCHMARKS.md, "Validated under emulation").
-  known lib-uintr-fork env TOCSIN_UINTR_REQUIRED=1 "$LIB" --test-threads 1 --ignored uintr_forked
-  # Not in the CI set: its `processes same-core` case sometimes crashes a forked receiver
-  # in the emulator (see BENCHMARKS.md, "Validated under emulation").
-  step bench-notify "$B/tocsin" bench notify --only uintr --iters 400 --case-secs 2 --quiet
+  # The forked-receiver test 20 more times (the emulator bug the entry works around,
+  # "First instruction" in crates/tocsin/src/interrupt/uintr/entry.rs, hit it every time).
+  step lib-uintr-fork-x20 sh -c 'for k in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+      TOCSIN_UINTR_REQUIRED=1 "$0" --test-threads 1 uintr_forked >/dev/null 2>&1 || { echo "run $k failed"; exit 1; }
+    done' "$LIB"
+  step bench-notify-long bench_notify --iters 400 --case-secs 2
   step soak-10000 ranks 2 "$B/tocsin-soak" --timeout 3000 soak --messages 10000
   step bench-overlap "$B/tocsin" bench overlap --progress uintr --sizes 1M --compute-us 2000
 fi

@@ -11,6 +11,24 @@
 //! returns with `UIRET` (F3 0F 01 EC), which restores RIP, RFLAGS, RSP and sets UIF.
 //!
 //! It must not touch anything but this frame; the Rust side must be async-signal-safe.
+//!
+//! ## First instruction
+//! The entry starts with a `NOP`, and [`prepare`] (run by every registration) reads the
+//! entry's code page so that it is mapped in this process. Together they guarantee that the
+//! first instruction of the handler cannot fault. Architecturally a fault there would be
+//! harmless (the kernel fixes it and the handler restarts), but the Bochs emulator the
+//! `uintr` mode is validated on (`tests/uintr-emu`, commit 783b58fd) does not record the
+//! handler's address as the restart point when it delivers a user interrupt
+//! (`deliver_UINTR` in `cpu/uintr.cc`, unlike `HandleExtInterrupt`, never sets
+//! `prev_rip = RIP`): a fault on the handler's first instruction — the instruction fetch
+//! in a forked child, whose page tables do not map the program's text until it is used,
+//! or the first `push` onto a stack page never touched — restarts the *interrupted*
+//! instruction with the delivery frame still pushed (RSP 160+ bytes lower), UIF = 0 and
+//! the interrupt consumed. The interrupted code then runs on a shifted stack: a `ret`
+//! pops the pushed vector number (a SIGSEGV at address 1 in `bench notify`), locals are
+//! read from the wrong slots, and no handler runs (the forked-receiver test). With a
+//! `NOP` first, a fault on the stack `push` restarts that push, as it should; the code
+//! page read makes the `NOP`'s own fetch fault-free.
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -22,6 +40,8 @@ std::arch::global_asm!(
     ".globl tocsin_uintr_entry",
     ".p2align 4",
     "tocsin_uintr_entry:",
+    // First instruction: one that cannot fault (see "First instruction" above).
+    "nop",
     "push rax",
     "push rcx",
     "push rdx",
@@ -114,8 +134,13 @@ pub fn address() -> u64 {
 }
 
 /// Sizes the XSAVE area from CPUID.(EAX=0Dh,ECX=0):EBX (bytes needed for the components
-/// enabled in XCR0), rounded up to 64.
+/// enabled in XCR0), rounded up to 64, and maps the entry's code page in this process (a
+/// read of its first byte: see "First instruction" in the module documentation; a forked
+/// child registers again, so it maps the page in its own page tables).
 pub fn prepare() {
+    // SAFETY: the entry's first byte is in this program's text, which is readable.
+    let first = unsafe { std::ptr::read_volatile(address() as *const u8) };
+    debug_assert_eq!(first, 0x90, "the entry starts with a NOP");
     // CPUID leaf 0Dh exists on every CPU with XSAVE (all UINTR CPUs).
     let ebx = std::arch::x86_64::__cpuid_count(0xD, 0).ebx as u64;
     let bytes = ebx.max(576).div_ceil(64) * 64;
@@ -129,6 +154,12 @@ mod tests {
         super::prepare();
         let b = super::TOCSIN_XSAVE_BYTES.load(std::sync::atomic::Ordering::SeqCst);
         assert!(b >= 576 && b % 64 == 0, "{b}");
+        // SAFETY: the entry's first byte is readable program text.
+        let first = unsafe { std::ptr::read_volatile(super::address() as *const u8) };
+        assert_eq!(
+            first, 0x90,
+            "the entry must start with a NOP (module documentation)"
+        );
         assert_ne!(super::address(), 0);
     }
 }
