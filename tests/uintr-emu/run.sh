@@ -8,11 +8,12 @@
 #   - ranks under `tocsin run` with TOCSIN_PROGRESS=uintr: p2p sizes (both rendezvous
 #     paths), truncation, peer death, 3-rank wildcards, overlap of a rendezvous with
 #     computation on both sides (done by handlers, per the counters), an interrupt storm
-#     into a bit-exact computation, a 2,000-message soak.
+#     into a bit-exact computation, a 2,000-message soak;
+#   - `tocsin bench notify --only uintr` (small --iters): all four cases must complete.
 #
 #   bash tests/uintr-emu/run.sh           # the CI set, at most 10 minutes with the boot
-#   bash tests/uintr-emu/run.sh --soak    # adds a 10,000-message soak, the forked-receiver
-#                                         # test, `tocsin bench notify --only uintr` and
+#   bash tests/uintr-emu/run.sh --soak    # adds a 10,000-message soak, 20 more runs of the
+#                                         # forked-receiver test, a longer `bench notify` and
 #                                         # `tocsin bench overlap` (limit 2 hours)
 #
 # The emulator is taken from $UINTR_EMU (default: ../shared/uintr-emu beside the

@@ -1,5 +1,5 @@
 //! Tests that need UINTR hardware and a UINTR kernel (run them on the emulated Sapphire
-//! Rapids: `tests/uintr-emu/suite.sh`). Elsewhere each test prints why it is skipped and
+//! Rapids: `tests/uintr-emu/run.sh`). Elsewhere each test prints why it is skipped and
 //! passes, unless `TOCSIN_UINTR_REQUIRED` is set: then a missing UINTR fails it (the
 //! emulated run sets it, so that nothing there passes by skipping).
 //!
