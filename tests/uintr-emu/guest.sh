@@ -91,8 +91,19 @@ step p2p-sizes ranks 2 "$B/tocsin-testrank" --timeout 600 sizes
 step p2p-sizes-nocma nocma ranks 2 "$B/tocsin-testrank" --timeout 600 sizes
 step p2p-truncation ranks 2 "$B/tocsin-testrank" --timeout 600 truncation
 step p2p-die ranks 2 "$B/tocsin-testrank" --timeout 600 die
-# The kernel refuses init's registration (the thread already has a handler): init says so.
-step uintr-init-refused ranks 1 "$B/tocsin-faultrank" uintr-refused
+# The kernel refuses init's registration (the thread already has a handler): init says so,
+# naming the call and EBUSY, and ends the job (a multi-rank init failure aborts it through
+# PMI). Two ranks: a 1-rank job sets up no user interrupts (there is no peer to notify), so
+# its init cannot be refused.
+init_refused() {
+  ranks 2 "$B/tocsin-faultrank" uintr-refused >/tmp/uintr-emu-out.txt 2>&1
+  rc=$?
+  cat /tmp/uintr-emu-out.txt
+  [ "$rc" -ne 0 ] || { echo "expected the job to fail: init succeeded with a handler already registered"; return 1; }
+  grep -q 'uintr_register_handler.*EBUSY' /tmp/uintr-emu-out.txt \
+    || { echo "expected a message naming uintr_register_handler and EBUSY"; return 1; }
+}
+step uintr-init-refused init_refused
 # Rendezvous progressed by interrupts while both ranks compute and call nothing: complete
 # before the wait, and rank 0's counters show user-interrupt handlers took the records.
 done_by_handlers='complete_before_wait=true.* interrupts_received=[1-9].* handler_records=[1-9]'
