@@ -24,9 +24,29 @@
 #   PEERS_TIMEOUT=300     per-run time limit, seconds
 #   PEERS_LOCK=/tmp/tocsin-bench-peers.lock   runs on one machine are serialized
 #                         with flock on this file (others measuring: wait)
+#   PEERS_LOCK_HELD=      1: the caller already holds PEERS_LOCK (bench/tcp.sh); not taken again
+#   PEERS_BENCHES="pingpong overlap idle"   which benchmarks to run (the summary needs all 3)
 #   PEERS_RETRIES=2       re-run a benchmark (after waiting for calm) when other
 #                         processes used > 10% of the CPUs or the hypervisor stole
 #                         > 5% during it; the last attempt is kept, with a warning
+#   PEERS_TRANSPORT=shm   shm (default, as above) or tcp: every message through TCP sockets
+#                         MPICH   : MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp UCX_NET_DEVICES=IF
+#                                   (UCX_LOG_LEVEL=info: the run fails unless UCX reports
+#                                   tag(tcp/…) endpoints)
+#                         Open MPI: --mca btl tcp,self --mca btl_tcp_if_include IF
+#   PEERS_TCP_IF=lo       the interface IF of PEERS_TRANSPORT=tcp on this host (Open MPI
+#                         excludes loopback by default, UCX's tcp ignores it unless named)
+#   PEERS_HOSTS=          empty: both ranks on this host; netns: one rank on each namespace
+#                         host h1, h2 of scripts/cluster/netns.sh (start them first, and hold
+#                         /tmp/tocsin-cluster-netns.lock so that tests do not stop them),
+#                         PEERS_TRANSPORT=tcp implied, interface eth0 / the hosts' subnet:
+#                         MPICH   : mpiexec.hydra -launcher ssh -launcher-exec nsexec
+#                                   -hosts h1,h2 -ppn 1 -n 2 bind-rank BIN
+#                         Open MPI: mpirun.openmpi -n 2 --host h1,h2 --bind-to none
+#                                   --mca plm_rsh_agent nsexec (oob and btl on the subnet)
+#                                   bind-rank BIN
+#                         (bind-rank binds rank r to CPU r: the hosts share this machine's
+#                         CPUs, and each host's launcher would bind its one rank to CPU 0)
 # Exit status: 0 ok; 1 a tool is missing, a build or a run failed, or a JSON
 # output is malformed.
 set -euo pipefail
@@ -43,7 +63,12 @@ TIMEOUT=${PEERS_TIMEOUT:-300}
 RETRIES=${PEERS_RETRIES:-2}
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
-BENCHES="pingpong overlap idle"
+BENCHES=${PEERS_BENCHES:-pingpong overlap idle}
+TRANSPORT=${PEERS_TRANSPORT:-shm}
+TCP_IF=${PEERS_TCP_IF:-lo}
+HOSTS_MODE=${PEERS_HOSTS:-}
+NSEXEC=$REPO/scripts/cluster/nsexec
+NETNS_NET=${TOCSIN_NETNS_NET:-10.77.0}
 CFLAGS="-O2 -std=c11 -Wall -Wextra"
 
 die() { echo "run.sh: error: $*" >&2; exit 1; }
@@ -70,13 +95,28 @@ for impl in $IMPLS; do
     *) die "unknown implementation '$impl' in PEERS_IMPLS (expected: mpich openmpi)" ;;
     esac
 done
+case $HOSTS_MODE in
+"") ;;
+netns)
+    TRANSPORT=tcp
+    "$REPO/scripts/cluster/netns.sh" status >/dev/null 2>&1 ||
+        die "PEERS_HOSTS=netns: the namespace hosts are not running (scripts/cluster/netns.sh start)"
+    ;;
+*) die "unknown PEERS_HOSTS '$HOSTS_MODE' (expected: empty or netns)" ;;
+esac
+case $TRANSPORT in
+shm | tcp) ;;
+*) die "unknown PEERS_TRANSPORT '$TRANSPORT' (expected: shm or tcp)" ;;
+esac
 [ "$(nproc)" -ge 2 ] || echo "run.sh: warning: only $(nproc) CPU(s); the 2 ranks will share a core" >&2
 
 # One measurement at a time on this machine: two concurrent runs (even into
 # different OUTDIRs) would disturb each other and share files.
 LOCK=${PEERS_LOCK:-/tmp/tocsin-bench-peers.lock}
 exec 9>>"$LOCK"
-if ! flock -n 9; then
+if [ "${PEERS_LOCK_HELD:-}" = 1 ]; then
+    : # the caller holds it (a second flock here, on another open file, would wait forever)
+elif ! flock -n 9; then
     echo "run.sh: another bench/peers run holds $LOCK; waiting for it (up to ${TIMEOUT}s x 6)..." >&2
     flock -w $((TIMEOUT * 6)) 9 || die "gave up waiting for $LOCK"
 fi
@@ -91,11 +131,30 @@ launcher() { # prints the launch command (one word per line) for $1
     mpich)
         local l=mpiexec.mpich
         command -v $l >/dev/null 2>&1 || l=mpiexec.hydra
-        printf '%s\n' "$l" -n 2 -bind-to core
+        if [ "$HOSTS_MODE" = netns ]; then
+            printf '%s\n' env MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp UCX_NET_DEVICES=eth0 \
+                mpiexec.hydra -launcher ssh -launcher-exec "$NSEXEC" -hosts h1,h2 -ppn 1 -n 2 \
+                "$HERE/bind-rank"
+        elif [ "$TRANSPORT" = tcp ]; then
+            printf '%s\n' env MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp "UCX_NET_DEVICES=$TCP_IF" \
+                "$l" -n 2 -bind-to core
+        else
+            printf '%s\n' "$l" -n 2 -bind-to core
+        fi
         ;;
     openmpi)
-        printf '%s\n' mpirun.openmpi -n 2 --bind-to core --mca pml ob1 --mca btl self,vader
+        if [ "$HOSTS_MODE" = netns ]; then
+            printf '%s\n' mpirun.openmpi -n 2 --host h1,h2 --bind-to none --mca plm_rsh_agent "$NSEXEC" \
+                --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include "$NETNS_NET.0/24" \
+                --mca oob_tcp_if_include "$NETNS_NET.0/24"
+        elif [ "$TRANSPORT" = tcp ]; then
+            printf '%s\n' mpirun.openmpi -n 2 --bind-to core --mca pml ob1 --mca btl tcp,self \
+                --mca btl_tcp_if_include "$TCP_IF"
+        else
+            printf '%s\n' mpirun.openmpi -n 2 --bind-to core --mca pml ob1 --mca btl self,vader
+        fi
         [ "$(id -u)" -ne 0 ] || printf '%s\n' --allow-run-as-root
+        [ "$HOSTS_MODE" != netns ] || printf '%s\n' "$HERE/bind-rank"
         ;;
     esac
 }
@@ -142,6 +201,17 @@ done
 
 for impl in $IMPLS; do
     mapfile -t LAUNCH < <(launcher "$impl")
+    if [ "$impl" = mpich ] && [ "$TRANSPORT" = tcp ]; then
+        # A short check run with UCX_LOG_LEVEL=info, which names the transports of every
+        # endpoint configuration (on stdout, so not in the measured runs)
+        chk="$OUTDIR/logs/mpich-ucx-check"
+        (cd "$OUTDIR" && UCX_LOG_LEVEL=info timeout "$TIMEOUT" "${LAUNCH[@]}" "$OUTDIR/bin/mpich-pingpong" \
+            --max-bytes 1 --iters 10 --warmup 1) >"$chk.log" 2>&1 || { tail -n 20 "$chk.log" >&2; die "mpich check run failed"; }
+        grep -h 'ep_cfg\[' "$chk.log" >"$chk.ep" || true
+        grep -q 'tag(tcp/' "$chk.ep" || die "UCX did not report tcp endpoints (see $chk.log)"
+        ! grep -v 'tag(tcp/' "$chk.ep" | grep -q . || die "UCX used another transport than tcp: $(cat "$chk.ep")"
+        echo "== mpich: UCX endpoints $(sort -u <"$chk.ep" | sed 's/.*ep_cfg/ep_cfg/' | sort -u | tr '\n' ' ')"
+    fi
     wait_quiet
     for b in $BENCHES; do
         case $b in
@@ -191,7 +261,7 @@ EOF
     done
 done
 
-python3 - "$OUTDIR" "$RUNS_TSV" "$(nproc)" $IMPLS <<'EOF'
+PEERS_BENCHES_EFFECTIVE=$BENCHES PEERS_TRANSPORT_EFFECTIVE=$TRANSPORT python3 - "$OUTDIR" "$RUNS_TSV" "$(nproc)" $IMPLS <<'EOF'
 import json, os, platform, socket, subprocess, sys, time
 
 outdir, runs_tsv, ncpu, impls = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
@@ -223,6 +293,8 @@ for line in open(runs_tsv):
         warnings.append(f"{impl} {bench}: the hypervisor stole {spct:.0f}% of the vCPU time during the run")
 
 meta = {"host": socket.gethostname(), "cpu": cpu_model(), "ncpu": ncpu,
+        "transport": os.environ.get("PEERS_TRANSPORT_EFFECTIVE", "shm"),
+        "hosts": os.environ.get("PEERS_HOSTS", "") or "this host",
         "kernel": platform.release(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "runs": runs}
 for impl in impls:
@@ -231,6 +303,11 @@ for impl in impls:
     except (OSError, KeyError, ValueError):
         pass
 json.dump(meta, open(f"{outdir}/meta.json", "w"), indent=1)
+if set(os.environ.get("PEERS_BENCHES_EFFECTIVE", "").split()) < {"pingpong", "overlap", "idle"}:
+    for wmsg in warnings:
+        print("WARNING: " + wmsg + " (numbers disturbed; rerun on a quiet machine)")
+    print(f"== done (benchmarks: {os.environ['PEERS_BENCHES_EFFECTIVE']}; no summary table; JSON in {outdir})")
+    sys.exit(0)
 
 def load(impl, bench):
     return json.load(open(f"{outdir}/{impl}-{bench}.json"))
@@ -267,7 +344,7 @@ for impl in impls:
         rows.setdefault(k, {})[impl] = v
 
 print()
-print(f"== summary ({cpu_model()}, {ncpu} CPUs; JSON in {outdir})")
+print(f"== summary ({cpu_model()}, {ncpu} CPUs, transport {meta['transport']}, {meta['hosts']}; JSON in {outdir})")
 w0 = max(len(k) for k in rows) + 2
 w1 = max(18, *(len(n) + 2 for n in names), *(len(x) + 2 for v in rows.values() for x in v.values()))
 print("".ljust(w0) + "".join(n.rjust(w1) for n in names))

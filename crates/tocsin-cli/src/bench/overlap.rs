@@ -22,7 +22,7 @@
 use tocsin::Comm;
 
 use super::schema::{self, Doc, OverlapDoc, OverlapRow};
-use super::util::{self, compute, now_us};
+use super::util::{self, compute_stolen, now_us};
 use super::{plot, BResult, BenchError, Common};
 
 const TAG_DATA: tocsin::Tag = 0;
@@ -94,19 +94,20 @@ pub fn grid(comps: &[u64]) -> Vec<u64> {
     v
 }
 
-/// One timed iteration on the computing rank (returns its time, µs) or the matching part
-/// on the waiting rank (returns 0).
-fn one_iter(comm: &Comm, sender_side: bool, buf: &mut [u8], t: f64) -> BResult<f64> {
+/// One timed iteration on the computing rank (returns its time and the time taken from its
+/// computation, µs) or the matching part on the waiting rank (returns zeros).
+fn one_iter(comm: &Comm, sender_side: bool, buf: &mut [u8], t: f64) -> BResult<(f64, f64)> {
     let rank = comm.rank();
     let computing = if sender_side { 0 } else { 1 };
     let peer = 1 - rank;
     if rank == computing {
         comm.recv::<u8>(&mut [], peer, TAG_CTRL)?; // ready
         let t1 = now_us();
+        let mut stolen = 0.0;
         if sender_side {
             comm.scope(|s| {
                 let r = s.isend(&*buf, peer, TAG_DATA)?;
-                compute(t);
+                stolen = compute_stolen(t);
                 r.wait()
             })?;
             comm.recv::<u8>(&mut [], peer, TAG_CTRL)?; // ack
@@ -114,11 +115,11 @@ fn one_iter(comm: &Comm, sender_side: bool, buf: &mut [u8], t: f64) -> BResult<f
             comm.scope(|s| {
                 let r = s.irecv(&mut *buf, peer, TAG_DATA)?;
                 comm.send::<u8>(&[], peer, TAG_CTRL)?; // go
-                compute(t);
+                stolen = compute_stolen(t);
                 r.wait()
             })?;
         }
-        Ok(now_us() - t1)
+        Ok((now_us() - t1, stolen))
     } else {
         comm.send::<u8>(&[], peer, TAG_CTRL)?; // ready
         if sender_side {
@@ -128,7 +129,7 @@ fn one_iter(comm: &Comm, sender_side: bool, buf: &mut [u8], t: f64) -> BResult<f
             comm.recv::<u8>(&mut [], peer, TAG_CTRL)?; // go
             comm.send(&*buf, peer, TAG_DATA)?;
         }
-        Ok(0.0)
+        Ok((0.0, 0.0))
     }
 }
 
@@ -199,6 +200,7 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
     let nc = comps.len();
     let reps = a.reps as usize;
     let mut samples = vec![0.0f64; reps * nc];
+    let mut stolen = vec![0.0f64; reps * nc];
 
     let lat0 = calibrate_lat0(comm)?;
     let steps = (sides.len() * a.sizes.len() * nc) as u64 * (a.warmup + a.reps);
@@ -210,8 +212,8 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
             super::impl_name()
         ));
         pb.line(format!(
-            "# {:<8} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            "side", "bytes", "compute_us", "comm_us", "total_us", "overlap%"
+            "# {:<8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10}",
+            "side", "bytes", "compute_us", "comm_us", "total_us", "overlap%", "stolen_us"
         ));
     }
 
@@ -232,7 +234,8 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
                 }
                 for r in 0..reps {
                     for (j, &t) in comps.iter().enumerate() {
-                        samples[j * reps + r] = one_iter(comm, sender_side, b, t as f64)?;
+                        (samples[j * reps + r], stolen[j * reps + r]) =
+                            one_iter(comm, sender_side, b, t as f64)?;
                     }
                     pb.inc(nc as u64);
                 }
@@ -242,16 +245,20 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
                         one_iter(comm, sender_side, b, t as f64)?;
                     }
                     for r in 0..reps {
-                        samples[j * reps + r] = one_iter(comm, sender_side, b, t as f64)?;
+                        (samples[j * reps + r], stolen[j * reps + r]) =
+                            one_iter(comm, sender_side, b, t as f64)?;
                     }
                     pb.inc(a.warmup + a.reps);
                 }
             }
-            let mut med = vec![0.0f64; nc];
+            // med[0..nc]: median times; med[nc..2nc]: median stolen times.
+            let mut med = vec![0.0f64; 2 * nc];
             if rank == computing {
-                for (j, m) in med.iter_mut().enumerate() {
+                for j in 0..nc {
                     let mut tmp = samples[j * reps..(j + 1) * reps].to_vec();
-                    *m = (util::median(&mut tmp) - lat0).max(0.0);
+                    med[j] = (util::median(&mut tmp) - lat0).max(0.0);
+                    let mut st = stolen[j * reps..(j + 1) * reps].to_vec();
+                    med[nc + j] = util::median(&mut st);
                 }
             }
             if computing != 0 {
@@ -264,11 +271,12 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
             if rank == 0 {
                 let comm_us = med[0];
                 for j in 1..nc {
-                    let (comp, total) = (comps[j] as f64, med[j]);
+                    let (comp, total, st) = (comps[j] as f64, med[j], med[nc + j]);
                     let ov = 100.0 * overlap_ratio(comm_us, comp, total);
                     if !c.json {
                         pb.line(format!(
-                            "  {sname:<8} {s:>10} {:>10} {comm_us:>10.2} {total:>10.2} {ov:>8.1}",
+                            "  {sname:<8} {s:>10} {:>10} {comm_us:>10.2} {total:>10.2} {ov:>8.1} \
+                             {st:>10.2}",
                             comps[j]
                         ));
                     }
@@ -279,6 +287,7 @@ pub fn run(comm: &Comm, a: &OverlapArgs) -> BResult<()> {
                         comm_us: util::round(comm_us, 3),
                         total_us: util::round(total, 3),
                         overlap_pct: util::round(ov, 1),
+                        stolen_us: Some(util::round(st, 3)),
                     });
                 }
             }

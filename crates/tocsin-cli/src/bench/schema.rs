@@ -76,6 +76,10 @@ pub struct OverlapRow {
     pub total_us: f64,
     /// `(comm + compute - total) / min(comm, compute)`, clamped to 0–100 %.
     pub overlap_pct: f64,
+    /// Median time taken from the computation, µs (gaps of the compute loop: signal
+    /// handlers, preemption; see `util::compute_stolen`). tocsin only; absent in the peers'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stolen_us: Option<f64>,
 }
 
 /// `{"impl","bench":"idle","mode","sleep_ms","results":[...]}`.

@@ -39,16 +39,33 @@ pub fn rusage_ms() -> (f64, f64) {
     (ms(ru.ru_utime), ms(ru.ru_stime))
 }
 
+/// A gap between two clock reads of the compute loop longer than this, µs, is time taken
+/// from the computation (an iteration takes some 0.03 µs).
+pub const STOLEN_GAP_US: f64 = 1.0;
+
 /// Busy loop of `t_us` µs reading the monotonic clock: no tocsin call, no memory traffic,
 /// so it neither makes progress nor disturbs the transfer (bench/peers/overlap.c's
-/// `compute`).
+/// `compute`). Returns the time taken from it, µs: the sum of the gaps longer than
+/// [`STOLEN_GAP_US`] between two consecutive clock reads. That is time the computing thread
+/// spent elsewhere — in a signal handler (tocsin's `signal` mode copying data), preempted by
+/// another thread (a progress thread on the same core), or in the kernel/hypervisor. The
+/// loop still ends at `t_us` of wall time, so the overlap formula cannot see this time.
 #[inline(never)]
-pub fn compute(t_us: f64) {
+pub fn compute_stolen(t_us: f64) -> f64 {
     if t_us <= 0.0 {
-        return;
+        return 0.0;
     }
-    let end = now_us() + t_us;
-    while now_us() < end {}
+    let mut prev = now_us();
+    let end = prev + t_us;
+    let mut stolen = 0.0;
+    while prev < end {
+        let n = now_us();
+        if n - prev > STOLEN_GAP_US {
+            stolen += n - prev;
+        }
+        prev = n;
+    }
+    stolen
 }
 
 /// Parses a size with an optional binary suffix: `4096`, `64K`, `4M`, `1G`, `4MiB`, `8kB`.
