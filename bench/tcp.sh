@@ -374,7 +374,7 @@ peers_run() {
     say "peers ($benches${hosts:+, $hosts}) -> $dir"
     wait_quiet || true
     PEERS_LOCK_HELD=1 PEERS_TRANSPORT=tcp PEERS_TCP_IF=lo PEERS_HOSTS=$hosts PEERS_BENCHES="$benches" \
-        PEERS_QUIET_WAIT=120 PEERS_TIMEOUT="$TIMEOUT" \
+        PEERS_QUIET_WAIT="$QUIET_WAIT" PEERS_RETRIES=1 PEERS_TIMEOUT="$TIMEOUT" \
         PEERS_PINGPONG_ARGS="--max-bytes 4M $PP_ARGS" PEERS_OVERLAP_ARGS="$OV_ARGS" PEERS_IDLE_ARGS="$IDLE_ARGS" \
         bash "$HERE/peers/run.sh" "$dir" >&2 || die "bench/peers/run.sh failed ($dir/logs)"
     printf '%s\t%s\t%s\t%s\n' "peers $benches $hosts" "$dir" "see meta.json" "bench/peers/run.sh" >>"$OUT/runs.tsv"
