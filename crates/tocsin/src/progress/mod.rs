@@ -530,6 +530,12 @@ impl Engine {
         }
         self.ring_bells(inner);
         inner.tx.ordinary = true;
+        // Work done while other threads of this rank sleep (thread mode's progress thread
+        // completing the application's request, or the other way round): wake them, or
+        // a completed request would wait for the end of their sleep.
+        if out.did && self.bells.me().sleepers.load(Ordering::Relaxed) > 0 {
+            self.bells.wake_me();
+        }
         out
     }
 
@@ -847,6 +853,7 @@ impl Engine {
         let ctl = Some(self.bells.me()).filter(|_| self.cfg.progress.interrupts());
         if let Some(c) = ctl {
             c.polling.fetch_add(1, Ordering::SeqCst);
+            self.socket_signals();
         }
         let ok = self.wait_loop(&mut done, deadline);
         if let Some(c) = ctl {
@@ -855,9 +862,25 @@ impl Engine {
             // `crate::interrupt`).
             c.polling.fetch_sub(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
+            self.socket_signals();
             self.request_progress(false);
         }
         ok
+    }
+
+    /// Interrupt modes with TCP peers: the sockets raise the rank's signal only while no
+    /// thread of it waits (a waiting thread reads them itself; a signal per segment would
+    /// only slow it down). Applied under the engine lock from the current `polling` count,
+    /// so the last change wins; data that arrived while they were quiet is read by the
+    /// re-poll that follows leaving a wait.
+    fn socket_signals(&self) {
+        if !self.bells.has_tcp() {
+            return;
+        }
+        let mut g = self.inner.lock();
+        let on = self.bells.me().polling.load(Ordering::SeqCst) == 0;
+        g.tx.socket_signals(on);
+        drop(g);
     }
 
     /// `thread` mode's loop: progress (spin, then sleep) until `stop()`.

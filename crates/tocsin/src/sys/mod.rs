@@ -679,6 +679,30 @@ pub fn async_signal(fd: RawFd, tid: i32, signo: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets or clears `O_ASYNC` on `fd` (whose signal and owner are already set). Async-
+/// signal-safe.
+///
+/// # Errors
+/// `fcntl(2)`'s error.
+pub fn set_async(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let nfl = if on {
+            fl | libc::O_ASYNC
+        } else {
+            fl & !libc::O_ASYNC
+        };
+        if nfl != fl && libc::fcntl(fd, libc::F_SETFL, nfl) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A close-on-exec epoll set.
 ///
 /// # Errors

@@ -116,6 +116,15 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Whether TCP sockets raise the rank's signal when data arrives (`O_ASYNC`).
+    pub(crate) fn socket_signals(&mut self, on: bool) {
+        if let Some(t) = &mut self.tcp {
+            t.socket_signals(on);
+        }
+    }
+}
+
 impl Driver for Tx {
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
         match self.route.get(peer as usize) {
@@ -174,9 +183,6 @@ impl Rx {
             rx.poll(core, tx, node, cx, &mut out);
         }
         if let Some(rx) = &mut self.tcp {
-            if let Some(fd) = &bells.bell_rx {
-                crate::sys::drain_dgrams(fd.as_raw_fd());
-            }
             let (did, unread, stalled) = rx.poll(core, tx, !cx.handler, BATCH, &|p| cx.bad_peer(p));
             out.did |= did;
             out.unread |= unread;
@@ -323,6 +329,11 @@ impl Bells {
         )
     }
 
+    /// `true` if some peers are served by TCP.
+    pub(crate) fn has_tcp(&self) -> bool {
+        self.epoll.is_some()
+    }
+
     /// The node view (for start-up: interrupter, pids).
     pub(crate) fn node_mut(&mut self) -> Option<&mut ShmNode> {
         self.node.as_mut()
@@ -442,6 +453,11 @@ impl Bells {
             Some(ep) => {
                 if self.me().bell.load(Ordering::Acquire) == seq {
                     crate::sys::epoll_wait(ep.as_raw_fd(), max);
+                }
+                // Doorbell datagrams are only wake-ups: drop them once awake (not on every
+                // pass: a system call saved per pass).
+                if let Some(fd) = &self.bell_rx {
+                    crate::sys::drain_dgrams(fd.as_raw_fd());
                 }
             }
             None => crate::sys::futex_wait(&self.me().bell, seq, max),

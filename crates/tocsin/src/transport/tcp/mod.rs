@@ -55,6 +55,8 @@ pub(crate) const MAX_RECORD: usize = (1 << 20) + 64;
 /// reads each payload in place (one header read per chunk), small enough that the tail a
 /// full socket leaves to copy stays small.
 pub(crate) const CHUNK: usize = 256 << 10;
+/// Ordinary progress passes between two tries of the listener.
+const ACCEPT_EVERY: u32 = 64;
 /// Largest `SO_RCVLOWAT` set while a payload is read in place, bytes.
 const LOWAT: usize = 64 << 10;
 /// Bytes read ahead into a connection's buffer at a time (many small records per read;
@@ -226,12 +228,14 @@ impl Endpoint {
                 ep: shared.clone(),
                 send: (0..n).map(|_| None).collect(),
                 conns: Vec::with_capacity(2 * n),
+                signals_on: true,
                 ends: ends.clone(),
                 pids,
             },
             TcpRx {
                 ep: shared,
                 pending: Vec::with_capacity(16),
+                since_accept: 0,
             },
         )
     }
@@ -364,6 +368,8 @@ pub(crate) struct TcpTx {
     /// Index in `conns` of the connection each peer's records go through.
     send: Vec<Option<usize>>,
     conns: Vec<Conn>,
+    /// Sockets raise the signal (`O_ASYNC`): no thread of the rank waits.
+    signals_on: bool,
     ends: Arc<[AtomicU8]>,
     /// Each TCP peer's pid once known (from its address or its handshake), for messages.
     pids: Arc<[AtomicI32]>,
@@ -403,6 +409,9 @@ impl TcpTx {
         hello[32..36].copy_from_slice(&std::process::id().to_le_bytes());
         std::io::Write::write_all(&mut s, &hello)?;
         let c = Conn::new(s, peer, &self.ep)?;
+        if !self.signals_on {
+            let _ = sys::set_async(c.stream.as_raw_fd(), false);
+        }
         self.conns.push(c);
         Ok(self.conns.len() - 1)
     }
@@ -513,6 +522,21 @@ impl TcpTx {
         true
     }
 
+    /// Sets or clears `O_ASYNC` on every socket (signal set-up only): while a thread of the
+    /// rank waits, it reads the sockets itself and signals would only slow it down.
+    pub(crate) fn socket_signals(&mut self, on: bool) {
+        if self.ep.sig.is_none() || self.signals_on == on {
+            return;
+        }
+        self.signals_on = on;
+        let _ = sys::set_async(self.ep.listener.as_raw_fd(), on);
+        for c in &self.conns {
+            if !c.closed {
+                let _ = sys::set_async(c.stream.as_raw_fd(), on);
+            }
+        }
+    }
+
     /// Sends what partial writes left in output buffers (every pass: the record was
     /// accepted, its tail must not wait for the next record to that peer).
     /// Async-signal-safe.
@@ -614,6 +638,8 @@ struct Pending {
 pub(crate) struct TcpRx {
     ep: Arc<Endpoint>,
     pending: Vec<Pending>,
+    /// Ordinary passes since the listener was last tried.
+    since_accept: u32,
 }
 
 impl TcpRx {
@@ -695,7 +721,12 @@ impl TcpRx {
             let pid = u32::from_le_bytes([p.hello[32], p.hello[33], p.hello[34], p.hello[35]]);
             tx.pids[rank as usize].store(pid as i32, Ordering::Relaxed);
             match Conn::new(p.stream, rank, &self.ep) {
-                Ok(c) => tx.conns.push(c),
+                Ok(c) => {
+                    if !tx.signals_on {
+                        let _ = sys::set_async(c.stream.as_raw_fd(), false);
+                    }
+                    tx.conns.push(c)
+                }
                 Err(e) if ordinary => crate::diag::warn_once(
                     crate::diag::Warn::Other,
                     format_args!("cannot set up the TCP connection from rank {rank}: {e}"),
@@ -722,7 +753,14 @@ impl TcpRx {
             return (false, false, false);
         };
         ttx.flush_pending();
-        self.accept(ttx, ordinary);
+        // The listener is tried in every handler (the signal may be its) and every
+        // ACCEPT_EVERY ordinary passes, not on each: a connection waits in the kernel's
+        // backlog meanwhile, its data in its socket (one system call saved per pass).
+        self.since_accept += 1;
+        if !ordinary || self.since_accept >= ACCEPT_EVERY || !self.pending.is_empty() {
+            self.since_accept = 0;
+            self.accept(ttx, ordinary);
+        }
         let n = ttx.conns.len();
         for i in 0..n {
             serve(i, core, tx, batch, bad, &mut out, !ordinary);
@@ -776,6 +814,7 @@ fn serve(
         return;
     }
     let mut records = 0usize;
+    let mut drained = false;
     let mut eof = false;
     let mut err = false;
     let stop = loop {
@@ -889,7 +928,13 @@ fn serve(
         }
         // 2. Read: the rest of a direct payload, else into the buffer (one header only
         // right after a DATA record, so that the next chunk's payload is read in place).
+        // A read that returned less than asked emptied the socket: no second read only to
+        // hear EAGAIN (one system call saved per message).
+        if drained {
+            break None;
+        }
         let fd = c.stream.as_raw_fd();
+        let asked;
         let r = if let Some(d) = &c.direct {
             // SAFETY: the target holds `hdr.len` bytes and stays valid until
             // `data_written` (the peer is alive: checked above and by the caller).
@@ -899,11 +944,13 @@ fn serve(
                     d.hdr.len as usize - d.written,
                 )
             };
+            asked = dst.len();
             sys::recv(fd, dst)
         } else {
-            let want = if c.after_data {
-                (4 + FULL_HDR_LEN).saturating_sub(c.filled).max(1)
+            let want = if c.after_data && c.filled < 4 + FULL_HDR_LEN {
+                4 + FULL_HDR_LEN - c.filled
             } else {
+                c.after_data = false;
                 READ_AHEAD
             };
             let room = (MAX_RECORD + 4 - c.filled).min(want);
@@ -912,6 +959,7 @@ fn serve(
             }
             // SAFETY: `filled + room ≤ MAX_RECORD + 4`, the live mapping's length.
             let dst = unsafe { std::slice::from_raw_parts_mut(c.buf.ptr().add(c.filled), room) };
+            asked = room;
             sys::recv(fd, dst)
         };
         match r {
@@ -920,6 +968,7 @@ fn serve(
                 break None;
             }
             Ok(k) => {
+                drained = k < asked;
                 if let Some(d) = &mut c.direct {
                     d.written += k;
                     let left = d.hdr.len as usize - d.written;
