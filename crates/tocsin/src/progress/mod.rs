@@ -49,6 +49,11 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    /// This thread is thread mode's progress thread.
+    static PROGRESS_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The completion handle of a request.
 pub(crate) type ReqHandle = Arc<ReqShared>;
 
@@ -469,6 +474,7 @@ impl Engine {
     /// logging, failures deferred to `bad_peers`). Async-signal-safe when `handler` is true.
     fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> PassOut {
         let Inner { core, tx, rx } = inner;
+        let completed_before = core.completions;
         core.no_alloc = handler;
         // Nothing in a handler's pass may connect (a PMI request) or allocate.
         tx.ordinary = !handler;
@@ -530,10 +536,13 @@ impl Engine {
         }
         self.ring_bells(inner);
         inner.tx.ordinary = true;
-        // Work done while other threads of this rank sleep (thread mode's progress thread
-        // completing the application's request, or the other way round): wake them, or
-        // a completed request would wait for the end of their sleep.
-        if out.did && self.bells.me().sleepers.load(Ordering::Relaxed) > 0 {
+        // Requests completed while other threads of this rank sleep (thread mode's progress
+        // thread completing the application's receive, or a send whose last chunk left in
+        // a pass that received nothing): wake them, or a completed request would wait for
+        // the end of their sleep.
+        if (out.did || inner.core.completions != completed_before)
+            && self.bells.me().sleepers.load(Ordering::Relaxed) > 0
+        {
             self.bells.wake_me();
         }
         out
@@ -885,6 +894,7 @@ impl Engine {
 
     /// `thread` mode's loop: progress (spin, then sleep) until `stop()`.
     pub(crate) fn progress_until(&self, stop: &dyn Fn() -> bool) {
+        PROGRESS_THREAD.with(|p| p.set(true));
         self.wait_until(stop, None);
     }
 
@@ -946,7 +956,13 @@ impl Engine {
         match self.progress_waiting(true) {
             Found::Ran { unread: false, .. } if !done() => {
                 stats::bump(stats::Counter::Sleeps);
-                self.bells.sleep(seq, MAX_SLEEP);
+                // In thread mode only the progress thread watches the sockets (epoll wakes
+                // one of several sleepers per event); the application's threads sleep on
+                // the doorbell futex, which the progress thread rings when it completes a
+                // request (`pass_ctx`).
+                let sockets =
+                    self.cfg.progress != ProgressMode::Thread || PROGRESS_THREAD.with(|p| p.get());
+                self.bells.sleep(seq, MAX_SLEEP, sockets);
             }
             Found::Busy => std::thread::yield_now(),
             _ => {}

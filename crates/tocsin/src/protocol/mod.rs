@@ -290,6 +290,9 @@ pub struct Core {
     /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
     /// answered with a CTS). Set by the progress engine.
     pub receiver_waiting: bool,
+    /// Requests completed so far (wrapping): the engine wakes the rank's other sleeping
+    /// threads after a pass that completed some.
+    pub completions: u64,
     /// The first CMA failure since the engine last looked: (peer, errno). The core then
     /// uses the pipelined path with that peer; the engine reports it once.
     pub cma_failure: Option<(Rank, i32)>,
@@ -344,6 +347,7 @@ impl Core {
                 .map(|_| Vec::with_capacity(cfg.eager_threshold))
                 .collect(),
             receiver_waiting: false,
+            completions: 0,
             cma_failure: None,
             no_alloc: false,
         }
@@ -387,6 +391,7 @@ impl Core {
     fn finish(&mut self, tok: u64, st: Status, fail: Option<Fail>) {
         let idx = tok_index(tok);
         if let Some(req) = self.slots[idx].req.take() {
+            self.completions = self.completions.wrapping_add(1);
             self.free.push(idx as u32); // capacity reserved in `alloc`: no allocation
             let cell: *const ReqShared = Arc::as_ptr(&req.shared);
             // Release the core's reference *before* publishing completion: the owner holds

@@ -588,6 +588,20 @@ pub fn send_unix(fd: &OwnedFd, addr: &UnixAddr) {
     unsafe { *libc::__errno_location() = saved };
 }
 
+/// Reads and drops one datagram queued on `fd`, if any (non-blocking). Async-signal-safe.
+pub fn drain_one_dgram(fd: RawFd) {
+    let mut b = [0u8; 64];
+    // SAFETY: reads into a local buffer of its length.
+    unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr() as *mut libc::c_void,
+            b.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+}
+
 /// Reads and drops every datagram queued on `fd` (non-blocking). Async-signal-safe.
 pub fn drain_dgrams(fd: RawFd) {
     let mut b = [0u8; 64];

@@ -379,7 +379,12 @@ impl Bells {
     /// Rings this rank's own doorbell (wakes its sleeping threads).
     pub(crate) fn wake_me(&self) {
         match &self.node {
-            Some(n) => n.wake(self.me),
+            Some(n) => {
+                // One datagram per sleeping thread when they sleep in epoll_wait (see
+                // `Bells::sleep`).
+                let k = self.me().sleepers.load(Ordering::SeqCst).clamp(1, 64);
+                n.wake_n(self.me, k);
+            }
             None => {
                 let c = self.me();
                 c.bell.fetch_add(1, Ordering::Release);
@@ -448,16 +453,26 @@ impl Bells {
     }
 
     /// Sleeps until this rank's doorbell moves from `seq` (or `max` passes, or a signal).
-    pub(crate) fn sleep(&self, seq: u32, max: Duration) {
-        match &self.epoll {
+    /// With `sockets` false, sleeps on the doorbell futex only (a thread that leaves the
+    /// sockets to another one).
+    pub(crate) fn sleep(&self, seq: u32, max: Duration, sockets: bool) {
+        match self.epoll.as_ref().filter(|_| sockets) {
             Some(ep) => {
                 if self.me().bell.load(Ordering::Acquire) == seq {
                     crate::sys::epoll_wait(ep.as_raw_fd(), max);
                 }
                 // Doorbell datagrams are only wake-ups: drop them once awake (not on every
-                // pass: a system call saved per pass).
+                // pass: a system call saved per pass). Threads sharing the epoll set are
+                // woken one per event, and one may take the datagram meant for another that
+                // was between its check and its `epoll_wait`: while other threads of the
+                // rank sleep, take one datagram only ([`Bells::wake_me`] sends one per
+                // sleeper).
                 if let Some(fd) = &self.bell_rx {
-                    crate::sys::drain_dgrams(fd.as_raw_fd());
+                    if self.me().sleepers.load(Ordering::SeqCst) <= 1 {
+                        crate::sys::drain_dgrams(fd.as_raw_fd());
+                    } else {
+                        crate::sys::drain_one_dgram(fd.as_raw_fd());
+                    }
                 }
             }
             None => crate::sys::futex_wait(&self.me().bell, seq, max),

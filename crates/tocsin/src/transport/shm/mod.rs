@@ -684,12 +684,20 @@ impl ShmNode {
     /// if it sleeps in `epoll_wait`. Async-signal-safe (no allocation: addresses are built
     /// at start-up).
     pub(crate) fn wake(&self, r: Rank) {
+        self.wake_n(r, 1);
+    }
+
+    /// [`ShmNode::wake`], with `k` datagrams when `r` sleeps in `epoll_wait` (one for each
+    /// of its sleeping threads: each takes at most one). Async-signal-safe.
+    pub(crate) fn wake_n(&self, r: Rank, k: u32) {
         let c = self.control(r);
         c.bell.fetch_add(1, Ordering::Release);
         sys::futex_wake_all(&c.bell);
         if c.bell_sock.load(Ordering::Acquire) != 0 {
             if let Some(b) = &self.bells {
-                sys::send_unix(&b.tx, &b.addrs[self.local_of[r as usize] as usize]);
+                for _ in 0..k.max(1) {
+                    sys::send_unix(&b.tx, &b.addrs[self.local_of[r as usize] as usize]);
+                }
             }
         }
         crate::stats::bump(crate::stats::Counter::Doorbells);
