@@ -798,22 +798,7 @@ pub fn send_vectored(fd: RawFd, parts: &[std::io::IoSlice<'_>]) -> io::Result<us
 /// # Errors
 /// `setsockopt(2)`'s error.
 pub fn tcp_liveness(fd: RawFd, timeout: Duration) -> io::Result<()> {
-    let set = |level: libc::c_int, name: libc::c_int, v: libc::c_int| -> io::Result<()> {
-        // SAFETY: an int option of the right size.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                &v as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    };
+    let set = |level, name, v| setsockopt_int(fd, level, name, v);
     set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
     set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 1)?;
     set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1)?;
@@ -836,12 +821,22 @@ pub fn tcp_liveness(fd: RawFd, timeout: Duration) -> io::Result<()> {
 /// `setsockopt(2)`'s error.
 pub fn set_rcvlowat(fd: RawFd, bytes: usize) -> io::Result<()> {
     let v = bytes.clamp(1, i32::MAX as usize) as libc::c_int;
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVLOWAT, v)
+}
+
+/// `setsockopt(2)` of an `int` option. Async-signal-safe.
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: an int option of the right size.
     let r = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
+            level,
+            name,
             &v as *const libc::c_int as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )

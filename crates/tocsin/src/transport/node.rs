@@ -127,7 +127,12 @@ pub(crate) fn discover(pmi: &mut Pmi, nolocal: bool) -> Result<Nodes> {
 
 /// Lower-case hex of a string's bytes (PMI values may not hold spaces or `=`).
 pub(crate) fn hex(s: &str) -> String {
-    s.bytes().map(|x| format!("{x:02x}")).collect()
+    hex_bytes(s.as_bytes())
+}
+
+/// Lower-case hex of `b`.
+pub(crate) fn hex_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The inverse of [`hex`] (invalid pairs are skipped).

@@ -29,7 +29,7 @@ use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 mod reaper;
 
-use super::node::{hex, unhex};
+use super::node::{hex, hex_bytes, unhex};
 use crate::error::{Error, Result};
 use crate::pmi::Pmi;
 use crate::protocol::{Core, Driver, Taken};
@@ -450,10 +450,6 @@ fn mode_name(m: u32) -> &'static str {
         .map_or("unknown", |p| p.name())
 }
 
-fn hex_bytes(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Not on this node (in [`ShmNode`]'s rank → local index map).
 const NOT_LOCAL: u32 = u32::MAX;
 
@@ -562,11 +558,7 @@ impl ShmNode {
     /// # Errors
     /// The socket calls' errors.
     pub(crate) fn bind_bell_socket(&mut self) -> std::io::Result<std::os::fd::OwnedFd> {
-        let n = self.seg.n;
-        let nonce = self.seg.nonce();
-        let addrs = (0..n)
-            .map(|l| sys::UnixAddr::abstract_name(&format!("tocsin-{nonce:016x}-{l}")))
-            .collect::<Vec<_>>();
+        let addrs = self.bell_addrs();
         let rx = sys::unix_dgram()?;
         sys::bind_unix(&rx, &addrs[self.me_local as usize])?;
         self.bells = Some(BellSockets {
@@ -577,16 +569,21 @@ impl ShmNode {
         Ok(rx)
     }
 
+    /// The doorbell socket address of each local rank: `\0tocsin-<node nonce>-<local index>`.
+    fn bell_addrs(&self) -> Vec<sys::UnixAddr> {
+        let nonce = self.seg.nonce();
+        (0..self.seg.n)
+            .map(|l| sys::UnixAddr::abstract_name(&format!("tocsin-{nonce:016x}-{l}")))
+            .collect()
+    }
+
     /// Prepares to ring node peers' doorbell sockets (a rank with no TCP peer of its own may
     /// have node peers that sleep in `epoll_wait`).
     pub(crate) fn prepare_bell_sockets(&mut self) {
         if self.bells.is_some() {
             return;
         }
-        let nonce = self.seg.nonce();
-        let addrs = (0..self.seg.n)
-            .map(|l| sys::UnixAddr::abstract_name(&format!("tocsin-{nonce:016x}-{l}")))
-            .collect();
+        let addrs = self.bell_addrs();
         if let Ok(tx) = sys::unix_dgram() {
             self.bells = Some(BellSockets { tx, addrs });
         }

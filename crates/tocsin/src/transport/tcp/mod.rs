@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::pmi::Pmi;
-use crate::protocol::{Core, Driver, Taken};
+use crate::protocol::{Core, Taken};
 use crate::sys::{self, Mapping};
 use crate::wire::{Header, Kind, FULL_HDR_LEN};
 use crate::Rank;
@@ -170,7 +170,7 @@ impl Endpoint {
         if pmi.rank() == 0 {
             let mut s = [0u8; 16];
             sys::random_bytes(&mut s).map_err(|e| Error::io("getrandom", e))?;
-            pmi.put("tocsin.secret", &hex16(&s))?;
+            pmi.put("tocsin.secret", &super::node::hex_bytes(&s))?;
         }
         Ok(l)
     }
@@ -235,14 +235,11 @@ impl Endpoint {
             TcpRx {
                 ep: shared,
                 pending: Vec::with_capacity(16),
+                ends,
                 since_accept: 0,
             },
         )
     }
-}
-
-fn hex16(b: &[u8; 16]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex16(s: &str) -> Option<[u8; 16]> {
@@ -638,6 +635,8 @@ struct Pending {
 pub(crate) struct TcpRx {
     ep: Arc<Endpoint>,
     pending: Vec<Pending>,
+    /// What became of each peer (shared with the sending half and the engine).
+    ends: Arc<[AtomicU8]>,
     /// Ordinary passes since the listener was last tried.
     since_accept: u32,
 }
@@ -763,7 +762,7 @@ impl TcpRx {
         }
         let n = ttx.conns.len();
         for i in 0..n {
-            serve(i, core, tx, batch, bad, &mut out, !ordinary);
+            serve(i, core, tx, &self.ends, batch, bad, &mut out, !ordinary);
         }
         (out.did, out.unread, out.stalled)
     }
@@ -796,20 +795,19 @@ fn conn(tx: &mut super::Tx, i: usize) -> &mut Conn {
 /// Serves connection `i`: hands complete records to the core, receives a DATA record's
 /// payload straight into its receive buffer ([`Core::data_target`]), reads more, until the
 /// socket is empty or `batch` records were handled. Async-signal-safe.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     i: usize,
     core: &mut Core,
     tx: &mut super::Tx,
+    ends: &[AtomicU8],
     batch: usize,
     bad: &dyn Fn(Rank),
     out: &mut Served,
     handler: bool,
 ) {
-    let (peer, ends) = {
-        let Some(t) = tx.tcp.as_mut() else { return };
-        (t.conns[i].peer, t.ends.clone())
-    };
     let c = conn(tx, i);
+    let peer = c.peer;
     if c.closed || core.is_dead(peer) {
         return;
     }
@@ -1033,39 +1031,38 @@ fn serve(
 }
 
 impl TcpRx {
-    /// Reads and handles everything `peer` sent that is still buffered (ordinary context).
+    /// Reads and handles everything `peer` sent that can be read now, without the batch
+    /// limit (ordinary context). `Err` if something of it is malformed.
     pub(crate) fn drain(
         &mut self,
         core: &mut Core,
         tx: &mut super::Tx,
         peer: Rank,
     ) -> std::result::Result<(), ()> {
-        let _ = peer;
         let bad = std::cell::Cell::new(false);
-        for _ in 0..1024 {
-            let (did, unread, _) = self.poll(core, tx, true, usize::MAX, &|_| bad.set(true));
-            if bad.get() {
-                return Err(());
-            }
-            if !did && !unread {
-                break;
-            }
+        let Some(t) = tx.tcp.as_ref() else {
+            return Ok(());
+        };
+        let mine: Vec<usize> = (0..t.conns.len())
+            .filter(|&i| t.conns[i].peer == peer)
+            .collect();
+        for i in mine {
+            let mut out = Served::default();
+            serve(
+                i,
+                core,
+                tx,
+                &self.ends,
+                usize::MAX,
+                &|_| bad.set(true),
+                &mut out,
+                false,
+            );
         }
-        Ok(())
-    }
-}
-
-impl Driver for TcpTx {
-    fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
-        TcpTx::try_push(self, peer, hdr, payload, true)
-    }
-    fn max_record(&self, _peer: Rank) -> usize {
-        MAX_RECORD
-    }
-    fn cma_read(&mut self, _: Rank, _: u64, _: &mut [u8]) -> std::io::Result<()> {
-        Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
-    }
-    fn cma_write(&mut self, _: Rank, _: u64, _: &[u8]) -> std::io::Result<()> {
-        Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        if bad.get() {
+            Err(())
+        } else {
+            Ok(())
+        }
     }
 }
