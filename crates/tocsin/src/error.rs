@@ -63,6 +63,16 @@ pub enum Error {
         /// Its tag.
         tag: Tag,
     },
+    /// An argument of a call that cannot be used: a buffer length that disagrees with the
+    /// communicator or with the other arguments, an operation not defined on the element
+    /// type, a group rank out of range…
+    #[error("invalid {what}: {detail}")]
+    InvalidArgument {
+        /// Which argument ("buffer length", "operation", "ranks"…).
+        what: &'static str,
+        /// What was wrong and what is accepted.
+        detail: String,
+    },
     /// A wire header or record that cannot be valid: a protocol bug or memory corruption.
     #[error("malformed {what} from rank {from}: {detail}")]
     Malformed {

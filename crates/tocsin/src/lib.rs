@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+pub mod coll;
 pub mod config;
 pub mod error;
 pub mod interrupt;
@@ -62,7 +63,11 @@ pub(crate) mod ring;
 mod sys;
 mod transport;
 
-pub use comm::{wait_all, wait_any, Comm, RecvRequest, Request, Scope, Status, SCOPE_UNWIND_GRACE};
+pub use coll::{Elem, Op, Reducible};
+pub use comm::{
+    wait_all, wait_any, Collective, Comm, Compare, Group, RawRequest, RecvRequest, Request, Scope,
+    Status, SCOPE_UNWIND_GRACE,
+};
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};
 pub use progress::LIVENESS_PERIOD;

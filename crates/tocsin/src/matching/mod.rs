@@ -74,6 +74,14 @@ impl<K: Copy, T> Queue<K, T> {
     pub fn has_room(&self) -> bool {
         self.items.len() < self.items.capacity()
     }
+    /// Items that can still be pushed without allocating.
+    pub fn spare(&self) -> usize {
+        self.items.capacity() - self.items.len()
+    }
+    /// Reserves room for `n` more items (allocates).
+    pub fn reserve(&mut self, n: usize) {
+        self.items.reserve(n);
+    }
     /// Appends an item (newest).
     pub fn push(&mut self, key: K, item: T) {
         self.items.push_back((key, item));

@@ -22,6 +22,7 @@
 //! no-allocation mode and nothing is logged; peer failures found there are recorded in
 //! `bad_peers` and handled by the next ordinary pass.
 
+pub(crate) mod coll;
 mod lock;
 pub(crate) mod thread;
 
@@ -96,6 +97,8 @@ struct Inner {
     core: Core,
     tx: Tx,
     rx: Rx,
+    /// Collectives in flight, advanced after every pass.
+    colls: coll::Colls,
 }
 
 /// One rank's progress engine.
@@ -368,7 +371,12 @@ impl Engine {
             oversubscribed,
             me,
             size,
-            inner: SpinLock::new(Inner { core, tx, rx }),
+            inner: SpinLock::new(Inner {
+                core,
+                tx,
+                rx,
+                colls: coll::Colls::default(),
+            }),
             pending: AtomicBool::new(false),
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
             stalled: AtomicBool::new(false),
@@ -473,7 +481,12 @@ impl Engine {
     /// A pass; `handler` says it runs in a signal/interrupt handler (no allocation, no
     /// logging, failures deferred to `bad_peers`). Async-signal-safe when `handler` is true.
     fn pass_ctx(&self, inner: &mut Inner, handler: bool) -> PassOut {
-        let Inner { core, tx, rx } = inner;
+        let Inner {
+            core,
+            tx,
+            rx,
+            colls,
+        } = inner;
         let completed_before = core.completions;
         core.no_alloc = handler;
         // Nothing in a handler's pass may connect (a PMI request) or allocate.
@@ -494,7 +507,10 @@ impl Engine {
             bad_peers: &self.bad_peers,
             pending: &self.pending,
         };
-        let out = rx.poll(core, tx, &self.bells, &cx);
+        let mut out = rx.poll(core, tx, &self.bells, &cx);
+        if !colls.is_empty() {
+            out.did |= colls.advance(core, tx, handler);
+        }
         if !handler {
             for (p, b) in self.bad_peers.iter().enumerate() {
                 if b.load(Ordering::Relaxed) && b.swap(false, Ordering::Relaxed) {
@@ -664,6 +680,27 @@ impl Engine {
         Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
     }
 
+    /// Starts a collective schedule; returns its request.
+    pub(crate) fn start_coll(&self, r: coll::Running) -> ReqHandle {
+        let h = r.done.clone();
+        let mut g = self.inner.lock();
+        let Inner {
+            core, tx, colls, ..
+        } = &mut *g;
+        colls.start(core, tx, r);
+        self.ring_bells(&mut g);
+        self.unlock(g);
+        h
+    }
+
+    /// The smallest world rank on this rank's node (the node's "color" for
+    /// `split_type(shared)`): ranks served by the `self` or `shm` transport share it.
+    pub(crate) fn node_leader(&self) -> Rank {
+        (0..self.size)
+            .find(|&r| matches!(self.bells.route(r), Route::SelfRank | Route::Shm))
+            .unwrap_or(self.me)
+    }
+
     /// A blocking send's fast path ([`Core::try_send_eager_now`]): `true` if the message is
     /// already in the peer's ring.
     pub(crate) fn try_send_eager_now(&self, buf: &[u8], dest: Rank, tag: Tag, ctx: u16) -> bool {
@@ -797,6 +834,10 @@ impl Engine {
                 );
             }
             g.core.peer_gone(r, finished);
+            let Inner {
+                core, tx, colls, ..
+            } = &mut *g;
+            colls.peer_gone(core, tx, r);
         }
         self.ring_bells(&mut g);
         self.unlock(g);
@@ -805,7 +846,7 @@ impl Engine {
     /// Handles every record `peer` published, without the per-pass batch limit (ordinary
     /// context: the unexpected queue may grow).
     fn drain_peer(&self, inner: &mut Inner, peer: Rank) {
-        let Inner { core, tx, rx } = inner;
+        let Inner { core, tx, rx, .. } = inner;
         core.no_alloc = false;
         if rx.drain(core, tx, peer).is_err() {
             self.fail_malformed(core, peer);

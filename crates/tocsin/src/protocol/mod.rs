@@ -107,7 +107,9 @@ unsafe impl Sync for ReqShared {}
 unsafe impl Send for ReqShared {}
 
 impl ReqShared {
-    fn new(recv: bool) -> Arc<ReqShared> {
+    /// A pending cell; `recv` says whether it belongs to a receive. Allocates: create cells
+    /// for a handler's use beforehand (collective schedules do).
+    pub(crate) fn new(recv: bool) -> Arc<ReqShared> {
         Arc::new(ReqShared {
             state: AtomicU32::new(PENDING),
             tok: AtomicU64::new(0),
@@ -139,7 +141,10 @@ impl ReqShared {
             None
         }
     }
-    fn complete(&self, st: Status, fail: Option<Fail>) {
+    /// Publishes the outcome. Only its one completer calls this, once (the core for
+    /// point-to-point requests, the schedule executor for collectives), under the engine
+    /// lock. Async-signal-safe.
+    pub(crate) fn complete(&self, st: Status, fail: Option<Fail>) {
         crate::diag::debug_check!(!self.is_complete());
         // SAFETY: only the core (one thread at a time, under the engine lock) writes, and
         // only before publishing DONE; the owner does not read before DONE.
@@ -490,7 +495,23 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        let shared = ReqShared::new(false);
+        self.post_send_with(drv, ReqShared::new(false), buf, len, dest, tag, ctx)
+    }
+
+    /// [`Core::post_send`] completing the cell `shared` (a fresh pending send cell made
+    /// beforehand): allocates nothing when [`Core::can_post`] said so and `dest` is another
+    /// rank, so a handler may call it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_send_with(
+        &mut self,
+        drv: &mut dyn Driver,
+        shared: Arc<ReqShared>,
+        buf: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Arc<ReqShared> {
         let me = self.cfg.me;
         if self.peers[dest as usize].dead {
             shared.complete(
@@ -582,7 +603,23 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        let shared = ReqShared::new(true);
+        self.post_recv_with(drv, ReqShared::new(true), buf, len, source, tag, ctx)
+    }
+
+    /// [`Core::post_recv`] completing the cell `shared` (a fresh pending receive cell made
+    /// beforehand): allocates nothing when [`Core::can_post`] said so, so a handler may
+    /// call it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_recv_with(
+        &mut self,
+        drv: &mut dyn Driver,
+        shared: Arc<ReqShared>,
+        buf: *mut u8,
+        len: usize,
+        source: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Arc<ReqShared> {
         let pat = Pattern { source, tag, ctx };
         let gone = if source == ANY_SOURCE {
             // Self-sends can still match; another live rank too.
@@ -802,7 +839,10 @@ impl Core {
                 return;
             }
             self.peers[p].touched = true;
-            self.peers[p].urgent |= h.kind == Kind::Rts;
+            // A collective's messages (odd contexts) ask the peer to act even when eager:
+            // the next round of its schedule waits for them (nonblocking collectives
+            // progress in the handler).
+            self.peers[p].urgent |= h.kind == Kind::Rts || h.ctx & 1 == 1;
             self.peers[p].msgs.pop_front();
             if h.kind == Kind::Eager {
                 self.finish_send(tok);
@@ -867,6 +907,40 @@ impl Core {
             Kind::Cts => ctrl_room(),
             Kind::Data | Kind::Fin => true,
         }
+    }
+
+    /// Makes room for `n` more live requests (ordinary context: may allocate), so that
+    /// [`Core::can_post`] can admit them in a handler.
+    pub fn reserve_requests(&mut self, n: usize) {
+        while self.free.len() < n {
+            self.slots.push(Slot { gen: 0, req: None });
+            self.free.reserve(self.slots.len());
+            self.free.push((self.slots.len() - 1) as u32);
+        }
+        self.posted.reserve(n);
+        for p in &mut self.peers {
+            p.msgs.reserve(n);
+        }
+    }
+
+    /// `true` if `n` sends or receives toward other ranks can be posted
+    /// ([`Core::post_send_with`], [`Core::post_recv_with`]) without allocating: request
+    /// slots, posted-queue room, send-queue room toward every peer, and room for the control
+    /// records a matched rendezvous answers with. Async-signal-safe.
+    pub fn can_post(&self, n: usize) -> bool {
+        self.free.len() >= n
+            && self.posted.spare() >= n
+            && self.peers.iter().all(|p| {
+                p.msgs.capacity() - p.msgs.len() >= n
+                    && p.ctrl.capacity() - p.ctrl.len() >= n
+                    && p.streams.len() < p.streams.capacity()
+            })
+    }
+
+    /// Counts a completion made outside the core (a collective schedule), so that the
+    /// engine wakes the rank's sleeping threads after the pass.
+    pub fn count_completion(&mut self) {
+        self.completions = self.completions.wrapping_add(1);
     }
 
     /// Handles one record received from `peer`.

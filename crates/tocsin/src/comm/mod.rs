@@ -1,12 +1,20 @@
-//! The public communicator API: [`Comm`], [`Scope`], [`Request`], [`Status`].
+//! The public communicator API: [`Comm`], [`Scope`], [`Request`], [`Status`], groups and
+//! communicator creation.
 //!
-//! Owns argument checking and the borrow rules that keep buffers alive while in flight.
-//! It must not know about rings, headers or drivers: everything goes through the
-//! progress engine (`crate::progress::Engine`).
+//! Owns argument checking, rank translation between a communicator and the world, and the
+//! borrow rules that keep buffers alive while in flight. It must not know about rings,
+//! headers or drivers: everything goes through the progress engine
+//! (`crate::progress::Engine`), which names ranks by their world rank.
+
+mod collective;
+pub(crate) mod context;
+mod group;
+mod raw;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytemuck::Pod;
 
@@ -15,29 +23,115 @@ use crate::error::{Error, Result};
 use crate::progress::{Engine, ReqHandle};
 use crate::{Rank, Tag, ANY_SOURCE, ANY_TAG};
 
-/// Context id of the world communicator's user traffic.
-pub(crate) const CTX_USER: u16 = 0;
-/// Context id of tocsin's internal collectives (barrier), never matched by user receives.
-pub(crate) const CTX_COLL: u16 = 1;
+pub use collective::Collective;
+pub use group::{Compare, Group};
+pub use raw::RawRequest;
 
 pub use crate::protocol::Status;
 
-/// A communicator: the world of ranks started together. Cheap to clone (shared handle);
-/// `Send + Sync`, so several threads of a rank may communicate at once.
+/// The process's world: its engine and its context-id table. When the last communicator
+/// goes, the engine's progress thread and handler registration (which hold or reach the
+/// engine) are shut down.
+pub(crate) struct World {
+    eng: Arc<Engine>,
+    ctxs: Mutex<context::ContextIds>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.eng.shutdown();
+    }
+}
+
+/// What one communicator is: its contexts, its group, this rank in it.
+pub(crate) struct CommInfo {
+    world: Arc<World>,
+    /// Point-to-point context (even); its collectives use `ctx + 1`.
+    pub(crate) ctx: u16,
+    rank: Rank,
+    size: u32,
+    group: Group,
+    /// World rank → rank here (`u32::MAX`: not a member); `None` when identical.
+    rev: Option<Vec<Rank>>,
+    /// Sequence number of the next collective (its tag).
+    seq: AtomicU32,
+    name: Mutex<String>,
+}
+
+impl Drop for CommInfo {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.world.ctxs.lock() {
+            c.release(self.ctx as usize / 2);
+        }
+    }
+}
+
+impl CommInfo {
+    /// World rank of rank `r` of this communicator (`r < size`).
+    #[inline]
+    pub(crate) fn world_rank(&self, r: Rank) -> Rank {
+        self.group.world_ranks()[r as usize]
+    }
+
+    /// Rank here of world rank `w` (`w` itself if not a member, which cannot happen for a
+    /// message on this communicator's contexts).
+    #[inline]
+    pub(crate) fn local_rank(&self, w: Rank) -> Rank {
+        match &self.rev {
+            None => w,
+            Some(v) => match v.get(w as usize) {
+                Some(&r) if r != u32::MAX => r,
+                _ => w,
+            },
+        }
+    }
+
+    /// A status with its source translated to this communicator.
+    pub(crate) fn localize(&self, st: Status) -> Status {
+        Status {
+            source: self.local_rank(st.source),
+            ..st
+        }
+    }
+
+    /// A result with ranks translated to this communicator.
+    pub(crate) fn localize_res(&self, r: Result<Status>) -> Result<Status> {
+        match r {
+            Ok(st) => Ok(self.localize(st)),
+            Err(Error::Truncated {
+                message_len,
+                buffer_len,
+                from,
+                tag,
+            }) => Err(Error::Truncated {
+                message_len,
+                buffer_len,
+                from: self.local_rank(from),
+                tag,
+            }),
+            Err(Error::Cancelled { peer, tag }) if peer != ANY_SOURCE => Err(Error::Cancelled {
+                peer: self.local_rank(peer),
+                tag,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tag of the next collective on this communicator.
+    pub(crate) fn next_tag(&self) -> Tag {
+        (self.seq.fetch_add(1, Ordering::Relaxed) & 0x3FFF_FFFF) as Tag
+    }
+}
+
+/// A communicator: a group of ranks and the contexts their messages travel in. The world
+/// communicator comes from [`crate::init`]; others from [`Comm::dup`], [`Comm::split`],
+/// [`Comm::split_type`] and [`Comm::create`]. Cheap to clone (shared handle; a clone is
+/// the *same* communicator); `Send + Sync`, so several threads of a rank may communicate
+/// at once.
 #[derive(Clone)]
 pub struct Comm {
     pub(crate) eng: Arc<Engine>,
-    _life: Arc<Lifetime>,
-}
-
-/// Shared by every clone of a [`Comm`]: when the last one goes, the engine's progress thread
-/// and handler registration (which hold or reach the engine) are shut down.
-struct Lifetime(Arc<Engine>);
-
-impl Drop for Lifetime {
-    fn drop(&mut self) {
-        self.0.shutdown();
-    }
+    pub(crate) info: Arc<CommInfo>,
 }
 
 impl std::fmt::Debug for Comm {
@@ -45,6 +139,7 @@ impl std::fmt::Debug for Comm {
         f.debug_struct("Comm")
             .field("rank", &self.rank())
             .field("size", &self.size())
+            .field("context", &self.info.ctx)
             .finish()
     }
 }
@@ -77,15 +172,30 @@ impl Config {
 impl Comm {
     pub(crate) fn init(cfg: Config) -> Result<Comm> {
         let eng = Engine::init(cfg)?;
+        let world = Arc::new(World {
+            eng: eng.clone(),
+            ctxs: Mutex::new(context::ContextIds::new()),
+        });
+        let n = eng.size();
+        let info = CommInfo {
+            world,
+            ctx: 0,
+            rank: eng.rank(),
+            size: n,
+            group: Group::from_world((0..n).collect(), eng.rank()),
+            rev: None,
+            seq: AtomicU32::new(0),
+            name: Mutex::new("MPI_COMM_WORLD".into()),
+        };
         Ok(Comm {
-            _life: Arc::new(Lifetime(eng.clone())),
             eng,
+            info: Arc::new(info),
         })
     }
 
-    /// This process's rank, `0..size()`.
+    /// This process's rank in the communicator, `0..size()`.
     pub fn rank(&self) -> Rank {
-        self.eng.rank()
+        self.info.rank
     }
 
     /// This rank's notification counters (interrupts, handler runs, doorbells, sleeps):
@@ -96,7 +206,7 @@ impl Comm {
 
     /// Number of ranks in the communicator.
     pub fn size(&self) -> u32 {
-        self.eng.size()
+        self.info.size
     }
 
     /// The transport that serves `peer`: `"self"` (this rank), `"shm"` (a rank of this
@@ -112,7 +222,7 @@ impl Comm {
                 size: self.size(),
             });
         }
-        Ok(self.eng.transport_name(peer))
+        Ok(self.eng.transport_name(self.info.world_rank(peer)))
     }
 
     /// The configuration this communicator runs with.
@@ -158,12 +268,11 @@ impl Comm {
     pub fn send<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
         self.check_dest(dest, tag)?;
         let b = bytes_of(buf);
-        if self.eng.try_send_eager_now(b, dest, tag, CTX_USER) {
+        let (w, ctx) = (self.info.world_rank(dest), self.info.ctx);
+        if self.eng.try_send_eager_now(b, w, tag, ctx) {
             return Ok(());
         }
-        let h = self
-            .eng
-            .post_send(b.as_ptr(), b.len(), dest, tag, CTX_USER)?;
+        let h = self.eng.post_send(b.as_ptr(), b.len(), w, tag, ctx)?;
         self.eng.wait(&h).map(|_| ())
     }
 
@@ -176,10 +285,24 @@ impl Comm {
     pub fn recv<T: Pod>(&self, buf: &mut [T], source: Rank, tag: Tag) -> Result<Status> {
         self.check_source(source, tag)?;
         let b = bytes_of_mut(buf);
-        let h = self
-            .eng
-            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER, true)?;
-        self.eng.wait(&h)
+        let h = self.eng.post_recv(
+            b.as_mut_ptr(),
+            b.len(),
+            self.source_world(source),
+            tag,
+            self.info.ctx,
+            true,
+        )?;
+        self.info.localize_res(self.eng.wait(&h))
+    }
+
+    /// World rank of a source (or [`ANY_SOURCE`]), checked beforehand.
+    pub(crate) fn source_world(&self, source: Rank) -> Rank {
+        if source == ANY_SOURCE {
+            ANY_SOURCE
+        } else {
+            self.info.world_rank(source)
+        }
     }
 
     /// Sends `sbuf` to `dest` and receives into `rbuf` from `source` at the same time, so
@@ -217,7 +340,10 @@ impl Comm {
     /// [`Error::InvalidRank`], [`Error::InvalidTag`], [`Error::PeerDied`].
     pub fn probe(&self, source: Rank, tag: Tag) -> Result<Status> {
         self.check_source(source, tag)?;
-        self.eng.probe(source, tag, CTX_USER)
+        self.info.localize_res(
+            self.eng
+                .probe(self.source_world(source), tag, self.info.ctx),
+        )
     }
 
     /// Like [`Comm::probe`] but returns `None` at once if no such message has arrived.
@@ -226,43 +352,10 @@ impl Comm {
     /// [`Error::InvalidRank`], [`Error::InvalidTag`].
     pub fn iprobe(&self, source: Rank, tag: Tag) -> Result<Option<Status>> {
         self.check_source(source, tag)?;
-        self.eng.iprobe(source, tag, CTX_USER)
-    }
-
-    /// Returns once every rank has entered the barrier (dissemination algorithm,
-    /// ⌈log2 size⌉ rounds of zero-byte messages on an internal context).
-    ///
-    /// # Errors
-    /// [`Error::PeerDied`] if a rank dies before reaching it.
-    pub fn barrier(&self) -> Result<()> {
-        let n = self.size();
-        let me = self.rank();
-        let mut dist = 1;
-        let mut round: Tag = 0;
-        while dist < n {
-            let to = (me + dist) % n;
-            let from = (me + n - dist) % n;
-            let r = self.eng.post_recv(
-                std::ptr::NonNull::<u8>::dangling().as_ptr(),
-                0,
-                from,
-                round,
-                CTX_COLL,
-                false,
-            )?;
-            let s = self.eng.post_send(
-                std::ptr::NonNull::<u8>::dangling().as_ptr(),
-                0,
-                to,
-                round,
-                CTX_COLL,
-            )?;
-            self.eng.wait(&s)?;
-            self.eng.wait(&r)?;
-            dist *= 2;
-            round += 1;
-        }
-        Ok(())
+        let st = self
+            .eng
+            .iprobe(self.source_world(source), tag, self.info.ctx)?;
+        Ok(st.map(|s| self.info.localize(s)))
     }
 
     /// Runs `f` with a [`Scope`] in which non-blocking requests can be posted. Every request
@@ -345,10 +438,14 @@ impl<'s, 'env> Scope<'s, 'env> {
     pub fn isend<T: Pod>(&'s self, buf: &'s [T], dest: Rank, tag: Tag) -> Result<Request<'s>> {
         self.comm.check_dest(dest, tag)?;
         let b = bytes_of(buf);
-        let h = self
-            .comm
-            .eng
-            .post_send(b.as_ptr(), b.len(), dest, tag, CTX_USER)?;
+        let c = self.comm;
+        let h = c.eng.post_send(
+            b.as_ptr(),
+            b.len(),
+            c.info.world_rank(dest),
+            tag,
+            c.info.ctx,
+        )?;
         Ok(self.track(h))
     }
 
@@ -364,10 +461,15 @@ impl<'s, 'env> Scope<'s, 'env> {
     ) -> Result<Request<'s>> {
         self.comm.check_source(source, tag)?;
         let b = bytes_of_mut(buf);
-        let h = self
-            .comm
-            .eng
-            .post_recv(b.as_mut_ptr(), b.len(), source, tag, CTX_USER, false)?;
+        let c = self.comm;
+        let h = c.eng.post_recv(
+            b.as_mut_ptr(),
+            b.len(),
+            c.source_world(source),
+            tag,
+            c.info.ctx,
+            false,
+        )?;
         Ok(self.track(h))
     }
 
@@ -389,7 +491,7 @@ impl<'s, 'env> Scope<'s, 'env> {
         Ok(RecvRequest { req, ptr, len })
     }
 
-    fn track(&'s self, h: ReqHandle) -> Request<'s> {
+    pub(crate) fn track(&'s self, h: ReqHandle) -> Request<'s> {
         {
             let mut p = self.pending.borrow_mut();
             // Forget requests that completed: the list stays as long as the requests in
@@ -401,6 +503,7 @@ impl<'s, 'env> Scope<'s, 'env> {
         }
         Request {
             eng: &self.comm.eng,
+            info: &self.comm.info,
             handle: h,
             active: true,
             _buf: PhantomData,
@@ -419,6 +522,7 @@ impl<'s, 'env> Scope<'s, 'env> {
 #[must_use = "dropping a receive that has not matched cancels it: wait for it, or keep it until the scope ends"]
 pub struct Request<'s> {
     eng: &'s Arc<Engine>,
+    info: &'s CommInfo,
     handle: ReqHandle,
     /// Cleared once [`wait_any`] has returned it (MPI: the request becomes inactive).
     active: bool,
@@ -444,7 +548,7 @@ impl Request<'_> {
     /// [`Error::Truncated`] (receives), [`Error::PeerDied`], [`Error::Cancelled`], or the
     /// error the request completed with.
     pub fn wait(self) -> Result<Status> {
-        self.eng.wait(&self.handle)
+        self.info.localize_res(self.eng.wait(&self.handle))
     }
 
     /// Makes progress and returns `Some(status)` if the request has completed, `None` if it
@@ -458,7 +562,10 @@ impl Request<'_> {
     pub fn test(&mut self) -> Result<Option<Status>> {
         match self.eng.test(&self.handle) {
             None => Ok(None),
-            Some(()) => self.eng.outcome(&self.handle).map(Some),
+            Some(()) => self
+                .info
+                .localize_res(self.eng.outcome(&self.handle))
+                .map(Some),
         }
     }
 
@@ -571,7 +678,10 @@ pub fn wait_any(reqs: &mut [Request<'_>]) -> Result<Option<(usize, Status)>> {
     );
     let Some(i) = idx else { return Ok(None) };
     reqs[i].active = false;
-    eng.outcome(&reqs[i].handle).map(|s| Some((i, s)))
+    reqs[i]
+        .info
+        .localize_res(eng.outcome(&reqs[i].handle))
+        .map(|s| Some((i, s)))
 }
 
 #[cfg(test)]
