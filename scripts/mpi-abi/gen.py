@@ -38,6 +38,12 @@ ABI_RS = CRATE / "src" / "abi.rs"
 # fca839f). The `_toint`/`_fromint` functions replace the c2f/f2c handle converters.
 EXCLUDED = re.compile(r"^MPI_(\w+_(c2f|f2c)|Status_(c2f08|f082c|f082f|f2f08))$")
 
+# Errata of pympistandard 0.2.0's C rendering, corrected to the standard's text (each one is
+# listed in abi/DIFFERENCES.md): function -> (rendered, standard).
+ERRATA = {
+    "MPI_Info_create_env": ("int argc, char argv[],", "int argc, char *argv[],"),
+}
+
 # Handle types of the ABI (the order of the reference header), with their struct tags.
 HANDLES = ["Op", "Comm", "Group", "Win", "File", "Session", "Message", "Info", "Errhandler",
            "Request", "Datatype"]
@@ -201,7 +207,13 @@ def load_standard():
                 continue
             if EXCLUDED.match(expr.name):
                 continue
-            functions[expr.name] = c_style(str(expr))
+            proto = c_style(str(expr))
+            if expr.name in ERRATA:
+                wrong, right = ERRATA[expr.name]
+                if wrong not in proto:
+                    raise SystemExit(f"gen: erratum of {expr.name} no longer applies: {proto}")
+                proto = proto.replace(wrong, right)
+            functions[expr.name] = proto
     callbacks = {}
     for cb in std.CALLBACKS.values():
         for expr in (cb.express.iso_c, cb.express.embiggen.iso_c):
