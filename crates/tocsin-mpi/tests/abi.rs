@@ -501,3 +501,36 @@ fn generated_files_are_up_to_date() {
     let script = crate_dir().join("../../scripts/mpi-abi/gen.py");
     run(Command::new("python3").arg(script).arg("--check"));
 }
+
+#[test]
+fn rust_types_and_constants() {
+    use mpi_abi::abi::*;
+    assert_eq!(std::mem::size_of::<MPI_Status>(), 32);
+    assert_eq!(std::mem::align_of::<MPI_Status>(), 4);
+    assert_eq!(
+        std::mem::size_of::<MPI_Comm>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(
+        std::mem::size_of::<MPI_User_function>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(MPI_COMM_WORLD, 0x101);
+    assert_eq!(MPI_REQUEST_NULL, 0x180);
+    assert_eq!(MPI_INT64_T, 0x258);
+    assert_eq!(MPI_ERR_UNSUPPORTED_OPERATION, 55);
+    assert_eq!(MPI_ERR_LASTCODE, 16383);
+    assert_eq!((MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_PROC_NULL), (-1, -2, -3));
+    assert_eq!(MPI_UNDEFINED, -32766);
+    assert_eq!(MPI_THREAD_MULTIPLE, 4096);
+    assert_eq!(MPI_IN_PLACE, 1);
+    assert_eq!(MPI_DISPLACEMENT_CURRENT, -1);
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: two valid, writable ints.
+    let rc = unsafe { mpi_abi::exports::MPI_Abi_get_version(&mut major, &mut minor) };
+    assert_eq!((rc, major, minor), (MPI_SUCCESS, 1, 0));
+    // SAFETY: an unimplemented function: the stub reads none of its arguments.
+    let rc =
+        unsafe { mpi_abi::exports::MPI_Comm_set_name(MPI_COMM_WORLD as MPI_Comm, c"x".as_ptr()) };
+    assert_eq!(rc, MPI_ERR_UNSUPPORTED_OPERATION);
+}
