@@ -6,7 +6,8 @@
 //!    (`abi/functions.txt`, plus the link-compatibility extras of `abi/extra-exports.txt`):
 //!    - `PMPI_Xxx`, a stub returning `MPI_ERR_UNSUPPORTED_OPERATION` through
 //!      `crate::unsupported::unsupported`, unless `src/` defines it by hand: a line
-//!      `pub unsafe extern "C" fn PMPI_Xxx(` (text scan) in `src/a/b.rs` is taken to be the
+//!      `pub unsafe extern "C" fn PMPI_Xxx(` (or `pub extern "C" fn PMPI_Xxx(`; text scan,
+//!      leading whitespace allowed) in `src/a/b.rs` is taken to be the
 //!      item `crate::a::b::PMPI_Xxx` (`src/a/mod.rs`: `crate::a`), so the module must be
 //!      reachable from the crate root;
 //!    - `MPI_Xxx` for every function, calling `PMPI_Xxx` (the profiling interface).
@@ -181,10 +182,20 @@ fn hand_written(dir: &Path, module: &[String], found: &mut BTreeMap<String, Stri
         }
         let text = fs::read_to_string(&path).unwrap_or_default();
         for line in text.lines() {
-            let Some(rest) = line
-                .trim_start()
-                .strip_prefix("pub unsafe extern \"C\" fn PMPI")
-            else {
+            let t = line.trim_start();
+            let def = t
+                .strip_prefix("pub unsafe extern \"C\" fn ")
+                .or_else(|| t.strip_prefix("pub extern \"C\" fn "));
+            let Some(def) = def else { continue };
+            if def.starts_with("MPI") {
+                panic!(
+                    "build.rs: {}: defines {}: write the PMPI_ form only, build.rs generates \
+                     the MPI_ one (see src/abi_info.rs)",
+                    path.display(),
+                    def.split('(').next().unwrap_or(def)
+                );
+            }
+            let Some(rest) = def.strip_prefix("PMPI") else {
                 continue;
             };
             let end = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
