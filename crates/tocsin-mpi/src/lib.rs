@@ -9,5 +9,22 @@
 //! handlers, datatypes. Everything that moves data goes through the `tocsin` crate's API
 //! (communicators, requests, collectives); nothing here touches rings, headers or
 //! transports.
+//!
+//! ## The exported functions
+//! Every `MPI_` function of the standard ABI (`abi/functions.txt`) is exported with its
+//! `PMPI_` twin by code that `build.rs` generates (module `exports`): `MPI_Xxx` calls
+//! `PMPI_Xxx`; `PMPI_Xxx` is either hand-written somewhere under `src/` (see
+//! [`abi_info`] for the model) or a stub answering `MPI_ERR_UNSUPPORTED_OPERATION`
+//! ([`unsupported`]).
 
 #![allow(clippy::missing_safety_doc)]
+
+pub mod abi;
+pub mod abi_info;
+pub mod unsupported;
+
+/// The generated `MPI_`/`PMPI_` exports (see `build.rs`).
+#[allow(non_snake_case, clippy::too_many_arguments)]
+pub mod exports {
+    include!(concat!(env!("OUT_DIR"), "/exports.rs"));
+}
