@@ -11,3 +11,4 @@
 //! transports.
 
 #![allow(clippy::missing_safety_doc)]
+pub mod datatype;
