@@ -143,6 +143,13 @@ impl Builder {
             let at = ck(disp.checked_add(b.disp))?;
             return push_block(&mut self.blocks, at, ck(n_usize.checked_mul(b.len))?);
         }
+        // Copies of a non-contiguous type never merge except one block per copy boundary:
+        // each adds at least `max(1, blocks - 1)` blocks. Refuse early what cannot fit.
+        let per_copy = (old.blocks.len() as u64 - 1).max(1);
+        let at_least = n.saturating_mul(per_copy).saturating_sub(1);
+        if at_least > (MAX_BLOCKS - self.blocks.len()) as u64 {
+            return Err(DtypeError::TooComplex);
+        }
         let mut base = disp;
         for k in 0..n {
             self.spend(old.blocks.len())?;
@@ -237,6 +244,10 @@ fn vector_bytes(
         // The blocks are back to back: a contiguous type of count * blocklength.
         b.add(0, ck(count.checked_mul(blocklength))?, old)?;
         return b.finish(combiner, false);
+    }
+    // Blocks that are not back to back never merge: at least one block each.
+    if count > MAX_BLOCKS as u64 {
+        return Err(DtypeError::TooComplex);
     }
     let mut disp = 0isize;
     for i in 0..count {
