@@ -107,8 +107,8 @@ pub fn for_each_segment(
 ///
 /// # Safety
 ///
-/// For every element `k` in `0..count` whose packed bytes intersect the range, the bytes
-/// `src + k * extent + d .. + len` of each block `(d, len)` of the type map must be readable
+/// For every element `k` in `0..count` whose packed bytes intersect the range, the `len`
+/// bytes at `src + k * extent + d` of each block `(d, len)` of the type map must be readable
 /// (all of them lie between `src + true_lb + min(0, (count-1)*extent)` and `src + true_lb +
 /// true_extent + max(0, (count-1)*extent)`), and must not be written concurrently. They may
 /// overlap `dst` only if they are the same bytes at the same place (a no-op copy).
@@ -152,11 +152,11 @@ pub unsafe fn pack(dt: &Datatype, count: usize, src: *const u8, dst: &mut [u8]) 
 ///
 /// # Safety
 ///
-/// For every element `k` whose packed bytes intersect the range, the bytes `dst + k * extent
-/// + d .. + len` of each block `(d, len)` of the type map must be writable (they lie between
-/// `dst + true_lb + min(0, (count-1)*extent)` and `dst + true_lb + true_extent + max(0,
-/// (count-1)*extent)`), not accessed concurrently, and must not overlap `src`. If the type
-/// map has overlapping entries (erroneous for a receive), the last write wins.
+/// For every element `k` whose packed bytes intersect the range, the `len` bytes at
+/// `dst + k * extent + d` of each block `(d, len)` of the type map must be writable (they
+/// lie between `dst + true_lb + min(0, (count-1)*extent)` and `dst + true_lb + true_extent +
+/// max(0, (count-1)*extent)`), not accessed concurrently, and must not overlap `src`. If the
+/// type map has overlapping entries (erroneous for a receive), the last write wins.
 pub unsafe fn unpack_range(
     dt: &Datatype,
     count: usize,

@@ -271,7 +271,7 @@ fn errors() {
         DtypeError::LengthMismatch
     );
     assert_eq!(
-        create_struct(&[1, 1], &[0, 4], &[int.clone()]).unwrap_err(),
+        create_struct(&[1, 1], &[0, 4], std::slice::from_ref(&int)).unwrap_err(),
         DtypeError::LengthMismatch
     );
     assert!(matches!(
@@ -675,7 +675,7 @@ fn positions(r: &Ref, count: usize) -> Vec<isize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(2048))]
 
     #[test]
     fn random_types_match_the_standard(
