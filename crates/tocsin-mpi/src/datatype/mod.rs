@@ -1,19 +1,19 @@
 //! # The MPI datatype engine
 //!
 //! Owns the description of MPI datatypes (MPI-4.1/5.0 chapter 5, "Datatypes"): the
-//! predefined types of the standard ABI ([`predefined`]), the derived-type constructors
+//! predefined types of the standard ABI ([`predefined`](mod@predefined)), the derived-type constructors
 //! (`MPI_Type_contiguous`, `_vector`, `_create_hvector`, `_indexed`, `_create_hindexed`,
 //! `_create_indexed_block`, `_create_hindexed_block`, `_create_struct`, `_create_resized`,
 //! `_dup`: [`typemap`]), the queries on them (size, bounds, extent, true extent, names,
 //! `MPI_Get_count` / `MPI_Get_elements`), and packing/unpacking non-contiguous buffers
-//! ([`pack`]: `MPI_Pack`, `MPI_Unpack`, `MPI_Pack_size`, chunked packing for the
+//! ([`pack`](mod@pack): `MPI_Pack`, `MPI_Unpack`, `MPI_Pack_size`, chunked packing for the
 //! communication layer).
 //!
 //! It must not touch anything else: no communication, no handle table (a [`Datatype`] is a
 //! plain `Arc`-shared value; mapping `MPI_Datatype` handles to it, reference counts,
 //! attributes and `MPI_Type_commit` belong to the C ABI glue), no C ABI (no `extern "C"`,
 //! no MPI error codes: errors are [`DtypeError`]), no I/O. Everything here is pure Rust;
-//! the only `unsafe` is reading and writing the user's buffers in [`pack`].
+//! the only `unsafe` is reading and writing the user's buffers in [`pack`](mod@pack).
 //!
 //! ## Representation
 //!

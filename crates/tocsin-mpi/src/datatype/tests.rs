@@ -428,6 +428,38 @@ fn segments_coalesce() {
     assert_eq!(segs, [(1, 1), (4, 6), (12, 2)]);
 }
 
+/// Constructors given extreme arguments return an error or a type; they never panic (also
+/// checked in debug builds, where overflowing arithmetic would panic).
+#[test]
+fn extreme_arguments_never_panic() {
+    let counts = [i64::MIN, -1, 0, 1, 3, 1 << 40, i64::MAX];
+    let strides = [isize::MIN, -(1 << 62), -1, 0, 7, 1 << 62, isize::MAX];
+    let olds = [
+        p(MPI_INT),
+        p(MPI_SHORT_INT),
+        resized(&p(MPI_INT), -8, 16).unwrap(),
+        resized(&p(MPI_INT), isize::MAX - 8, -16).unwrap(),
+        contiguous(0, &p(MPI_INT)).unwrap(),
+    ];
+    for old in &olds {
+        for &c in &counts {
+            let _ = contiguous(c, old);
+            let _ = resized(old, c as isize, c as isize);
+            for &b in &counts {
+                for &s in &strides {
+                    let _ = vector(c, b, s as i64, old);
+                    let _ = hvector(c, b, s, old);
+                    let _ = indexed(&[c, b], &[s as i64, 0], old);
+                    let _ = hindexed(&[c, b], &[s, 0], old);
+                    let _ = indexed_block(c, &[s as i64, b], old);
+                    let _ = hindexed_block(b, &[s, c as isize], old);
+                    let _ = create_struct(&[c, b], &[s, 0], &[old.clone(), p(MPI_CHAR)]);
+                }
+            }
+        }
+    }
+}
+
 // ---- property test: random nested types against a naive expansion of the standard ----
 
 /// A random datatype construction.
