@@ -21,6 +21,7 @@
 
 pub mod abi;
 pub mod abi_info;
+pub mod datatype;
 pub mod unsupported;
 
 /// The generated `MPI_`/`PMPI_` exports (see `build.rs`).
