@@ -22,6 +22,11 @@
 pub mod abi;
 pub mod abi_info;
 pub mod datatype;
+pub mod error;
+pub mod handle;
+pub mod init;
+pub mod request;
+pub mod status;
 pub mod unsupported;
 
 /// The generated `MPI_`/`PMPI_` exports (see `build.rs`).

@@ -465,11 +465,11 @@ impl Comm {
         if self.rank() == root && recv.len() != n * send.len() {
             return Err(len_mismatch("recv", recv.len(), n * send.len()));
         }
-        let esz = std::mem::size_of::<T>();
+
         let c = Collective::Gather {
             root,
             len: std::mem::size_of_val(send),
-            blocks: uniform(self.size(), send.len() * esz),
+            blocks: uniform(self.size(), std::mem::size_of_val(send)),
             in_place: false,
         };
         self.run(c, bytes_of(send).as_ptr(), bytes_of_mut(recv).as_mut_ptr())
@@ -495,7 +495,7 @@ impl Comm {
         let esz = std::mem::size_of::<T>();
         let c = Collective::Gather {
             root,
-            len: send.len() * esz,
+            len: std::mem::size_of_val(send),
             blocks: blocks_of(counts, displs, esz),
             in_place: false,
         };
@@ -536,11 +536,11 @@ impl Comm {
         if self.rank() == root && send.len() != n * recv.len() {
             return Err(len_mismatch("send", send.len(), n * recv.len()));
         }
-        let esz = std::mem::size_of::<T>();
+
         let c = Collective::Scatter {
             root,
-            blocks: uniform(self.size(), recv.len() * esz),
-            len: recv.len() * esz,
+            blocks: uniform(self.size(), std::mem::size_of_val(recv)),
+            len: std::mem::size_of_val(recv),
             in_place: false,
         };
         self.run(c, bytes_of(send).as_ptr(), bytes_of_mut(recv).as_mut_ptr())
@@ -566,7 +566,7 @@ impl Comm {
         let c = Collective::Scatter {
             root,
             blocks: blocks_of(counts, displs, esz),
-            len: recv.len() * esz,
+            len: std::mem::size_of_val(recv),
             in_place: false,
         };
         self.run(c, bytes_of(send).as_ptr(), bytes_of_mut(recv).as_mut_ptr())

@@ -193,6 +193,52 @@ impl Comm {
         })
     }
 
+    /// The communicator of this process alone (MPI_COMM_SELF): rank 0 of 1, on its own
+    /// reserved contexts. Local (no communication); every call returns the same
+    /// communicator.
+    pub fn self_comm(&self) -> Comm {
+        let me = self.eng.rank();
+        let info = CommInfo {
+            world: self.info.world.clone(),
+            ctx: 2,
+            rank: 0,
+            size: 1,
+            group: Group::from_world(vec![me], me),
+            rev: Some({
+                let mut v = vec![u32::MAX; self.eng.size() as usize];
+                v[me as usize] = 0;
+                v
+            }),
+            seq: AtomicU32::new(0),
+            name: Mutex::new("MPI_COMM_SELF".into()),
+        };
+        Comm {
+            eng: self.eng.clone(),
+            info: Arc::new(info),
+        }
+    }
+
+    /// Ends the whole job (MPI_Abort): prints nothing itself; asks the launcher to kill
+    /// every rank with exit code `code` (PMI `abort`, `msg` shown by the launcher), then
+    /// exits this process with `code`.
+    pub fn abort(&self, code: i32, msg: &str) -> ! {
+        self.eng.abort(code, msg)
+    }
+
+    /// Finishes this process's part in the job (MPI_Finalize): flushes what is queued,
+    /// stops the progress thread and the interrupt handler, tells the peers this rank
+    /// finished (its messages stay receivable; operations that need it fail with
+    /// `PeerDied`), and leaves the launcher. Communication afterwards is erroneous.
+    /// Called implicitly when the last handle of the world goes.
+    pub fn finalize(&self) {
+        self.eng.finalize();
+    }
+
+    /// The world rank of rank `r` of this communicator (`None` if `r` is out of range).
+    pub fn world_rank(&self, r: Rank) -> Option<Rank> {
+        (r < self.size()).then(|| self.info.world_rank(r))
+    }
+
     /// This process's rank in the communicator, `0..size()`.
     pub fn rank(&self) -> Rank {
         self.info.rank

@@ -132,6 +132,8 @@ pub(crate) struct Engine {
     thread: thread::ProgressThread,
     /// A job of more than one rank (else nothing is ever received from a peer).
     multi: bool,
+    /// [`Engine::shutdown`] ran.
+    shut: AtomicBool,
     // Declared last: dropped after `inner`, whose rings point into its segment.
     bells: Bells,
 }
@@ -390,6 +392,7 @@ impl Engine {
             uintr_rx,
             thread: thread::ProgressThread::default(),
             multi: size > 1,
+            shut: AtomicBool::new(false),
             bells,
         });
         if eng.cfg.progress.interrupts() {
@@ -418,6 +421,9 @@ impl Engine {
     /// handler target, then publishes `finished` so that peers fail only the operations that
     /// needed this rank ([`Core::peer_gone`]) and rings every peer so they notice promptly.
     pub(crate) fn shutdown(&self) {
+        if self.shut.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if self.multi {
             self.wait_until(|| !self.inner.lock().core.has_backlog(), None);
         }
@@ -678,6 +684,35 @@ impl Engine {
         ctx: u16,
     ) -> Result<ReqHandle> {
         Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
+    }
+
+    /// Shuts down (as when the last communicator goes) and leaves the launcher's job
+    /// (PMI finalize): nothing may be sent or received afterwards.
+    pub(crate) fn finalize(&self) {
+        self.shutdown();
+        if let Some(p) = self.pmi.lock().ok().and_then(|mut p| p.take()) {
+            if let Err(e) = p.finalize() {
+                crate::diag::warn_once(
+                    crate::diag::Warn::Other,
+                    format_args!("PMI finalize failed: {e}"),
+                );
+            }
+        }
+    }
+
+    /// Ends the job: asks the launcher to kill every rank (PMI `abort` with `code` and
+    /// `msg`), then exits with `code` (at once when alone, or if the launcher has not
+    /// killed this process within 5 s).
+    pub(crate) fn abort(&self, code: i32, msg: &str) -> ! {
+        if let Ok(mut g) = self.pmi.lock() {
+            if let Some(p) = g.as_mut() {
+                if p.size() > 1 && p.abort(code, msg).is_ok() {
+                    drop(g);
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+            }
+        }
+        std::process::exit(code)
     }
 
     /// Starts a collective schedule; returns its request.

@@ -33,7 +33,8 @@
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Bytes of the XSAVE area (a multiple of 64), set by [`prepare`] before registration.
-#[no_mangle]
+/// Not `#[no_mangle]`: a crate-local symbol, so that the entry's RIP-relative load links
+/// into a shared library too (`libmpi_abi.so`; an exported symbol would need the GOT).
 pub static TOCSIN_XSAVE_BYTES: AtomicU64 = AtomicU64::new(4096);
 
 std::arch::global_asm!(
