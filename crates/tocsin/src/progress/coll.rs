@@ -63,6 +63,15 @@ impl Running {
         world: Arc<[Rank]>,
         me: Rank,
     ) -> Running {
+        // Buffers a schedule does not address may be null: a dangling but non-null pointer
+        // keeps zero-length slices of them valid.
+        let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
+        let send = if send.is_null() {
+            dangling
+        } else {
+            send as *mut u8
+        };
+        let recv = if recv.is_null() { dangling } else { recv };
         let n = sched.comm_steps();
         let spare = (0..n).map(|_| ReqShared::new(true)).collect();
         let tmps = sched.tmps.iter().map(|&b| vec![0u8; b]).collect();
