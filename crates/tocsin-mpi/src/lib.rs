@@ -27,6 +27,7 @@ pub mod handle;
 pub mod init;
 pub mod request;
 pub mod status;
+pub mod types;
 pub mod unsupported;
 
 /// The generated `MPI_`/`PMPI_` exports (see `build.rs`).
