@@ -25,6 +25,7 @@ pub mod datatype;
 pub mod error;
 pub mod handle;
 pub mod init;
+pub mod op;
 pub mod request;
 pub mod status;
 pub mod types;
