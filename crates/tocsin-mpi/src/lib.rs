@@ -21,9 +21,11 @@
 
 pub mod abi;
 pub mod abi_info;
+pub mod coll;
 pub mod datatype;
 pub mod error;
 pub mod handle;
+pub mod icoll;
 pub mod init;
 pub mod op;
 pub mod request;
