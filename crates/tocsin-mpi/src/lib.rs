@@ -21,12 +21,16 @@
 
 pub mod abi;
 pub mod abi_info;
+pub mod coll;
 pub mod datatype;
 pub mod error;
 pub mod handle;
+pub mod icoll;
 pub mod init;
+pub mod op;
 pub mod request;
 pub mod status;
+pub mod types;
 pub mod unsupported;
 
 /// The generated `MPI_`/`PMPI_` exports (see `build.rs`).
