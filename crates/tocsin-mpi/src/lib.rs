@@ -25,9 +25,13 @@ pub mod datatype;
 pub mod error;
 pub mod handle;
 pub mod init;
+pub mod p2p;
+pub mod persistent;
+pub mod probe;
 pub mod request;
 pub mod status;
 pub mod unsupported;
+pub mod wait;
 
 /// The generated `MPI_`/`PMPI_` exports (see `build.rs`).
 #[allow(non_snake_case, clippy::too_many_arguments)]
