@@ -21,15 +21,21 @@
 
 pub mod abi;
 pub mod abi_info;
+pub mod attr;
+pub mod comm;
 pub mod datatype;
+pub mod errh;
 pub mod error;
+pub mod group;
 pub mod handle;
+pub mod info;
 pub mod init;
 pub mod p2p;
 pub mod persistent;
 pub mod probe;
 pub mod request;
 pub mod status;
+pub mod topo;
 pub mod unsupported;
 pub mod wait;
 
