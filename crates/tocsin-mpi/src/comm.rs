@@ -139,12 +139,14 @@ pub unsafe extern "C" fn PMPI_Comm_split_type(
                 | MPI_COMM_TYPE_HW_UNGUIDED
                 | MPI_COMM_TYPE_HW_GUIDED
                 | MPI_COMM_TYPE_RESOURCE_GUIDED => c.comm.split(None, key)?,
-                t => return Err(MpiErr::new(
-                    MPI_ERR_ARG,
-                    format!(
+                t => {
+                    return Err(MpiErr::new(
+                        MPI_ERR_ARG,
+                        format!(
                         "unknown split type {t} (MPI_COMM_TYPE_SHARED or MPI_UNDEFINED expected)"
                     ),
-                )),
+                    ))
+                }
             };
             out_comm(c, n, newcomm);
             Ok(())
@@ -206,7 +208,6 @@ pub unsafe extern "C" fn PMPI_Comm_free(comm: *mut MPI_Comm) -> c_int {
     // SAFETY: non-null pointer from the caller.
     let h = unsafe { comm.read() };
     if (h as usize) < 4096 {
-        // SAFETY: forwarded; reports the predefined handle.
         return raise(
             F,
             // SAFETY: a predefined handle is looked up by value.

@@ -346,10 +346,16 @@ pub unsafe extern "C" fn PMPI_Cart_get(
                 return Err(MpiErr::new(MPI_ERR_ARG, "dims, periods or coords is NULL"));
             }
             let me = coords_of(&cart, c.comm.rank());
-            for i in 0..n {
-                dims.add(i).write(cart.dims[i]);
-                periods.add(i).write(c_int::from(cart.periods[i]));
-                coords.add(i).write(me[i]);
+            for (i, (&d, (&p, &x))) in cart
+                .dims
+                .iter()
+                .zip(cart.periods.iter().zip(&me))
+                .take(n)
+                .enumerate()
+            {
+                dims.add(i).write(d);
+                periods.add(i).write(c_int::from(p));
+                coords.add(i).write(x);
             }
             Ok(())
         })

@@ -856,13 +856,11 @@ fn set_elements(func: &str, st: *mut MPI_Status, dt: MPI_Datatype, count: i64) -
         let (d, _) = unsafe { handle::datatype(dt)? };
         let ne = d.num_elements();
         let size = d.size() as u64;
-        let bytes = if ne == 0 {
-            0
-        } else {
-            let full = n / ne;
-            let rem = n % ne;
-            full.saturating_mul(size)
-                .saturating_add(rem.saturating_mul(size) / ne)
+        let bytes = match (n.checked_div(ne), n.checked_rem(ne)) {
+            (Some(full), Some(rem)) => full
+                .saturating_mul(size)
+                .saturating_add(rem.saturating_mul(size) / ne),
+            _ => 0,
         };
         // SAFETY: non-null, writable status.
         status::set_bytes(unsafe { &mut *st }, bytes);

@@ -34,7 +34,8 @@ fn launcher() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let profile = dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug");
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(crate_dir()).args(["build", "-p", "tocsin-cli"]);
+        cmd.current_dir(crate_dir())
+            .args(["build", "-p", "tocsin-cli"]);
         match profile {
             "debug" => {}
             "release" => {
