@@ -8,7 +8,7 @@
 //! - `icoll.c`: nonblocking collectives overlapped with computation, then waited (skipped
 //!   with a message while MPI_Wait is not in the build);
 //! - `types.c`: sizes and extents of the standard's examples, names, pack/unpack;
-//! - `errors.c`: argument errors end the job under MPI_ERRORS_ARE_FATAL with a message
+//! - `errors_coll.c`: argument errors end the job under MPI_ERRORS_ARE_FATAL with a message
 //!   naming the function and the class (and return the class under MPI_ERRORS_RETURN when
 //!   MPI_Comm_set_errhandler is available).
 //!
@@ -147,10 +147,10 @@ fn datatype_queries() {
 
 #[test]
 fn argument_errors() {
-    let Some(tocsin) = launcher("errors") else {
+    let Some(tocsin) = launcher("errors_coll") else {
         return;
     };
-    let Some(exe) = build("errors") else { return };
+    let Some(exe) = build("errors_coll") else { return };
     let cases = [
         ("root", "MPI_Bcast", "MPI_ERR_ROOT", 8),
         ("count", "MPI_Allreduce", "MPI_ERR_COUNT", 2),
