@@ -869,10 +869,15 @@ impl Engine {
                 );
             }
             g.core.peer_gone(r, finished);
-            let Inner {
-                core, tx, colls, ..
-            } = &mut *g;
-            colls.peer_gone(core, tx, r);
+            // A rank that died fails every collective of its communicators (one that
+            // finished cleanly sent its part: the core fails only the receives from it that
+            // can no longer match).
+            if !finished {
+                let Inner {
+                    core, tx, colls, ..
+                } = &mut *g;
+                colls.peer_gone(core, tx, r);
+            }
         }
         self.ring_bells(&mut g);
         self.unlock(g);

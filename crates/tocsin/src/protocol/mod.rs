@@ -251,6 +251,9 @@ enum Ctrl {
     Fin {
         to_receiver: bool,
         token: u64,
+        /// The transfer belongs to a collective (odd context): the peer's schedule waits
+        /// for this FIN to start its next round, so it is worth an interrupt.
+        urgent: bool,
     },
 }
 
@@ -726,12 +729,14 @@ impl Core {
             let local = unsafe { std::slice::from_raw_parts_mut(buf, accept) };
             match drv.cma_read(peer, addr, local) {
                 Ok(()) => {
+                    let urgent = self.live(tok).ctx & 1 == 1;
                     self.queue_ctrl(
                         drv,
                         peer,
                         Ctrl::Fin {
                             to_receiver: false,
                             token: sreq,
+                            urgent,
                         },
                     );
                     self.finish_recv(tok);
@@ -778,6 +783,7 @@ impl Core {
     pub fn flush(&mut self, drv: &mut dyn Driver, peer: Rank) {
         let p = peer as usize;
         while let Some(c) = self.peers[p].ctrl.front() {
+            let mut coll_fin = false;
             let h = match *c {
                 Ctrl::Cts {
                     sreq,
@@ -794,7 +800,12 @@ impl Core {
                     h.flags = if cma { FLAG_CMA } else { 0 };
                     h
                 }
-                Ctrl::Fin { to_receiver, token } => {
+                Ctrl::Fin {
+                    to_receiver,
+                    token,
+                    urgent,
+                } => {
+                    coll_fin |= urgent;
                     let mut h = Header::new(Kind::Fin);
                     if to_receiver {
                         h.flags = FLAG_TO_RECEIVER;
@@ -810,7 +821,7 @@ impl Core {
                 return;
             }
             self.peers[p].touched = true;
-            self.peers[p].urgent |= h.kind == Kind::Cts;
+            self.peers[p].urgent |= h.kind == Kind::Cts || coll_fin;
             self.peers[p].ctrl.pop_front();
         }
         while let Some(&tok) = self.peers[p].msgs.front() {
@@ -1036,12 +1047,14 @@ impl Core {
                     };
                     match res {
                         Ok(()) => {
+                            let urgent = self.live(tok).ctx & 1 == 1;
                             self.queue_ctrl(
                                 drv,
                                 peer,
                                 Ctrl::Fin {
                                     to_receiver: true,
                                     token: h.rreq,
+                                    urgent,
                                 },
                             );
                             self.finish_send(tok);
