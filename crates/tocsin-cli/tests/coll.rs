@@ -94,3 +94,12 @@ fn collective_with_a_dead_member_fails_with_peer_died() {
         }
     }
 }
+
+#[test]
+fn synchronous_sends_matched_probes_persistent_requests() {
+    for mode in ["poll", "block", "signal", "thread"] {
+        check(2, "p2p-extra", mode, &[]);
+    }
+    check(3, "p2p-extra", "poll", &[]);
+    check(2, "p2p-extra", "block", &TCP);
+}

@@ -8,9 +8,8 @@
 //! requests too). Contiguous datatypes go to tocsin in place (no copy); others are packed
 //! into a temporary buffer (sends) or received into one and unpacked at completion.
 //!
-//! Deviations: tocsin has no synchronous mode, so `MPI_Ssend`/`MPI_Issend` are standard
-//! sends (they may complete before the matching receive starts, for eager-sized
-//! messages); ready sends are standard sends, which MPI allows.
+//! Synchronous sends (`MPI_Ssend`, `MPI_Issend`) use tocsin's synchronous send (the
+//! rendezvous whatever the size); ready sends are standard sends, which MPI allows.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -213,6 +212,7 @@ pub(crate) unsafe fn post_send_typed(
     t: &Typed<'_>,
     dest: Option<u32>,
     tag: i32,
+    sync: bool,
 ) -> MpiResult<ReqObj> {
     let Some(dest) = dest else {
         return Ok(ReqObj::new(
@@ -227,7 +227,13 @@ pub(crate) unsafe fn post_send_typed(
     let (p, n) = data.raw();
     // SAFETY: `p` is readable for `n` bytes until completion: the user's buffer (MPI
     // contract) or the packed Vec, kept alive by `Post::Keep` (its heap block does not move).
-    let r = unsafe { c.comm.isend_raw(p, n, dest, tag)? };
+    let r = unsafe {
+        if sync {
+            c.comm.issend_raw(p, n, dest, tag)?
+        } else {
+            c.comm.isend_raw(p, n, dest, tag)?
+        }
+    };
     let post = match data {
         SendData::Packed(v) => Post::Keep(v),
         SendData::Place(..) => Post::None,
@@ -254,11 +260,33 @@ pub(crate) unsafe fn post_send(
     tag: c_int,
 ) -> MpiResult<ReqObj> {
     // SAFETY: forwarded.
+    unsafe { post_send_mode(c, h, buf, count, dt, dest, tag, false) }
+}
+
+/// [`post_send`], synchronous (`sync`: completes once a receive matched it) or not.
+///
+/// # Errors
+/// As [`post_send`].
+///
+/// # Safety
+/// As [`post_send`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn post_send_mode(
+    c: &CommObj,
+    h: MPI_Comm,
+    buf: *const c_void,
+    count: i64,
+    dt: MPI_Datatype,
+    dest: c_int,
+    tag: c_int,
+    sync: bool,
+) -> MpiResult<ReqObj> {
+    // SAFETY: forwarded.
     let t = unsafe { typed(buf, count, dt)? };
     let dest = dest_rank(c, dest)?;
     let tag = send_tag(tag)?;
     // SAFETY: forwarded.
-    unsafe { post_send_typed(c, h, buf, &t, dest, tag) }
+    unsafe { post_send_typed(c, h, buf, &t, dest, tag, sync) }
 }
 
 /// Checks the arguments of a receive and posts it.
@@ -357,6 +385,7 @@ pub(crate) fn recv_outcome(r: tocsin::Result<tocsin::Status>) -> (St, MpiResult<
 #[allow(clippy::too_many_arguments)]
 unsafe fn send_blocking(
     func: &str,
+    sync: bool,
     buf: *const c_void,
     count: i64,
     dt: MPI_Datatype,
@@ -381,8 +410,13 @@ unsafe fn send_blocking(
                         // SAFETY: the user's contiguous send area of `n` bytes.
                         std::slice::from_raw_parts(p, n)
                     };
-                    c.comm.send(s, dest, tag)?;
+                    if sync {
+                        c.comm.ssend(s, dest, tag)?;
+                    } else {
+                        c.comm.send(s, dest, tag)?;
+                    }
                 }
+                SendData::Packed(v) if sync => c.comm.ssend(&v, dest, tag)?,
                 SendData::Packed(v) => c.comm.send(&v, dest, tag)?,
             }
             Ok(())
@@ -448,6 +482,7 @@ unsafe fn recv_blocking(
 #[allow(clippy::too_many_arguments)]
 unsafe fn isend(
     func: &str,
+    sync: bool,
     buf: *const c_void,
     count: i64,
     dt: MPI_Datatype,
@@ -462,7 +497,7 @@ unsafe fn isend(
             if request.is_null() {
                 return Err(MpiErr::new(MPI_ERR_ARG, "request is NULL"));
             }
-            let r = post_send(c, comm, buf, count, dt, dest, tag)?;
+            let r = post_send_mode(c, comm, buf, count, dt, dest, tag, sync)?;
             request.write(new_request(r));
             Ok(())
         })
@@ -510,7 +545,18 @@ pub unsafe extern "C" fn PMPI_Send(
     comm: MPI_Comm,
 ) -> c_int {
     // SAFETY: the caller's arguments, MPI's contract.
-    unsafe { send_blocking("MPI_Send", buf, count.into(), datatype, dest, tag, comm) }
+    unsafe {
+        send_blocking(
+            "MPI_Send",
+            false,
+            buf,
+            count.into(),
+            datatype,
+            dest,
+            tag,
+            comm,
+        )
+    }
 }
 
 /// `MPI_Send_c`: `MPI_Send` with an `MPI_Count` count.
@@ -524,11 +570,11 @@ pub unsafe extern "C" fn PMPI_Send_c(
     comm: MPI_Comm,
 ) -> c_int {
     // SAFETY: the caller's arguments, MPI's contract.
-    unsafe { send_blocking("MPI_Send_c", buf, count, datatype, dest, tag, comm) }
+    unsafe { send_blocking("MPI_Send_c", false, buf, count, datatype, dest, tag, comm) }
 }
 
-/// `MPI_Ssend`: synchronous send. Deviation: tocsin has no synchronous mode; this is a
-/// standard send (it may return before the receive is posted for small messages).
+/// `MPI_Ssend`: synchronous send: returns once the matching receive has started (the
+/// message takes tocsin's rendezvous whatever its size).
 #[no_mangle]
 pub unsafe extern "C" fn PMPI_Ssend(
     buf: *const c_void,
@@ -539,10 +585,21 @@ pub unsafe extern "C" fn PMPI_Ssend(
     comm: MPI_Comm,
 ) -> c_int {
     // SAFETY: the caller's arguments, MPI's contract.
-    unsafe { send_blocking("MPI_Ssend", buf, count.into(), datatype, dest, tag, comm) }
+    unsafe {
+        send_blocking(
+            "MPI_Ssend",
+            true,
+            buf,
+            count.into(),
+            datatype,
+            dest,
+            tag,
+            comm,
+        )
+    }
 }
 
-/// `MPI_Ssend_c`: `MPI_Ssend` with an `MPI_Count` count (same deviation).
+/// `MPI_Ssend_c`: `MPI_Ssend` with an `MPI_Count` count.
 #[no_mangle]
 pub unsafe extern "C" fn PMPI_Ssend_c(
     buf: *const c_void,
@@ -553,7 +610,7 @@ pub unsafe extern "C" fn PMPI_Ssend_c(
     comm: MPI_Comm,
 ) -> c_int {
     // SAFETY: the caller's arguments, MPI's contract.
-    unsafe { send_blocking("MPI_Ssend_c", buf, count, datatype, dest, tag, comm) }
+    unsafe { send_blocking("MPI_Ssend_c", true, buf, count, datatype, dest, tag, comm) }
 }
 
 /// `MPI_Rsend`: ready send, implemented as a standard send (allowed by MPI).
@@ -567,7 +624,18 @@ pub unsafe extern "C" fn PMPI_Rsend(
     comm: MPI_Comm,
 ) -> c_int {
     // SAFETY: the caller's arguments, MPI's contract.
-    unsafe { send_blocking("MPI_Rsend", buf, count.into(), datatype, dest, tag, comm) }
+    unsafe {
+        send_blocking(
+            "MPI_Rsend",
+            false,
+            buf,
+            count.into(),
+            datatype,
+            dest,
+            tag,
+            comm,
+        )
+    }
 }
 
 /// `MPI_Rsend_c`: `MPI_Rsend` with an `MPI_Count` count.
@@ -581,7 +649,7 @@ pub unsafe extern "C" fn PMPI_Rsend_c(
     comm: MPI_Comm,
 ) -> c_int {
     // SAFETY: the caller's arguments, MPI's contract.
-    unsafe { send_blocking("MPI_Rsend_c", buf, count, datatype, dest, tag, comm) }
+    unsafe { send_blocking("MPI_Rsend_c", false, buf, count, datatype, dest, tag, comm) }
 }
 
 /// `MPI_Recv`: blocking receive (no request object: the latency path). Fills `status`
@@ -656,6 +724,7 @@ pub unsafe extern "C" fn PMPI_Isend(
     unsafe {
         isend(
             "MPI_Isend",
+            false,
             buf,
             count.into(),
             datatype,
@@ -682,6 +751,7 @@ pub unsafe extern "C" fn PMPI_Isend_c(
     unsafe {
         isend(
             "MPI_Isend_c",
+            false,
             buf,
             count,
             datatype,
@@ -693,8 +763,8 @@ pub unsafe extern "C" fn PMPI_Isend_c(
     }
 }
 
-/// `MPI_Issend`: nonblocking synchronous send; deviation: a standard `MPI_Isend` (no
-/// synchronous mode in tocsin).
+/// `MPI_Issend`: nonblocking synchronous send: completes once the matching receive has
+/// started.
 #[no_mangle]
 pub unsafe extern "C" fn PMPI_Issend(
     buf: *const c_void,
@@ -709,6 +779,7 @@ pub unsafe extern "C" fn PMPI_Issend(
     unsafe {
         isend(
             "MPI_Issend",
+            true,
             buf,
             count.into(),
             datatype,
@@ -735,6 +806,7 @@ pub unsafe extern "C" fn PMPI_Irsend(
     unsafe {
         isend(
             "MPI_Irsend",
+            false,
             buf,
             count.into(),
             datatype,
@@ -921,7 +993,7 @@ unsafe fn sendrecv(
             let d = dest_rank(c, dest)?;
             let stag = send_tag(sendtag)?;
             let rr = post_recv(c, comm, recvbuf, recvcount, recvtype, source, recvtag)?;
-            let sr = match post_send_typed(c, comm, sendbuf, &t, d, stag) {
+            let sr = match post_send_typed(c, comm, sendbuf, &t, d, stag, false) {
                 Ok(s) => s,
                 Err(e) => {
                     if let Active::Raw(raw) = &rr.active {

@@ -5,7 +5,7 @@
 //! the operation again (arguments checked once at creation, and again at each start, since
 //! the communicator or datatype could have been freed). Completion by a wait or test makes
 //! it inactive again (see `wait`); `MPI_Request_free` frees it.
-//! Deviations: synchronous and ready modes are standard sends (see `p2p`).
+//! Ready mode is a standard send (MPI allows it); synchronous mode is tocsin's synchronous send.
 
 use std::ffi::{c_int, c_void};
 
@@ -21,6 +21,8 @@ use crate::status::St;
 #[derive(Clone, Copy)]
 enum Kind {
     Send,
+    /// MPI_Ssend_init: synchronous.
+    Ssend,
     Bsend,
     Recv,
 }
@@ -66,6 +68,9 @@ unsafe fn init(
                 let c = handle::comm(comm)?;
                 let mut r = match kind {
                     Kind::Send => post_send(c, comm, buf, count, dt, peer, tag)?,
+                    Kind::Ssend => {
+                        crate::p2p::post_send_mode(c, comm, buf, count, dt, peer, tag, true)?
+                    }
                     Kind::Recv => post_recv(c, comm, buf, count, dt, peer, tag)?,
                     Kind::Bsend => {
                         bsend(c, buf, count, dt, peer, tag)?;
@@ -144,7 +149,7 @@ pub unsafe extern "C" fn PMPI_Send_init_c(
     }
 }
 
-/// `MPI_Ssend_init`: persistent synchronous send; deviation: a standard send.
+/// `MPI_Ssend_init`: persistent synchronous send.
 #[no_mangle]
 pub unsafe extern "C" fn PMPI_Ssend_init(
     buf: *const c_void,
@@ -159,7 +164,7 @@ pub unsafe extern "C" fn PMPI_Ssend_init(
     unsafe {
         init(
             "MPI_Ssend_init",
-            Kind::Send,
+            Kind::Ssend,
             buf as *mut c_void,
             count.into(),
             datatype,
@@ -186,7 +191,7 @@ pub unsafe extern "C" fn PMPI_Ssend_init_c(
     unsafe {
         init(
             "MPI_Ssend_init_c",
-            Kind::Send,
+            Kind::Ssend,
             buf as *mut c_void,
             count,
             datatype,

@@ -156,7 +156,9 @@ fn argument_errors() {
     let Some(tocsin) = launcher("errors_coll") else {
         return;
     };
-    let Some(exe) = build("errors_coll") else { return };
+    let Some(exe) = build("errors_coll") else {
+        return;
+    };
     let cases = [
         ("root", "MPI_Bcast", "MPI_ERR_ROOT", 8),
         ("count", "MPI_Allreduce", "MPI_ERR_COUNT", 2),

@@ -59,10 +59,8 @@ fn compile(name: &str) -> PathBuf {
     // One directory per build: tests of one process build the same program at once.
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "tocsin-mpi-c-{name}-{}-{seq}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("tocsin-mpi-c-{name}-{}-{seq}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let link = dir.join("libmpi_abi.so.1");

@@ -65,8 +65,8 @@ mod transport;
 
 pub use coll::{Elem, Op, Reducible};
 pub use comm::{
-    wait_all, wait_any, Collective, Comm, Compare, Group, RawRequest, RecvRequest, Request, Scope,
-    Status, SCOPE_UNWIND_GRACE,
+    test_any, wait_all, wait_any, wait_some, Collective, Comm, Compare, Group, Message, Persistent,
+    RawRequest, RecvRequest, Request, Scope, Status, SCOPE_UNWIND_GRACE,
 };
 pub use config::{Config, ProgressMode};
 pub use error::{Error, Result};

@@ -19,6 +19,9 @@
 //!   ialltoall, igather, iscatter, iscan) several in flight at once, waited in another
 //!   order; in the interrupt and thread modes, a 1 MiB iallreduce started before a
 //!   computation without any tocsin call must have completed during it.
+//! - `p2p-extra` (≥2): synchronous sends wait for the matching receive (rank 1 posts it
+//!   after 400 ms), matched probes take a message so that a later receive gets the next
+//!   one, persistent send/receive requests started five times, `test_any`/`wait_some`.
 //! - `coll-die` (≥3): the last rank exits without joining an allreduce; the others must get
 //!   `PeerDied` within seconds.
 
@@ -54,6 +57,8 @@ enum Case {
     Icoll,
     /// A rank missing from a collective exits.
     CollDie,
+    /// Synchronous sends, matched probes, persistent requests, test_any/wait_some.
+    P2pExtra,
 }
 
 fn val(r: Rank, i: usize) -> i64 {
@@ -633,6 +638,116 @@ fn case_coll_die(comm: &Comm) -> R {
     Ok(())
 }
 
+fn case_p2p_extra(comm: &Comm) -> R {
+    let me = comm.rank();
+    ensure!(comm.size() >= 2, "p2p-extra needs 2 ranks");
+    step("ssend waits for the receive");
+    comm.barrier().ctx("barrier")?;
+    for len in [8usize, 200_000] {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        if me == 0 {
+            let t = Instant::now();
+            comm.ssend(&data, 1, 3).ctx("ssend")?;
+            let waited = t.elapsed();
+            ensure!(waited >= Duration::from_millis(300), "ssend of {len} B returned after {waited:?}, before the receive was posted (400 ms)");
+        } else if me == 1 {
+            std::thread::sleep(Duration::from_millis(400));
+            let mut b = vec![0u8; len];
+            comm.recv(&mut b, 0, 3).ctx("recv of ssend")?;
+            ensure!(b == data, "ssend data");
+        }
+        comm.barrier().ctx("barrier")?;
+    }
+    step("matched probe");
+    if me == 0 {
+        comm.send(b"first", 1, 7).ctx("send first")?;
+        comm.send(&vec![9u8; 100_000], 1, 7).ctx("send second")?;
+    } else if me == 1 {
+        let m = comm.mprobe(0, 7).ctx("mprobe")?;
+        ensure!(
+            m.status().len == 5 && m.status().source == 0,
+            "mprobe status {:?}",
+            m.status()
+        );
+        // The probed message is no longer matchable: this receive gets the second one.
+        let mut big = vec![0u8; 100_000];
+        let st = comm.recv(&mut big, 0, 7).ctx("recv second")?;
+        ensure!(
+            st.len == 100_000 && big.iter().all(|&b| b == 9),
+            "recv after mprobe got {st:?}"
+        );
+        let mut b = [0u8; 5];
+        m.recv(&mut b).ctx("mrecv")?;
+        ensure!(&b == b"first", "mrecv data");
+        ensure!(
+            comm.improbe(0, 7).ctx("improbe")?.is_none(),
+            "improbe found a message"
+        );
+    }
+    comm.barrier().ctx("barrier")?;
+    step("persistent requests");
+    let out: Vec<u64> = (0..1000).collect();
+    let mut inb = vec![0u64; 1000];
+    let peer = 1 - me.min(1);
+    if me < 2 {
+        comm.scope(|s| -> R {
+            let mut snd = s.send_init(&out, peer, 11, me == 0).ctx("send_init")?;
+            let mut rcv = s.recv_init(&mut inb, peer, 11).ctx("recv_init")?;
+            for i in 0..5 {
+                rcv.start().with_ctx(|| format!("start recv {i}"))?;
+                snd.start().with_ctx(|| format!("start send {i}"))?;
+                snd.wait().ctx("wait send")?;
+                let st = rcv.wait().ctx("wait recv")?;
+                ensure!(
+                    st.is_some_and(|s| s.len == 8000),
+                    "persistent recv {i}: {st:?}"
+                );
+            }
+            Ok(())
+        })?;
+        ensure!(inb == out, "persistent data");
+    }
+    step("test_any / wait_some");
+    if me < 2 {
+        let mut a = [0u8; 4];
+        let mut b = [0u8; 4];
+        comm.scope(|s| -> R {
+            let mut reqs = vec![
+                s.irecv(&mut a, peer, 20).ctx("irecv a")?,
+                s.irecv(&mut b, peer, 21).ctx("irecv b")?,
+            ];
+            comm.send(&[1u8; 4], peer, 21).ctx("send 21")?;
+            comm.send(&[2u8; 4], peer, 20).ctx("send 20")?;
+            let first = loop {
+                if let Some((i, st)) = tocsin::test_any(&mut reqs).ctx("test_any")? {
+                    ensure!(
+                        st.len == 4 && st.tag == 20 + i as i32,
+                        "test_any status {st:?} for #{i}"
+                    );
+                    break i;
+                }
+            };
+            let rest = tocsin::wait_some(&mut reqs);
+            ensure!(
+                rest.len() == 1 && rest[0].0 == 1 - first,
+                "wait_some gave {:?}",
+                rest.iter().map(|r| r.0).collect::<Vec<_>>()
+            );
+            for (i, r) in rest {
+                r.with_ctx(|| format!("wait_some #{i}"))?;
+            }
+            ensure!(
+                tocsin::wait_some(&mut reqs).is_empty(),
+                "wait_some on inactive requests"
+            );
+            Ok(())
+        })?;
+        ensure!(a == [2; 4] && b == [1; 4], "test_any/wait_some data");
+    }
+    comm.barrier().ctx("final barrier")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -653,6 +768,7 @@ fn main() -> ExitCode {
         Case::Comms => case_comms(&comm),
         Case::Icoll => case_icoll(&comm),
         Case::CollDie => case_coll_die(&comm),
+        Case::P2pExtra => case_p2p_extra(&comm),
     };
     drop(comm);
     report::finish(r)

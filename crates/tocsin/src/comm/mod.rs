@@ -9,6 +9,7 @@
 mod collective;
 pub(crate) mod context;
 mod group;
+mod matched;
 mod raw;
 
 use std::cell::RefCell;
@@ -25,6 +26,7 @@ use crate::{Rank, Tag, ANY_SOURCE, ANY_TAG};
 
 pub use collective::Collective;
 pub use group::{Compare, Group};
+pub use matched::{test_any, wait_some, Message, Persistent};
 pub use raw::RawRequest;
 
 pub use crate::protocol::Status;

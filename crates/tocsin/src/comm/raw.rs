@@ -33,6 +33,10 @@ impl std::fmt::Debug for RawRequest {
 }
 
 impl RawRequest {
+    pub(crate) fn from_parts(eng: Arc<Engine>, info: Arc<CommInfo>, h: ReqHandle) -> RawRequest {
+        RawRequest { eng, info, h }
+    }
+
     pub(crate) fn new(c: &Comm, h: ReqHandle) -> RawRequest {
         RawRequest {
             eng: c.eng.clone(),

@@ -736,6 +736,74 @@ impl Engine {
             .unwrap_or(self.me)
     }
 
+    /// Posts a synchronous send ([`Core::post_ssend`]).
+    pub(crate) fn post_ssend(
+        &self,
+        p: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Result<ReqHandle> {
+        Ok(self.locked(|core, tx| core.post_ssend(tx, p, len, dest, tag, ctx)))
+    }
+
+    /// Matched probe: takes a matching message out of the unexpected queue
+    /// ([`Core::improbe`]) after a progress pass.
+    ///
+    /// # Errors
+    /// As [`Engine::iprobe`].
+    pub(crate) fn improbe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Option<(Status, u64)>> {
+        self.maybe_check_peers();
+        let mut g = self.inner.lock();
+        g.core.receiver_waiting = false;
+        self.pass(&mut g);
+        let m = g.core.improbe(src, tag, ctx);
+        let gone = if src == crate::ANY_SOURCE {
+            g.core.all_others_gone().then(|| g.core.last_gone())
+        } else {
+            (src != self.me && g.core.is_dead(src)).then_some(src)
+        };
+        self.unlock(g);
+        match (m, gone) {
+            (None, Some(r)) => Err(self.peer_died(r)),
+            (m, _) => Ok(m),
+        }
+    }
+
+    /// Blocks until [`Engine::improbe`] finds a message.
+    ///
+    /// # Errors
+    /// As [`Engine::iprobe`].
+    pub(crate) fn mprobe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<(Status, u64)> {
+        let mut res = None;
+        self.wait_until(
+            || match self.improbe(src, tag, ctx) {
+                Ok(None) => false,
+                r => {
+                    res = Some(r);
+                    true
+                }
+            },
+            None,
+        );
+        match res {
+            Some(Ok(Some(m))) => Ok(m),
+            Some(Err(e)) => Err(e),
+            _ => Err(Error::Unsupported(
+                "internal: mprobe ended without a result".into(),
+            )),
+        }
+    }
+
+    /// Receives a message taken by a matched probe ([`Core::post_mrecv`]).
+    pub(crate) fn post_mrecv(&self, msg: u64, p: *mut u8, len: usize) -> ReqHandle {
+        self.locked(|core, tx| {
+            core.receiver_waiting = true;
+            core.post_mrecv(tx, msg, p, len)
+        })
+    }
+
     /// A blocking send's fast path ([`Core::try_send_eager_now`]): `true` if the message is
     /// already in the peer's ring.
     pub(crate) fn try_send_eager_now(&self, buf: &[u8], dest: Rank, tag: Tag, ctx: u16) -> bool {

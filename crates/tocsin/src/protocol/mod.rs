@@ -231,6 +231,9 @@ struct Req {
     accept: usize,
     done_bytes: usize,
     remote: u64,
+    /// Synchronous send: goes through the rendezvous whatever its size, so that it
+    /// completes only once a receive matched it (MPI_Ssend).
+    sync: bool,
 }
 
 #[derive(Debug)]
@@ -293,6 +296,8 @@ pub struct Core {
     free: Vec<u32>,
     posted: PostedQueue<u64>,
     unexpected: UnexpectedQueue<Unexp>,
+    /// Messages taken out of `unexpected` by a matched probe, waiting for their receive.
+    claimed: Vec<Option<(Envelope, Unexp)>>,
     peers: Vec<PeerQ>,
     pool: Vec<Vec<u8>>,
     /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
@@ -339,6 +344,7 @@ impl Core {
             free: Vec::with_capacity(q),
             posted: PostedQueue::with_capacity(q),
             unexpected: UnexpectedQueue::with_capacity(q),
+            claimed: Vec::new(),
             peers: (0..cfg.size)
                 .map(|_| PeerQ {
                     ctrl: VecDeque::with_capacity(q),
@@ -501,6 +507,20 @@ impl Core {
         self.post_send_with(drv, ReqShared::new(false), buf, len, dest, tag, ctx)
     }
 
+    /// A synchronous send (MPI_Ssend): as [`Core::post_send`], but it completes only once
+    /// a receive has matched it (its message takes the rendezvous whatever its size).
+    pub fn post_ssend(
+        &mut self,
+        drv: &mut dyn Driver,
+        buf: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Arc<ReqShared> {
+        self.send_impl(drv, ReqShared::new(false), buf, len, dest, tag, ctx, true)
+    }
+
     /// [`Core::post_send`] completing the cell `shared` (a fresh pending send cell made
     /// beforehand): allocates nothing when [`Core::can_post`] said so and `dest` is another
     /// rank, so a handler may call it.
@@ -514,6 +534,21 @@ impl Core {
         dest: Rank,
         tag: Tag,
         ctx: u16,
+    ) -> Arc<ReqShared> {
+        self.send_impl(drv, shared, buf, len, dest, tag, ctx, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_impl(
+        &mut self,
+        drv: &mut dyn Driver,
+        shared: Arc<ReqShared>,
+        buf: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+        sync: bool,
     ) -> Arc<ReqShared> {
         let me = self.cfg.me;
         if self.peers[dest as usize].dead {
@@ -540,6 +575,7 @@ impl Core {
             accept: 0,
             done_bytes: 0,
             remote: 0,
+            sync,
         });
         if dest == me {
             self.send_to_self(tok);
@@ -565,7 +601,7 @@ impl Core {
             self.copy_local(tok, rtok, me, tag);
             return;
         }
-        if len <= self.cfg.eager_threshold {
+        if len <= self.cfg.eager_threshold && !self.live(tok).sync {
             let mut v = self.pool.pop().unwrap_or_default();
             v.clear();
             // SAFETY: `buf` is the sender's live buffer of `len` bytes.
@@ -659,6 +695,7 @@ impl Core {
             accept: 0,
             done_bytes: 0,
             remote: 0,
+            sync: false,
         });
         match self.unexpected.take_match(&pat) {
             None => self.posted.push(pat, tok),
@@ -830,7 +867,7 @@ impl Core {
             let r = self.live(tok);
             let mut h;
             let payload: &[u8];
-            if r.len <= eager {
+            if r.len <= eager && !r.sync {
                 h = Header::new(Kind::Eager);
                 h.len = r.len as u64;
                 // SAFETY: the send buffer is live and unmodified until completion.
@@ -1135,6 +1172,92 @@ impl Core {
             tag: env.tag,
             len,
         })
+    }
+
+    /// Matched probe (MPI_Improbe): takes the oldest unexpected message matching
+    /// (`source`, `tag`, `ctx`) out of the queue, so that no other receive can match it,
+    /// and returns its status and a token for [`Core::post_mrecv`].
+    pub fn improbe(&mut self, source: Rank, tag: Tag, ctx: u16) -> Option<(Status, u64)> {
+        let st = self.iprobe(source, tag, ctx)?;
+        let (env, u) = self.unexpected.take_match(&Pattern { source, tag, ctx })?;
+        let id = match self.claimed.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.claimed.push(None);
+                self.claimed.len() - 1
+            }
+        };
+        self.claimed[id] = Some((env, u));
+        Some((st, id as u64))
+    }
+
+    /// Receives the message `msg` taken by [`Core::improbe`] into `len` bytes at `buf`
+    /// (MPI_Mrecv). A message whose rendezvous sender is gone fails with `PeerDied`.
+    pub fn post_mrecv(
+        &mut self,
+        drv: &mut dyn Driver,
+        msg: u64,
+        buf: *mut u8,
+        len: usize,
+    ) -> Arc<ReqShared> {
+        let shared = ReqShared::new(true);
+        let Some((env, u)) = self.claimed.get_mut(msg as usize).and_then(Option::take) else {
+            shared.complete(
+                Status {
+                    source: ANY_SOURCE,
+                    tag: 0,
+                    len: 0,
+                },
+                Some(Fail::Malformed {
+                    rank: self.cfg.me,
+                    detail: "no such matched message (received already?)",
+                }),
+            );
+            return shared;
+        };
+        if env.source != self.cfg.me
+            && self.peers[env.source as usize].dead
+            && matches!(u, Unexp::Rts { .. })
+        {
+            shared.complete(
+                Status {
+                    source: env.source,
+                    tag: env.tag,
+                    len: 0,
+                },
+                Some(Fail::PeerDied { rank: env.source }),
+            );
+            return shared;
+        }
+        let tok = self.alloc(Req {
+            shared: shared.clone(),
+            send: false,
+            peer: env.source,
+            tag: env.tag,
+            ctx: env.ctx,
+            buf,
+            len,
+            st: St::Queued,
+            msg_len: 0,
+            accept: 0,
+            done_bytes: 0,
+            remote: 0,
+            sync: false,
+        });
+        match u {
+            Unexp::Eager(data) => {
+                self.deliver_eager(tok, &data);
+                self.recycle(data);
+            }
+            Unexp::Rts {
+                sreq,
+                addr,
+                len,
+                cma,
+            } => self.start_rndv_recv(drv, tok, env.source, sreq, addr, len, cma),
+            Unexp::SelfSend(stok) => self.copy_local(stok, tok, env.source, env.tag),
+        }
+        shared
     }
 
     /// Marks `peer` dead (its process exited without finishing): see [`Core::peer_gone`].
