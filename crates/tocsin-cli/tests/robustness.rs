@@ -299,9 +299,10 @@ fn uintr_mode_runs_or_is_refused_clearly() {
             "uintr mode started on a machine without UINTR\nstdout:\n{}",
             j.stdout
         );
-        // The rank says why, then ends the job through the launcher (PMI abort).
+        // The rank says why, then ends the job through the launcher (PMI abort); which
+        // rank gets there first varies.
         assert!(
-            j.stderr.contains("rank 0 failed to start") || j.stderr.contains("init failed:"),
+            j.stderr.contains("failed to start") || j.stderr.contains("init failed:"),
             "stderr:\n{}",
             j.stderr
         );
