@@ -21,13 +21,27 @@
 
 pub mod abi;
 pub mod abi_info;
+pub mod attr;
+pub mod coll;
+pub mod comm;
 pub mod datatype;
+pub mod errh;
 pub mod error;
+pub mod group;
 pub mod handle;
+pub mod icoll;
+pub mod info;
 pub mod init;
+pub mod op;
+pub mod p2p;
+pub mod persistent;
+pub mod probe;
 pub mod request;
 pub mod status;
+pub mod topo;
+pub mod types;
 pub mod unsupported;
+pub mod wait;
 
 /// The generated `MPI_`/`PMPI_` exports (see `build.rs`).
 #[allow(non_snake_case, clippy::too_many_arguments)]

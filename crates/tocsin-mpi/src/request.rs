@@ -35,6 +35,9 @@ pub enum Post {
     },
     /// Several actions (collectives with packed inputs and outputs).
     Many(Vec<Post>),
+    /// An action that does not depend on the byte count (collectives: their completion
+    /// status carries no length; the closure unpacks temporaries and releases them).
+    Then(Box<dyn FnOnce()>),
 }
 
 impl Post {
@@ -58,6 +61,7 @@ impl Post {
                     p.run(bytes);
                 }
             }
+            Post::Then(f) => f(),
             _ => {}
         }
     }

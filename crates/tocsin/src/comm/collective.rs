@@ -204,14 +204,20 @@ impl Comm {
                 in_place,
             } => {
                 check_op(op, *elem)?;
-                let s = coll::allreduce::allreduce(
-                    me,
-                    n,
-                    *count,
-                    elem.size(),
-                    op.commutative(),
-                    *in_place,
-                );
+                // A user operation may work on elements larger than `elem` (a C derived
+                // type): only whole vectors go to it (no ring, whose blocks could split one).
+                let s = if op.is_user() && op.commutative() {
+                    coll::allreduce::recursive_doubling(me, n, *count, elem.size(), *in_place)
+                } else {
+                    coll::allreduce::allreduce(
+                        me,
+                        n,
+                        *count,
+                        elem.size(),
+                        op.commutative(),
+                        *in_place,
+                    )
+                };
                 (s, Some((op.clone(), *elem)))
             }
             Collective::Gather {

@@ -30,8 +30,10 @@ pub(crate) struct Running {
     tag: Tag,
     /// Communicator rank → world rank.
     world: Arc<[Rank]>,
-    /// Cells of the steps of the current round, in step order.
+    /// Cells of the steps of the current round, in step order (capacity reserved at
+    /// `new`: filled in handlers too), and whether each is a send.
     cur: Vec<Arc<ReqShared>>,
+    cur_send: Vec<bool>,
     /// Cells for the rounds still to come (popped as they are posted).
     spare: Vec<Arc<ReqShared>>,
     /// The collective's own request.
@@ -63,7 +65,17 @@ impl Running {
         world: Arc<[Rank]>,
         me: Rank,
     ) -> Running {
+        // Buffers a schedule does not address may be null: a dangling but non-null pointer
+        // keeps zero-length slices of them valid.
+        let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
+        let send = if send.is_null() {
+            dangling
+        } else {
+            send as *mut u8
+        };
+        let recv = if recv.is_null() { dangling } else { recv };
         let n = sched.comm_steps();
+        let most = sched.max_round_comm();
         let spare = (0..n).map(|_| ReqShared::new(true)).collect();
         let tmps = sched.tmps.iter().map(|&b| vec![0u8; b]).collect();
         Running {
@@ -77,7 +89,8 @@ impl Running {
             ctx,
             tag,
             world,
-            cur: Vec::new(),
+            cur: Vec::with_capacity(most),
+            cur_send: Vec::with_capacity(most),
             spare,
             done: ReqShared::new(false),
             failing: None,
@@ -134,13 +147,24 @@ impl Running {
             if self.started && !self.cur.iter().all(|c| c.is_complete()) {
                 return did;
             }
-            // The current round is over: any failure?
+            // The current round is over: any failure? A send to a rank that finished
+            // cleanly is not one: that rank completed its part of the collective (a
+            // correct program finishes only after its collectives), so it needs nothing
+            // more from us.
             if self.failing.is_none() {
                 if let Some(f) = self
                     .cur
                     .iter()
-                    .filter_map(|c| c.outcome().and_then(|(_, f)| f))
-                    .find(|f| !matches!(f, Fail::Cancelled))
+                    .zip(&self.cur_send)
+                    .filter_map(|(c, &send)| {
+                        let f = c.outcome().and_then(|(_, f)| f)?;
+                        match f {
+                            Fail::Cancelled => None,
+                            Fail::PeerDied { rank } if send && core.is_finished(rank) => None,
+                            f => Some(f),
+                        }
+                    })
+                    .next()
                 {
                     self.failing = Some(f);
                 }
@@ -163,6 +187,7 @@ impl Running {
             self.started = true;
             did = true;
             self.cur.clear();
+            self.cur_send.clear();
             let round = std::mem::take(&mut self.sched.rounds[self.round]);
             self.round += 1;
             for st in &round {
@@ -190,6 +215,7 @@ impl Running {
                         let dest = self.world[to as usize];
                         core.post_send_with(drv, cell.clone(), p, len, dest, self.tag, self.ctx);
                         self.cur.push(cell);
+                        self.cur_send.push(true);
                     }
                     Step::Recv { at, len, from } => {
                         let cell = self.cell(false);
@@ -197,6 +223,7 @@ impl Running {
                         let src = self.world[from as usize];
                         core.post_recv_with(drv, cell.clone(), p, len, src, self.tag, self.ctx);
                         self.cur.push(cell);
+                        self.cur_send.push(false);
                     }
                     _ => {}
                 }

@@ -1321,6 +1321,13 @@ impl Core {
         }
     }
 
+    /// `true` if `peer` finished cleanly (marked gone by [`Core::peer_gone`] with
+    /// `finished`).
+    pub fn is_finished(&self, peer: Rank) -> bool {
+        let p = &self.peers[peer as usize];
+        p.dead && p.finished
+    }
+
     /// `true` if `peer` has been marked gone (died or finished).
     pub fn is_dead(&self, peer: Rank) -> bool {
         self.peers[peer as usize].dead
