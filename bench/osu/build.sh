@@ -13,8 +13,8 @@
 # benchmarks bench/osu/run.sh and crates/tocsin-mpi/tests/osu.rs use linked into
 # target/osu/<impl>/bin/: osu_latency osu_bw osu_bibw osu_mbw_mr osu_multi_lat osu_latency_mt
 # osu_barrier osu_bcast osu_reduce osu_allreduce osu_gather osu_alltoall osu_iallreduce.
-# Only those 13 are built (about 20 s on 2 cores), unless OSU_FULL=1: then `make -j2` of the
-# whole tree (about 1.5 min), every benchmark in bin/.
+# Only those 13 are built (17 s on 2 cores, configure included), unless OSU_FULL=1: then `make -j2` of the
+# whole tree (35 s, 77 benchmarks), every benchmark in bin/.
 #
 # A build is skipped when its stamp (target/osu/<impl>/.stamp) matches: a hash of the
 # tarball, this script, the wrapper and the implementation's mpi.h (tocsin: not the library,
