@@ -36,6 +36,9 @@
 #                            recorded as such (its value is missing) and the run goes on
 #   OSU_LOCK=/tmp/tocsin-bench-peers.lock   shared with bench/peers/run.sh: one
 #                            measurement at a time on this machine
+# Duration: with OSU's default iterations the bandwidth benchmarks take about 1 min per run up
+# to 4 MiB on this 2-vCPU VM, so 3 rounds x 4 configurations last about an hour; for a quick
+# look: OSU_ROUNDS=1 OSU_PT2PT_ARGS="-m 1:1048576 -i 100 -x 10" OSU_COLL_ARGS="-m 1:1048576 -i 20 -x 5".
 # Exit status: 0 every run succeeded; 1 a tool is missing or the build failed; 3 some runs
 # failed or timed out (see OUTDIR/meta.txt and the raw files).
 set -euo pipefail
