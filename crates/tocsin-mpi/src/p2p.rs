@@ -424,6 +424,87 @@ unsafe fn send_blocking(
     }
 }
 
+/// The common case of a blocking send, decided without building anything: a valid
+/// communicator, a predefined contiguous datatype, a rank and tag in range, data not at
+/// NULL. Returns `None` (nothing done) for anything else, which the general path checks
+/// and reports.
+///
+/// # Safety
+/// MPI's contract for the arguments.
+#[inline]
+unsafe fn send_fast(
+    buf: *const c_void,
+    count: c_int,
+    dt: MPI_Datatype,
+    dest: c_int,
+    tag: c_int,
+    comm: MPI_Comm,
+) -> Option<c_int> {
+    let esz = crate::datatype::predefined::contiguous_size(dt as usize)?;
+    // SAFETY: the caller's handle (looked up, magic-checked).
+    let c = unsafe { handle::comm(comm) }.ok()?;
+    let dest = u32::try_from(dest).ok().filter(|&d| d < c.comm.size())?;
+    let bytes = usize::try_from(count).ok()?.checked_mul(esz)?;
+    if tag < 0 || (buf.is_null() && bytes > 0) {
+        return None;
+    }
+    let s: &[u8] = if bytes == 0 {
+        &[]
+    } else {
+        // SAFETY: `count` contiguous elements at `buf` (MPI's contract), non-null.
+        unsafe { std::slice::from_raw_parts(buf as *const u8, bytes) }
+    };
+    Some(match c.comm.send(s, dest, tag) {
+        Ok(()) => MPI_SUCCESS,
+        Err(e) => crate::error::raise("MPI_Send", Some((c, comm)), MpiErr::from(e)),
+    })
+}
+
+/// The common case of a blocking receive (as [`send_fast`]): `None` for anything else.
+///
+/// # Safety
+/// MPI's contract for the arguments.
+#[inline]
+unsafe fn recv_fast(
+    buf: *mut c_void,
+    count: c_int,
+    dt: MPI_Datatype,
+    source: c_int,
+    tag: c_int,
+    comm: MPI_Comm,
+    status: *mut MPI_Status,
+) -> Option<c_int> {
+    let esz = crate::datatype::predefined::contiguous_size(dt as usize)?;
+    // SAFETY: the caller's handle (looked up, magic-checked).
+    let c = unsafe { handle::comm(comm) }.ok()?;
+    let src = match source {
+        MPI_ANY_SOURCE => tocsin::ANY_SOURCE,
+        s => u32::try_from(s).ok().filter(|&s| s < c.comm.size())?,
+    };
+    let tag = match tag {
+        MPI_ANY_TAG => tocsin::ANY_TAG,
+        t if t >= 0 => t,
+        _ => return None,
+    };
+    let bytes = usize::try_from(count).ok()?.checked_mul(esz)?;
+    if buf.is_null() && bytes > 0 {
+        return None;
+    }
+    let s: &mut [u8] = if bytes == 0 {
+        &mut []
+    } else {
+        // SAFETY: `count` contiguous elements at `buf` (MPI's contract), non-null.
+        unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, bytes) }
+    };
+    let (st, r) = recv_outcome(c.comm.recv(s, src, tag));
+    // SAFETY: `status` is MPI_STATUS_IGNORE or writable.
+    unsafe { status::write(status, &st, false) };
+    Some(match r {
+        Ok(()) => MPI_SUCCESS,
+        Err(e) => crate::error::raise("MPI_Recv", Some((c, comm)), e),
+    })
+}
+
 /// Blocking receive: the fast path, no request object.
 ///
 /// # Safety
@@ -544,6 +625,10 @@ pub unsafe extern "C" fn PMPI_Send(
     tag: c_int,
     comm: MPI_Comm,
 ) -> c_int {
+    // SAFETY: the caller's arguments, MPI's contract.
+    if let Some(rc) = unsafe { send_fast(buf, count, datatype, dest, tag, comm) } {
+        return rc;
+    }
     // SAFETY: the caller's arguments, MPI's contract.
     unsafe {
         send_blocking(
@@ -667,6 +752,10 @@ pub unsafe extern "C" fn PMPI_Recv(
     comm: MPI_Comm,
     status: *mut MPI_Status,
 ) -> c_int {
+    // SAFETY: the caller's arguments, MPI's contract.
+    if let Some(rc) = unsafe { recv_fast(buf, count, datatype, source, tag, comm, status) } {
+        return rc;
+    }
     // SAFETY: the caller's arguments, MPI's contract.
     unsafe {
         recv_blocking(

@@ -336,6 +336,34 @@ const RANGE_START: usize = 0x200;
 const RANGE_LEN: usize = 0x100;
 
 /// The table of predefined datatypes, indexed by `handle - 0x200`; built once.
+/// Bytes of one element of each predefined datatype whose type map is one contiguous block
+/// (size = extent), 0 for the others (pair types with padding, non-types), indexed by
+/// handle value − 0x200: the communication fast paths read it without touching the
+/// [`predefined`] table.
+static CONTIG_SIZE: [u16; RANGE_LEN] = {
+    let mut t = [0u16; RANGE_LEN];
+    let mut i = 0;
+    while i < PREDEFINED.len() {
+        let (h, _, b) = PREDEFINED[i];
+        if b.size() == b.extent() && b.size() > 0 {
+            t[h - RANGE_START] = b.size() as u16;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Bytes per element of `handle_value` if it is a predefined datatype laid out as one
+/// contiguous block (no gap), else `None`. A table read: the fast path of communication.
+#[inline]
+pub fn contiguous_size(handle_value: usize) -> Option<usize> {
+    let i = handle_value.checked_sub(RANGE_START)?;
+    match CONTIG_SIZE.get(i) {
+        Some(&n) if n > 0 => Some(n as usize),
+        _ => None,
+    }
+}
+
 fn table() -> &'static [Option<Arc<Datatype>>] {
     static TABLE: OnceLock<Vec<Option<Arc<Datatype>>>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -361,4 +389,20 @@ pub fn predefined(handle_value: usize) -> Option<&'static Arc<Datatype>> {
 /// a predefined datatype.
 pub fn name_of(handle_value: usize) -> Option<&'static str> {
     PREDEFINED.iter().find(|r| r.0 == handle_value).map(|r| r.1)
+}
+
+#[cfg(test)]
+mod contig_tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_sizes_agree_with_the_table() {
+        for &(h, name, _) in PREDEFINED {
+            let d = predefined(h).expect("predefined");
+            let want = (d.is_contiguous() && d.size() > 0 && d.size() as isize == d.extent())
+                .then(|| d.size());
+            assert_eq!(contiguous_size(h), want, "{name}");
+        }
+        assert_eq!(contiguous_size(0x200), None, "MPI_DATATYPE_NULL");
+    }
 }
