@@ -32,6 +32,7 @@
 #   OSU_COLL_ARGS="-m 1:1048576 -i 200 -x 20"   of the blocking collectives
 #   OSU_NBC_ARGS="-m 1:1048576 -i 50 -x 5"      of osu_iallreduce (4 ranks on 2 cores with
 #                            busy-polling peers makes each iteration slow)
+#   OSU_COLL_RANKS=4         ranks of the collectives (2: issue 8's allreduce target)
 #   OSU_TIMEOUT=600          per-run limit, seconds; a run that exceeds it or fails is
 #                            recorded as such (its value is missing) and the run goes on
 #   OSU_LOCK=/tmp/tocsin-bench-peers.lock   shared with bench/peers/run.sh: one
@@ -55,6 +56,7 @@ PT2PT_ARGS=${OSU_PT2PT_ARGS:-}
 COLL_ARGS=${OSU_COLL_ARGS:--m 1:1048576 -i 200 -x 20}
 NBC_ARGS=${OSU_NBC_ARGS:--m 1:1048576 -i 50 -x 5}
 TIMEOUT=${OSU_TIMEOUT:-600}
+COLL_RANKS=${OSU_COLL_RANKS:-4}
 NCPU=$(nproc)
 
 die() {
@@ -113,7 +115,7 @@ launch() {
       ;;
   esac
 }
-ranks_of() { case " $PT2PT " in *" $1 "*) echo 2 ;; *) echo 4 ;; esac }
+ranks_of() { case " $PT2PT " in *" $1 "*) echo 2 ;; *) echo "$COLL_RANKS" ;; esac }
 args_of() {
   case "$1" in
     osu_barrier) echo "$COLL_ARGS" | sed 's/-m *[^ ]*//' ;; # no message size
@@ -133,7 +135,7 @@ args_of() {
   echo "rounds: $ROUNDS; configurations: $CONFIGS"
   echo "commands:"
   for c in $CONFIGS; do
-    for n in 2 4; do echo "  $c ($n ranks): $(launch "$c" "$n" | tr '\n' ' ')BIN ARGS"; done
+    for n in 2 "$COLL_RANKS"; do echo "  $c ($n ranks): $(launch "$c" "$n" | tr '\n' ' ')BIN ARGS"; done
   done
   for b in $BENCHES; do echo "  $b: $(ranks_of "$b") ranks, ARGS: $(args_of "$b")"; done
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
