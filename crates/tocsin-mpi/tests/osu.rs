@@ -236,18 +236,14 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "osu_reduce",
         ranks: 4,
-        args: &[
-            "-m", "1:262144", "-i", "20", "-x", "5", "-c", "-u", "1",
-        ],
+        args: &["-m", "1:262144", "-i", "20", "-x", "5", "-c", "-u", "1"],
         max_size: Some(COLL_MAX),
         validated: true,
     },
     Bench {
         name: "osu_allreduce",
         ranks: 4,
-        args: &[
-            "-m", "1:262144", "-i", "20", "-x", "5", "-c", "-u", "1",
-        ],
+        args: &["-m", "1:262144", "-i", "20", "-x", "5", "-c", "-u", "1"],
         max_size: Some(COLL_MAX),
         validated: true,
     },
@@ -268,9 +264,7 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "osu_iallreduce",
         ranks: 4,
-        args: &[
-            "-m", "1:262144", "-i", "10", "-x", "2", "-c", "-u", "1",
-        ],
+        args: &["-m", "1:262144", "-i", "10", "-x", "2", "-c", "-u", "1"],
         max_size: Some(COLL_MAX),
         validated: true,
     },

@@ -67,18 +67,25 @@ impl Step {
     }
 }
 
-/// A collective operation as seen by one rank: rounds of steps, and the temporary buffers
-/// they use (sizes in bytes).
+/// A collective operation as seen by one rank: rounds of steps, stored flat (`steps`, and
+/// where each round ends) so that building one costs few allocations, and the temporary
+/// buffers they use (sizes in bytes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Schedule {
-    pub rounds: Vec<Vec<Step>>,
+    steps: Vec<Step>,
+    /// End (exclusive index into `steps`) of each closed round.
+    ends: Vec<usize>,
     pub tmps: Vec<usize>,
 }
 
 impl Schedule {
     /// An empty schedule (completes at once).
     pub fn new() -> Schedule {
-        Schedule::default()
+        Schedule {
+            steps: Vec::with_capacity(8),
+            ends: Vec::with_capacity(4),
+            tmps: Vec::new(),
+        }
     }
 
     /// A temporary buffer of `bytes`.
@@ -87,26 +94,37 @@ impl Schedule {
         Buf::Tmp(self.tmps.len() - 1)
     }
 
+    fn open_start(&self) -> usize {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
     /// Starts a new round; the following steps go into it.
     pub fn round(&mut self) -> &mut Self {
-        if self.rounds.last().is_none_or(|r| !r.is_empty()) {
-            self.rounds.push(Vec::new());
+        if self.steps.len() > self.open_start() {
+            self.ends.push(self.steps.len());
         }
         self
     }
 
     fn push(&mut self, s: Step) -> &mut Self {
-        if self.rounds.is_empty() {
-            self.rounds.push(Vec::new());
-        }
-        if let Some(r) = self.rounds.last_mut() {
-            r.push(s);
-        }
+        self.steps.push(s);
         self
     }
 
-    /// Adds a send to the current round (nothing for 0 bytes? no: zero-byte messages
-    /// synchronize, as in the barrier).
+    /// Number of rounds.
+    pub fn rounds(&self) -> usize {
+        self.ends.len() + usize::from(self.steps.len() > self.open_start())
+    }
+
+    /// The steps of round `i` (`i < rounds()`).
+    pub fn round_steps(&self, i: usize) -> &[Step] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let end = self.ends.get(i).copied().unwrap_or(self.steps.len());
+        &self.steps[start..end]
+    }
+
+    /// Adds a send to the current round (zero-byte messages synchronize, as in the
+    /// barrier).
     pub fn send(&mut self, at: At, len: usize, to: Rank) -> &mut Self {
         self.push(Step::Send { at, len, to })
     }
@@ -139,65 +157,58 @@ impl Schedule {
 
     /// Most sends and receives of any round (requests the executor reserves).
     pub fn max_round_comm(&self) -> usize {
-        self.rounds
-            .iter()
-            .map(|r| r.iter().filter(|s| s.is_comm()).count())
+        (0..self.rounds())
+            .map(|i| self.round_steps(i).iter().filter(|s| s.is_comm()).count())
             .max()
             .unwrap_or(0)
     }
 
     /// Number of sends and receives in all.
     pub fn comm_steps(&self) -> usize {
-        self.rounds
-            .iter()
-            .map(|r| r.iter().filter(|s| s.is_comm()).count())
-            .sum()
+        self.steps.iter().filter(|s| s.is_comm()).count()
     }
-}
 
-impl Schedule {
     /// Appends `other`'s rounds after this schedule's (its temporary buffers renumbered).
     pub fn then(&mut self, other: Schedule) -> &mut Self {
+        self.round();
         let base = self.tmps.len();
         let fix = |a: At| match a.buf {
             Buf::Tmp(i) => Buf::Tmp(i + base).at(a.off),
             _ => a,
         };
         self.tmps.extend(other.tmps);
-        for r in other.rounds {
-            self.rounds.push(
-                r.into_iter()
-                    .map(|s| match s {
-                        Step::Send { at, len, to } => Step::Send {
-                            at: fix(at),
-                            len,
-                            to,
-                        },
-                        Step::Recv { at, len, from } => Step::Recv {
-                            at: fix(at),
-                            len,
-                            from,
-                        },
-                        Step::Copy { from, to, len } => Step::Copy {
-                            from: fix(from),
-                            to: fix(to),
-                            len,
-                        },
-                        Step::Reduce {
-                            from,
-                            into,
-                            count,
-                            rev,
-                        } => Step::Reduce {
-                            from: fix(from),
-                            into: fix(into),
-                            count,
-                            rev,
-                        },
-                    })
-                    .collect(),
-            );
+        let offset = self.steps.len();
+        for s in other.steps {
+            self.steps.push(match s {
+                Step::Send { at, len, to } => Step::Send {
+                    at: fix(at),
+                    len,
+                    to,
+                },
+                Step::Recv { at, len, from } => Step::Recv {
+                    at: fix(at),
+                    len,
+                    from,
+                },
+                Step::Copy { from, to, len } => Step::Copy {
+                    from: fix(from),
+                    to: fix(to),
+                    len,
+                },
+                Step::Reduce {
+                    from,
+                    into,
+                    count,
+                    rev,
+                } => Step::Reduce {
+                    from: fix(from),
+                    into: fix(into),
+                    count,
+                    rev,
+                },
+            });
         }
+        self.ends.extend(other.ends.iter().map(|e| e + offset));
         self
     }
 }

@@ -73,7 +73,7 @@ fn simulate(
         let mut progress = false;
         for r in 0..n {
             let s = &mut st[r];
-            if s.round == s.sched.rounds.len() {
+            if s.round == s.sched.rounds() {
                 continue;
             }
             if !s.started {
@@ -82,7 +82,7 @@ fn simulate(
                 s.recvs.clear();
                 s.sends = 0;
                 consumed[r] = 0;
-                let steps = s.sched.rounds[s.round].clone();
+                let steps = s.sched.round_steps(s.round).to_vec();
                 for step in &steps {
                     match *step {
                         Step::Copy { from, to, len } => {
@@ -171,7 +171,7 @@ fn simulate(
         let mut all_done = true;
         for r in 0..n {
             let s = &mut st[r];
-            if s.round == s.sched.rounds.len() {
+            if s.round == s.sched.rounds() {
                 continue;
             }
             all_done = false;

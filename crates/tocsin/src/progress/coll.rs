@@ -24,17 +24,20 @@ pub(crate) struct Running {
     started: bool,
     send: *const u8,
     recv: *mut u8,
-    tmps: Vec<Vec<u8>>,
+    /// All temporary buffers in one allocation, each starting at `tmp_off[i]` (64-byte
+    /// aligned offsets).
+    tmp: Vec<u8>,
+    tmp_off: Vec<usize>,
     op: Option<(Op, Elem)>,
     ctx: u16,
     tag: Tag,
     /// Communicator rank → world rank.
     world: Arc<[Rank]>,
-    /// Cells of the steps of the current round, in step order (capacity reserved at
-    /// `new`: filled in handlers too), and whether each is a send.
-    cur: Vec<Arc<ReqShared>>,
-    cur_send: Vec<bool>,
-    /// Cells for the rounds still to come (popped as they are posted).
+    /// Cells of the steps of the current round, in step order, and whether each is a send
+    /// (capacity reserved at `new`: filled in handlers too).
+    cur: Vec<(Arc<ReqShared>, bool)>,
+    /// Cells for the rounds still to come (popped as they are posted), given by
+    /// [`Colls::start`] from its pool.
     spare: Vec<Arc<ReqShared>>,
     /// The collective's own request.
     pub(crate) done: Arc<ReqShared>,
@@ -76,22 +79,29 @@ impl Running {
         let recv = if recv.is_null() { dangling } else { recv };
         let n = sched.comm_steps();
         let most = sched.max_round_comm();
-        let spare = (0..n).map(|_| ReqShared::new(true)).collect();
-        let tmps = sched.tmps.iter().map(|&b| vec![0u8; b]).collect();
+        let mut tmp_off = Vec::with_capacity(sched.tmps.len());
+        let mut total = 0usize;
+        for &b in &sched.tmps {
+            tmp_off.push(total);
+            total += b.div_ceil(64) * 64;
+        }
+        // Zeroed: a temporary is always written (copied or received into) before it is
+        // read, but zeroing keeps every byte initialized whatever a schedule does.
+        let tmp = vec![0u8; total];
         Running {
             sched,
             round: 0,
             started: false,
             send,
             recv,
-            tmps,
+            tmp,
+            tmp_off,
             op,
             ctx,
             tag,
             world,
             cur: Vec::with_capacity(most),
-            cur_send: Vec::with_capacity(most),
-            spare,
+            spare: Vec::with_capacity(n),
             done: ReqShared::new(false),
             failing: None,
             me,
@@ -119,7 +129,7 @@ impl Running {
             // buffers lent at `new`; `wrapping_add` itself is safe.
             Buf::Send => (self.send as *mut u8).wrapping_add(a.off),
             Buf::Recv => self.recv.wrapping_add(a.off),
-            Buf::Tmp(i) => self.tmps[i].as_mut_ptr().wrapping_add(a.off),
+            Buf::Tmp(i) => self.tmp.as_mut_ptr().wrapping_add(self.tmp_off[i] + a.off),
         }
     }
 
@@ -129,7 +139,7 @@ impl Running {
         if self.finished() || self.failing.is_some() {
             return;
         }
-        for c in &self.cur {
+        for (c, _) in &self.cur {
             core.cancel(c);
         }
         self.failing = Some(why);
@@ -144,7 +154,7 @@ impl Running {
             if self.finished() {
                 return did;
             }
-            if self.started && !self.cur.iter().all(|c| c.is_complete()) {
+            if self.started && !self.cur.iter().all(|(c, _)| c.is_complete()) {
                 return did;
             }
             // The current round is over: any failure? A send to a rank that finished
@@ -155,8 +165,8 @@ impl Running {
                 if let Some(f) = self
                     .cur
                     .iter()
-                    .zip(&self.cur_send)
-                    .filter_map(|(c, &send)| {
+                    .filter_map(|(c, send)| {
+                        let send = *send;
                         let f = c.outcome().and_then(|(_, f)| f)?;
                         match f {
                             Fail::Cancelled => None,
@@ -173,11 +183,12 @@ impl Running {
                 self.complete(core, Some(f));
                 return true;
             }
-            if self.round == self.sched.rounds.len() {
+            if self.round == self.sched.rounds() {
                 self.complete(core, None);
                 return true;
             }
-            let steps = &self.sched.rounds[self.round];
+            let i = self.round;
+            let steps = self.sched.round_steps(i);
             let ncomm = steps.iter().filter(|s| s.is_comm()).count();
             let user = self.op.as_ref().is_some_and(|(o, _)| o.is_user())
                 && steps.iter().any(|s| matches!(s, Step::Reduce { .. }));
@@ -187,11 +198,10 @@ impl Running {
             self.started = true;
             did = true;
             self.cur.clear();
-            self.cur_send.clear();
-            let round = std::mem::take(&mut self.sched.rounds[self.round]);
             self.round += 1;
-            for st in &round {
-                match *st {
+            let n = self.sched.round_steps(i).len();
+            for k in 0..n {
+                match self.sched.round_steps(i)[k] {
                     Step::Copy { from, to, len } => {
                         let (f, t) = (self.ptr(from), self.ptr(to));
                         // SAFETY: both regions lie in buffers lent for the collective
@@ -207,34 +217,29 @@ impl Running {
                     Step::Send { .. } | Step::Recv { .. } => {}
                 }
             }
-            for st in &round {
-                match *st {
+            for k in 0..n {
+                match self.sched.round_steps(i)[k] {
                     Step::Send { at, len, to } => {
-                        let cell = self.cell(true);
+                        let cell = self.cell();
                         let p = self.ptr(at);
                         let dest = self.world[to as usize];
                         core.post_send_with(drv, cell.clone(), p, len, dest, self.tag, self.ctx);
-                        self.cur.push(cell);
-                        self.cur_send.push(true);
+                        self.cur.push((cell, true));
                     }
                     Step::Recv { at, len, from } => {
-                        let cell = self.cell(false);
+                        let cell = self.cell();
                         let p = self.ptr(at);
                         let src = self.world[from as usize];
                         core.post_recv_with(drv, cell.clone(), p, len, src, self.tag, self.ctx);
-                        self.cur.push(cell);
-                        self.cur_send.push(false);
+                        self.cur.push((cell, false));
                     }
                     _ => {}
                 }
             }
-            // Keep the round's steps (not needed any more, but freeing them here could run
-            // in a handler): dropped with the schedule.
-            self.sched.rounds[self.round - 1] = round;
         }
     }
 
-    fn cell(&mut self, _send: bool) -> Arc<ReqShared> {
+    fn cell(&mut self) -> Arc<ReqShared> {
         match self.spare.pop() {
             Some(c) => c,
             // Counted at `new`: one cell per send or receive of the schedule.
@@ -288,11 +293,16 @@ impl Running {
     }
 }
 
-/// The collectives in flight on one rank.
+/// The collectives in flight on one rank, and request cells kept for reuse (a collective
+/// then costs no allocation per message).
 #[derive(Default)]
 pub(crate) struct Colls {
     list: Vec<Running>,
+    pool: Vec<Arc<ReqShared>>,
 }
+
+/// Cells kept at most in the pool.
+const POOL_CELLS: usize = 1024;
 
 impl Colls {
     /// Adds a collective (ordinary context) and starts its first rounds.
@@ -300,6 +310,11 @@ impl Colls {
         let need: usize =
             self.list.iter().map(|r| r.max_round_comm()).sum::<usize>() + r.max_round_comm();
         core.reserve_requests(need);
+        let n = r.spare.capacity();
+        for _ in 0..n {
+            let c = self.pool.pop().unwrap_or_else(|| ReqShared::new(true));
+            r.spare.push(c);
+        }
         r.advance(core, drv, false);
         self.list.push(r);
     }
@@ -310,8 +325,28 @@ impl Colls {
         for r in &mut self.list {
             did |= r.advance(core, drv, handler);
         }
-        if !handler {
-            self.list.retain(|r| !r.finished());
+        if !handler && self.list.iter().any(Running::finished) {
+            let pool = &mut self.pool;
+            self.list.retain_mut(|r| {
+                if !r.finished() {
+                    return true;
+                }
+                // Used cells come back once complete and ours alone; unused ones as they are.
+                for mut c in r.cur.drain(..).map(|(c, _)| c) {
+                    if pool.len() < POOL_CELLS && c.is_complete() {
+                        if let Some(m) = Arc::get_mut(&mut c) {
+                            m.reset();
+                            pool.push(c);
+                        }
+                    }
+                }
+                for c in r.spare.drain(..) {
+                    if pool.len() < POOL_CELLS && Arc::strong_count(&c) == 1 && !c.is_complete() {
+                        pool.push(c);
+                    }
+                }
+                false
+            });
         }
         did
     }

@@ -124,6 +124,13 @@ impl ReqShared {
             )),
         })
     }
+    /// Makes a completed cell pending again, for reuse (its owner holds the only
+    /// reference, so nobody can observe the change).
+    pub(crate) fn reset(&mut self) {
+        *self.state.get_mut() = PENDING;
+        *self.tok.get_mut() = 0;
+    }
+
     /// `true` for a receive, `false` for a send.
     pub fn is_recv(&self) -> bool {
         self.recv
