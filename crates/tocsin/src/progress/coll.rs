@@ -43,6 +43,10 @@ pub(crate) struct Running {
     pub(crate) done: Arc<ReqShared>,
     failing: Option<Fail>,
     me: Rank,
+    /// Its eager messages ask peers to act: false for the rounds posted when it starts
+    /// (every rank starts the collective itself, and progresses it then), true for those a
+    /// progress pass posts later (a peer may be computing meanwhile).
+    urgent: bool,
 }
 
 // SAFETY: the raw buffer pointers are lent by the API layer for the collective's whole life
@@ -105,6 +109,7 @@ impl Running {
             done: ReqShared::new(false),
             failing: None,
             me,
+            urgent: false,
         }
     }
 
@@ -223,7 +228,16 @@ impl Running {
                         let cell = self.cell();
                         let p = self.ptr(at);
                         let dest = self.world[to as usize];
-                        core.post_send_with(drv, cell.clone(), p, len, dest, self.tag, self.ctx);
+                        core.post_send_with(
+                            drv,
+                            cell.clone(),
+                            p,
+                            len,
+                            dest,
+                            self.tag,
+                            self.ctx,
+                            self.urgent,
+                        );
                         self.cur.push((cell, true));
                     }
                     Step::Recv { at, len, from } => {
@@ -316,6 +330,7 @@ impl Colls {
             r.spare.push(c);
         }
         r.advance(core, drv, false);
+        r.urgent = true;
         self.list.push(r);
     }
 

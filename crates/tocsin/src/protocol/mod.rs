@@ -241,6 +241,9 @@ struct Req {
     /// Synchronous send: goes through the rendezvous whatever its size, so that it
     /// completes only once a receive matched it (MPI_Ssend).
     sync: bool,
+    /// Its EAGER record asks the peer to act (a collective's later round: the peer's
+    /// schedule waits for it while the application may compute).
+    urgent: bool,
 }
 
 #[derive(Debug)]
@@ -511,7 +514,7 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        self.post_send_with(drv, ReqShared::new(false), buf, len, dest, tag, ctx)
+        self.post_send_with(drv, ReqShared::new(false), buf, len, dest, tag, ctx, false)
     }
 
     /// A synchronous send (MPI_Ssend): as [`Core::post_send`], but it completes only once
@@ -525,12 +528,23 @@ impl Core {
         tag: Tag,
         ctx: u16,
     ) -> Arc<ReqShared> {
-        self.send_impl(drv, ReqShared::new(false), buf, len, dest, tag, ctx, true)
+        self.send_impl(
+            drv,
+            ReqShared::new(false),
+            buf,
+            len,
+            dest,
+            tag,
+            ctx,
+            true,
+            false,
+        )
     }
 
     /// [`Core::post_send`] completing the cell `shared` (a fresh pending send cell made
     /// beforehand): allocates nothing when [`Core::can_post`] said so and `dest` is another
-    /// rank, so a handler may call it.
+    /// rank, so a handler may call it. `urgent`: even an EAGER record of it asks the peer
+    /// to act (see [`Core::take_touched`]).
     #[allow(clippy::too_many_arguments)]
     pub fn post_send_with(
         &mut self,
@@ -541,8 +555,9 @@ impl Core {
         dest: Rank,
         tag: Tag,
         ctx: u16,
+        urgent: bool,
     ) -> Arc<ReqShared> {
-        self.send_impl(drv, shared, buf, len, dest, tag, ctx, false)
+        self.send_impl(drv, shared, buf, len, dest, tag, ctx, false, urgent)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -556,6 +571,7 @@ impl Core {
         tag: Tag,
         ctx: u16,
         sync: bool,
+        urgent: bool,
     ) -> Arc<ReqShared> {
         let me = self.cfg.me;
         if self.peers[dest as usize].dead {
@@ -583,6 +599,7 @@ impl Core {
             done_bytes: 0,
             remote: 0,
             sync,
+            urgent,
         });
         if dest == me {
             self.send_to_self(tok);
@@ -703,6 +720,7 @@ impl Core {
             done_bytes: 0,
             remote: 0,
             sync: false,
+            urgent: false,
         });
         match self.unexpected.take_match(&pat) {
             None => self.posted.push(pat, tok),
@@ -872,6 +890,7 @@ impl Core {
             let eager = self.cfg.eager_threshold;
             let cma_ok = self.peers[p].cma_ok;
             let r = self.live(tok);
+            let r_urgent = r.urgent;
             let mut h;
             let payload: &[u8];
             if r.len <= eager && !r.sync {
@@ -894,10 +913,9 @@ impl Core {
                 return;
             }
             self.peers[p].touched = true;
-            // A collective's messages (odd contexts) ask the peer to act even when eager:
-            // the next round of its schedule waits for them (nonblocking collectives
-            // progress in the handler).
-            self.peers[p].urgent |= h.kind == Kind::Rts || h.ctx & 1 == 1;
+            // A collective's later rounds ask the peer to act even when eager: its
+            // schedule waits for them (nonblocking collectives progress in the handler).
+            self.peers[p].urgent |= h.kind == Kind::Rts || (h.kind == Kind::Eager && r_urgent);
             self.peers[p].msgs.pop_front();
             if h.kind == Kind::Eager {
                 self.finish_send(tok);
@@ -1250,6 +1268,7 @@ impl Core {
             done_bytes: 0,
             remote: 0,
             sync: false,
+            urgent: false,
         });
         match u {
             Unexp::Eager(data) => {
