@@ -15,6 +15,8 @@
 //! unless `CI` is set: then they fail.
 
 use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,14 +26,7 @@ fn crate_dir() -> PathBuf {
 
 /// `target/<profile>/libmpi_abi.so`, next to this test's `deps/` directory.
 fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let lib = profile_dir.join("libmpi_abi.so");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
+    common::library()
 }
 
 fn in_ci() -> bool {

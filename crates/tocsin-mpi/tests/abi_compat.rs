@@ -20,6 +20,7 @@
 //! Without the wheel the tests are skipped with a message, unless `CI` is set: then they fail.
 //! Every run is killed after 60 s.
 
+mod common;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -245,7 +246,7 @@ fn ok(cmd: &mut Command) -> String {
 
 /// A directory holding only `libmpi_abi.so.1` -> tocsin's freshly built library.
 fn tocsin_lib_dir(dir: &Path) -> PathBuf {
-    let lib = profile_dir().join("libmpi_abi.so");
+    let lib = common::library();
     assert!(lib.exists(), "{} not built", lib.display());
     let libdir = dir.join("tocsin-lib");
     std::fs::create_dir_all(&libdir).unwrap();

@@ -15,6 +15,7 @@
 //! Needs `target/release/tocsin` (`cargo build --release --workspace`) and a C compiler;
 //! without them the tests are skipped with a message.
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -46,7 +47,7 @@ fn launcher(test: &str) -> Option<PathBuf> {
 
 /// Compiles `tests/c/<name>.c` against the library into a scratch directory.
 fn build(name: &str) -> Option<PathBuf> {
-    let lib = profile_dir().join("libmpi_abi.so");
+    let lib = common::library();
     assert!(lib.exists(), "{} not built", lib.display());
     // One directory per build: tests of one process build the same program at once.
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -10,6 +10,7 @@
 //! the same profile (`cargo build --release --workspace`); it is built here if missing.
 //! Time limits are hang guards only.
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -54,7 +55,7 @@ fn launcher() -> PathBuf {
 
 /// Compiles `tests/c/<name>.c` against the library; returns the executable.
 fn compile(name: &str) -> PathBuf {
-    let lib = profile_dir().join("libmpi_abi.so");
+    let lib = common::library();
     assert!(lib.exists(), "{} not built", lib.display());
     // One directory per build: tests of one process build the same program at once.
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -28,6 +28,7 @@
 //! Debugging knob: `TOCSIN_OSU_TEST_IMPL=mpich|openmpi` runs the same checks on Debian's MPICH
 //! or Open MPI (built by the same script) to tell an OSU problem from a tocsin one.
 
+mod common;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -340,7 +341,7 @@ fn osu_micro_benchmarks_pass_validation() {
     let profile = profile_dir();
     if impl_ == "tocsin"
         && !require(
-            profile.join("tocsin").is_file() && profile.join("libmpi_abi.so").is_file(),
+            profile.join("tocsin").is_file() && common::library().is_file(),
             &format!(
                 "{}/tocsin or libmpi_abi.so not built (cargo build --release --workspace)",
                 profile.display()
