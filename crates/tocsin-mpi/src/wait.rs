@@ -443,7 +443,17 @@ pub unsafe extern "C" fn PMPI_Waitall(
         Ok(x) => x,
         Err(e) => return raise(F, None, e),
     };
-    if let Err(e) = wait_for(|| objs.iter().flatten().all(|r| r.is_complete())) {
+    // Requests complete for good: after each pass, look again only from the first one that
+    // was still pending (a window of 64 sends is not rescanned whole after every pass).
+    let mut first_pending = 0;
+    if let Err(e) = wait_for(|| {
+        while first_pending < objs.len()
+            && objs[first_pending].as_ref().is_none_or(|r| r.is_complete())
+        {
+            first_pending += 1;
+        }
+        first_pending == objs.len()
+    }) {
         return raise(F, None, e);
     }
     let idx: Vec<usize> = (0..objs.len()).collect();

@@ -30,6 +30,10 @@
 //! let _ = tocsin::ring::max_body(4096);
 //! ```
 //!
+//! Communicators ([`Comm::dup`], [`Comm::split`], [`Group`]) each own their contexts of the
+//! match key; collectives ([`Comm::allreduce`]… and the nonblocking [`Scope::iallreduce`]…)
+//! are schedules of rounds that the progress engine runs, in interrupt handlers too.
+//!
 //! ## Layout (one concept per module)
 //! - [`wire`]: header encoding on the wire (sans-I/O).
 //! - [`matching`]: posted-receive and unexpected queues (sans-I/O).
@@ -38,7 +42,11 @@
 //! - `transport`: which transport serves each peer (`self`, `shm`, `tcp`), each with its
 //!   sending and receiving halves, and how peers are woken and interrupted
 //!   (`transport::shm`: the node's segment, rings, CMA, doorbells).
-//! - `progress`: the progress engine and the wait policies of each [`ProgressMode`].
+//! - `progress`: the progress engine and the wait policies of each [`ProgressMode`]; it
+//!   runs collective schedules (`progress::coll`).
+//! - [`coll`]: collective algorithms as schedules (sans I/O) and reduction operations.
+//! - `comm`: the public API (communicators, groups, context ids, requests, collectives'
+//!   arguments, raw requests for the C layer).
 //! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
 //! - [`pmi`]: the PMI-1 client used to bootstrap.
 //! - `sys`: the few system calls wrapped in `unsafe` (futex, CMA, memfd, pidfd).

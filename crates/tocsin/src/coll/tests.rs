@@ -1,9 +1,9 @@
-#![allow(clippy::needless_range_loop)]
-
 //! Every algorithm run by an in-memory simulator of n ranks (sans I/O): a send completes
 //! only once its receive matched it (rendezvous semantics, so a schedule that relies on
 //! buffering deadlocks here), messages between two ranks match in order, a receive must
 //! get exactly the bytes it expects. Results are checked against a direct computation.
+
+#![allow(clippy::needless_range_loop)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;
