@@ -333,15 +333,16 @@ impl Comm {
     pub fn recv<T: Pod>(&self, buf: &mut [T], source: Rank, tag: Tag) -> Result<Status> {
         self.check_source(source, tag)?;
         let b = bytes_of_mut(buf);
-        let h = self.eng.post_recv(
+        let h = self.eng.post_recv_blocking(
             b.as_mut_ptr(),
             b.len(),
             self.source_world(source),
             tag,
             self.info.ctx,
-            true,
-        )?;
-        self.info.localize_res(self.eng.wait(&h))
+        );
+        let r = self.info.localize_res(self.eng.wait(&h));
+        crate::progress::recycle_cell(h);
+        r
     }
 
     /// World rank of a source (or [`ANY_SOURCE`]), checked beforehand.

@@ -838,6 +838,28 @@ impl Engine {
         }))
     }
 
+    /// A blocking receive's post: as [`Engine::post_recv`] with `blocking`, on a request
+    /// cell reused from this thread's last blocking receive when there is one (no
+    /// allocation per receive; see [`recycle_cell`]).
+    pub(crate) fn post_recv_blocking(
+        &self,
+        p: *mut u8,
+        len: usize,
+        src: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> ReqHandle {
+        let cell = SPARE_CELL
+            .try_with(|c| c.take())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| ReqShared::new(true));
+        self.locked(|core, tx| {
+            core.receiver_waiting = true;
+            core.post_recv_with(tx, cell, p, len, src, tag, ctx)
+        })
+    }
+
     /// The outcome of a completed request as the API reports it; the same every time it is
     /// asked.
     pub(crate) fn outcome(&self, h: &ReqShared) -> Result<Status> {
@@ -1179,6 +1201,24 @@ impl Engine {
                 "internal: probe ended without a result".into(),
             )),
         }
+    }
+}
+
+thread_local! {
+    /// A receive cell kept by this thread for its next blocking receive.
+    static SPARE_CELL: std::cell::Cell<Option<ReqHandle>> = const { std::cell::Cell::new(None) };
+}
+
+/// Keeps `h` (a completed blocking receive's cell) for this thread's next blocking receive,
+/// if nobody else holds it (the core drops its reference when it completes a request).
+/// Ordinary context only.
+pub(crate) fn recycle_cell(mut h: ReqHandle) {
+    if !h.is_complete() || !h.is_recv() {
+        return;
+    }
+    if let Some(m) = Arc::get_mut(&mut h) {
+        m.reset();
+        let _ = SPARE_CELL.try_with(|c| c.set(Some(h)));
     }
 }
 
