@@ -44,8 +44,15 @@ pub(crate) type Fin = Box<dyn FnOnce()>;
 
 /// A collective started in the engine.
 pub(crate) struct Started {
-    raw: tocsin::RawRequest,
+    /// The collective in flight; `None` once a blocking call ran it to completion.
+    raw: Option<tocsin::RawRequest>,
     fin: Option<Fin>,
+}
+
+thread_local! {
+    /// Set by [`drive`] while a blocking collective's body runs: [`start`] then runs the
+    /// collective to completion itself (tocsin may take a direct path, without a schedule).
+    static BLOCKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// `true` for `MPI_IN_PLACE`.
@@ -265,9 +272,17 @@ unsafe fn start(
     recv: *mut u8,
     fin: Option<Fin>,
 ) -> MpiResult<Started> {
+    if BLOCKING.with(|b| b.get()) {
+        // SAFETY: forwarded (the caller's contract; blocking: the buffers outlive the call).
+        unsafe { c.comm.run_collective(coll, send, recv)? };
+        return Ok(Started { raw: None, fin });
+    }
     // SAFETY: forwarded (the caller's contract).
     let raw = unsafe { c.comm.start_collective(coll, send, recv)? };
-    Ok(Started { raw, fin })
+    Ok(Started {
+        raw: Some(raw),
+        fin,
+    })
 }
 
 /// Runs a collective body: blocking (`req` null: waits and finishes) or nonblocking (a
@@ -288,22 +303,42 @@ pub(crate) unsafe fn drive(
             if nonblocking && req.is_null() {
                 return Err(MpiErr::new(MPI_ERR_ARG, "request is NULL"));
             }
-            let s = f(c)?;
-            if nonblocking {
-                let post = match s.fin {
-                    Some(fin) => Post::Then(fin),
-                    None => Post::None,
-                };
-                req.write(new_request(ReqObj::new(
-                    Active::Raw(s.raw),
-                    post,
-                    comm,
-                    false,
-                )));
-            } else {
-                s.raw.wait()?;
-                if let Some(fin) = s.fin {
-                    fin();
+            BLOCKING.with(|b| b.set(!nonblocking));
+            let s = f(c);
+            BLOCKING.with(|b| b.set(false));
+            let s = s?;
+            match (nonblocking, s.raw) {
+                (true, Some(raw)) => {
+                    let post = match s.fin {
+                        Some(fin) => Post::Then(fin),
+                        None => Post::None,
+                    };
+                    req.write(new_request(ReqObj::new(
+                        Active::Raw(raw),
+                        post,
+                        comm,
+                        false,
+                    )));
+                }
+                (true, None) => {
+                    // Not reached (`start` returns a request unless blocking); complete.
+                    if let Some(fin) = s.fin {
+                        fin();
+                    }
+                    req.write(new_request(ReqObj::new(
+                        Active::Done(Ok(crate::status::St::empty())),
+                        Post::None,
+                        comm,
+                        false,
+                    )));
+                }
+                (false, raw) => {
+                    if let Some(raw) = raw {
+                        raw.wait()?;
+                    }
+                    if let Some(fin) = s.fin {
+                        fin();
+                    }
                 }
             }
             Ok(())

@@ -121,6 +121,10 @@ pub enum Collective {
     },
 }
 
+/// Largest blocking allreduce (bytes) run directly in the calling thread
+/// ([`Comm::run_collective`]).
+const DIRECT_ALLREDUCE: usize = 2048;
+
 fn bad(what: &'static str, detail: String) -> Error {
     Error::InvalidArgument { what, detail }
 }
@@ -370,8 +374,113 @@ impl Comm {
 
     /// Runs `c` to completion (blocking collectives).
     fn run(&self, c: Collective, send: *const u8, recv: *mut u8) -> Result<()> {
-        let h = self.start_handle(&c, send, recv)?;
+        // SAFETY: the typed callers pass slices covering what `c` describes, borrowed
+        // for the whole call.
+        unsafe { self.run_collective(&c, send, recv) }
+    }
+
+    /// Runs collective `c` on raw buffers to completion (a blocking collective, for the C
+    /// layer). A short allreduce with a predefined commutative operation on a power-of-two
+    /// number of ranks runs directly in the calling thread (recursive doubling over
+    /// blocking point-to-point, no schedule to build: MPICH's blocking algorithms do the
+    /// same); everything else starts its schedule and waits for it. Blocking and
+    /// nonblocking collectives never match each other (MPI), so the two paths may differ.
+    ///
+    /// # Safety
+    /// As [`Comm::start_collective`], for the duration of the call.
+    ///
+    /// # Errors
+    /// As [`Comm::start_collective`], and the collective's own ([`Error::PeerDied`]…).
+    pub unsafe fn run_collective(
+        &self,
+        c: &Collective,
+        send: *const u8,
+        recv: *mut u8,
+    ) -> Result<()> {
+        if let Collective::Allreduce {
+            count,
+            elem,
+            op,
+            in_place,
+        } = c
+        {
+            let bytes = count * elem.size();
+            let n = self.size();
+            if bytes <= DIRECT_ALLREDUCE
+                && n.is_power_of_two()
+                && n > 1
+                && !op.is_user()
+                && op.commutative()
+            {
+                check_op(op, *elem)?;
+                // SAFETY: forwarded.
+                return unsafe { self.allreduce_direct(send, recv, *count, *elem, op, *in_place) };
+            }
+        }
+        let h = self.start_handle(c, send, recv)?;
         self.eng.wait(&h).map(|_| ())
+    }
+
+    /// Recursive doubling in the calling thread (see [`Comm::run_collective`]).
+    ///
+    /// # Safety
+    /// `recv` writable for `count` elements (and `send` readable unless `in_place`).
+    unsafe fn allreduce_direct(
+        &self,
+        send: *const u8,
+        recv: *mut u8,
+        count: usize,
+        elem: Elem,
+        op: &Op,
+        in_place: bool,
+    ) -> Result<()> {
+        let bytes = count * elem.size();
+        if !in_place && bytes > 0 {
+            // SAFETY: the caller's contract: both cover `bytes`; MPI forbids aliasing.
+            unsafe { std::ptr::copy(send, recv, bytes) };
+        }
+        let (me, n) = (self.rank(), self.size());
+        let tag = self.info.next_tag();
+        let ctx = self.info.ctx + 1;
+        let mut tmp = [0u8; DIRECT_ALLREDUCE];
+        let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
+        let acc = if bytes == 0 { dangling } else { recv };
+        let mut mask = 1;
+        while mask < n {
+            let partner = self.info.world_rank(me ^ mask);
+            // SAFETY: `acc` holds `bytes` bytes (or is dangling for 0).
+            let out = unsafe { std::slice::from_raw_parts(acc as *const u8, bytes) };
+            let pending = if self.eng.try_send_eager_now(out, partner, tag, ctx) {
+                None
+            } else {
+                Some(self.eng.post_send(acc, bytes, partner, tag, ctx)?)
+            };
+            let h = self
+                .eng
+                .post_recv_blocking(tmp.as_mut_ptr(), bytes, partner, tag, ctx);
+            let got = self.eng.wait(&h);
+            crate::progress::recycle_cell(h);
+            let got = got?;
+            if let Some(s) = pending {
+                self.eng.wait(&s)?;
+            }
+            if got.len != bytes {
+                return Err(Error::InvalidArgument {
+                    what: "counts",
+                    detail: format!(
+                        "allreduce: rank {} contributed {} bytes where this rank has {bytes} \
+                         (every rank must pass the same count and type)",
+                        me ^ mask,
+                        got.len
+                    ),
+                });
+            }
+            // SAFETY: `tmp` and `acc` hold `count` elements each and do not overlap; the
+            // operation was checked against `elem`.
+            unsafe { crate::coll::op::apply(op, elem, tmp.as_ptr(), acc, count) };
+            mask <<= 1;
+        }
+        Ok(())
     }
 
     /// Returns once every rank of the communicator has entered the barrier (dissemination
