@@ -397,6 +397,9 @@ impl Comm {
         send: *const u8,
         recv: *mut u8,
     ) -> Result<()> {
+        if let Collective::Barrier = c {
+            return self.barrier_direct();
+        }
         if let Collective::Allreduce {
             count,
             elem,
@@ -419,6 +422,39 @@ impl Comm {
         }
         let h = self.start_handle(c, send, recv)?;
         self.eng.wait(&h).map(|_| ())
+    }
+
+    /// The dissemination barrier in the calling thread (see [`Comm::run_collective`]).
+    fn barrier_direct(&self) -> Result<()> {
+        let (me, n) = (self.rank(), self.size());
+        let tag = self.info.next_tag();
+        let ctx = self.info.ctx + 1;
+        let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
+        let mut d = 1;
+        while d < n {
+            let to = self.info.world_rank((me + d) % n);
+            let from = self.info.world_rank((me + n - d) % n);
+            let pending = if self.eng.try_send_eager_now(&[], to, tag, ctx) {
+                None
+            } else {
+                Some(self.eng.post_send(dangling, 0, to, tag, ctx)?)
+            };
+            let h = self.eng.post_recv_blocking(dangling, 0, from, tag, ctx);
+            let got = self.eng.wait(&h);
+            crate::progress::recycle_cell(h);
+            got?;
+            if let Some(s) = pending {
+                // A send to a rank that finished cleanly after its part is not a failure.
+                match self.eng.wait(&s) {
+                    Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
+                    r => {
+                        r?;
+                    }
+                }
+            }
+            d *= 2;
+        }
+        Ok(())
     }
 
     /// Recursive doubling in the calling thread (see [`Comm::run_collective`]).
@@ -462,7 +498,12 @@ impl Comm {
             crate::progress::recycle_cell(h);
             let got = got?;
             if let Some(s) = pending {
-                self.eng.wait(&s)?;
+                match self.eng.wait(&s) {
+                    Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
+                    r => {
+                        r?;
+                    }
+                }
             }
             if got.len != bytes {
                 return Err(Error::InvalidArgument {

@@ -838,6 +838,11 @@ impl Engine {
         }))
     }
 
+    /// `true` if world rank `r` finished cleanly (known to the protocol core).
+    pub(crate) fn is_finished(&self, r: Rank) -> bool {
+        self.inner.lock().core.is_finished(r)
+    }
+
     /// A blocking receive's post: as [`Engine::post_recv`] with `blocking`, on a request
     /// cell reused from this thread's last blocking receive when there is one (no
     /// allocation per receive; see [`recycle_cell`]).
