@@ -23,7 +23,8 @@
 //!   after 400 ms), matched probes take a message so that a later receive gets the next
 //!   one, persistent send/receive requests started five times, `test_any`/`wait_some`.
 //! - `coll-die` (≥3): the last rank exits without joining an allreduce; the others must get
-//!   `PeerDied` within seconds.
+//!   `PeerDied` within seconds, even those whose own partners are alive (with 4 ranks the
+//!   allreduce runs directly in the calling thread, pairwise).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -427,6 +427,7 @@ impl Comm {
     /// The dissemination barrier in the calling thread (see [`Comm::run_collective`]).
     fn barrier_direct(&self) -> Result<()> {
         let (me, n) = (self.rank(), self.size());
+        let members = self.info.group.world_ranks();
         let tag = self.info.next_tag();
         let ctx = self.info.ctx + 1;
         let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
@@ -440,12 +441,12 @@ impl Comm {
                 Some(self.eng.post_send(dangling, 0, to, tag, ctx)?)
             };
             let h = self.eng.post_recv_blocking(dangling, 0, from, tag, ctx);
-            let got = self.eng.wait(&h);
+            let got = self.eng.wait_coll_step(&h, members);
             crate::progress::recycle_cell(h);
             got?;
             if let Some(s) = pending {
                 // A send to a rank that finished cleanly after its part is not a failure.
-                match self.eng.wait(&s) {
+                match self.eng.wait_coll_step(&s, members) {
                     Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
                     r => {
                         r?;
@@ -476,6 +477,7 @@ impl Comm {
             unsafe { std::ptr::copy(send, recv, bytes) };
         }
         let (me, n) = (self.rank(), self.size());
+        let members = self.info.group.world_ranks();
         let tag = self.info.next_tag();
         let ctx = self.info.ctx + 1;
         let mut tmp = [0u8; DIRECT_ALLREDUCE];
@@ -494,11 +496,11 @@ impl Comm {
             let h = self
                 .eng
                 .post_recv_blocking(tmp.as_mut_ptr(), bytes, partner, tag, ctx);
-            let got = self.eng.wait(&h);
+            let got = self.eng.wait_coll_step(&h, members);
             crate::progress::recycle_cell(h);
             let got = got?;
             if let Some(s) = pending {
-                match self.eng.wait(&s) {
+                match self.eng.wait_coll_step(&s, members) {
                     Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
                     r => {
                         r?;

@@ -121,6 +121,8 @@ pub(crate) struct Engine {
     liveness: Vec<Liveness>,
     /// Peers already handled as gone by [`Engine::check_peers`].
     gone: Vec<AtomicBool>,
+    /// Peers handled as gone that died (exited without finishing).
+    died: Vec<AtomicBool>,
     /// Time base of `last_check`.
     epoch: Instant,
     /// When peers were last checked, ns since `epoch` (shared by every waiting thread).
@@ -385,6 +387,7 @@ impl Engine {
             pids,
             liveness,
             gone: (0..size).map(|_| AtomicBool::new(false)).collect(),
+            died: (0..size).map(|_| AtomicBool::new(false)).collect(),
             epoch: Instant::now(),
             last_check: AtomicU64::new(0),
             pmi,
@@ -838,6 +841,43 @@ impl Engine {
         }))
     }
 
+    /// The first of `members` (world ranks) found dead (exited without finishing), if any.
+    pub(crate) fn died_member(&self, members: &[Rank]) -> Option<Rank> {
+        members.iter().copied().find(|&r| {
+            self.died
+                .get(r as usize)
+                .is_some_and(|d| d.load(Ordering::Acquire))
+        })
+    }
+
+    /// Waits for `h` (a step of a collective run in the calling thread) or for a member of
+    /// its communicator to die, whichever comes first: a collective whose member died can
+    /// no longer complete even when this rank's own partners are alive (they give up).
+    /// On a death the request is cancelled if it can be (else waited for).
+    ///
+    /// # Errors
+    /// [`Error::PeerDied`] naming the dead member; the request's own error.
+    pub(crate) fn wait_coll_step(&self, h: &ReqHandle, members: &[Rank]) -> Result<Status> {
+        let mut dead = None;
+        self.wait_until(
+            || {
+                if h.is_complete() {
+                    return true;
+                }
+                dead = self.died_member(members);
+                dead.is_some()
+            },
+            None,
+        );
+        if let Some(r) = dead.filter(|_| !h.is_complete()) {
+            if !self.cancel(h) {
+                let _ = self.wait(h);
+            }
+            return Err(self.peer_died(r));
+        }
+        self.outcome(h)
+    }
+
     /// `true` if world rank `r` finished cleanly (known to the protocol core).
     pub(crate) fn is_finished(&self, r: Rank) -> bool {
         self.inner.lock().core.is_finished(r)
@@ -968,6 +1008,7 @@ impl Engine {
             // finished cleanly sent its part: the core fails only the receives from it that
             // can no longer match).
             if !finished {
+                self.died[r as usize].store(true, Ordering::Release);
                 let Inner {
                     core, tx, colls, ..
                 } = &mut *g;
