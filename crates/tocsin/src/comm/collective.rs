@@ -424,35 +424,61 @@ impl Comm {
         self.eng.wait(&h).map(|_| ())
     }
 
+    /// One step of a collective run in the calling thread: sends `len` bytes at `out` to
+    /// world rank `to` and receives at most `cap` bytes into `into` from world rank `from`,
+    /// on this communicator's collective context with `tag`; waits for both, failing with
+    /// `PeerDied` if any of `members` dies meanwhile. A send to a rank that finished cleanly
+    /// is not a failure (it did its part). Returns the receive's status.
+    ///
+    /// # Safety
+    /// `out` readable for `len` bytes and `into` writable for `cap` bytes (non-null).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn exchange(
+        &self,
+        out: *const u8,
+        len: usize,
+        to: Rank,
+        into: *mut u8,
+        cap: usize,
+        from: Rank,
+        tag: crate::Tag,
+        members: &[Rank],
+    ) -> Result<crate::Status> {
+        let ctx = self.info.ctx + 1;
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { std::slice::from_raw_parts(out, len) };
+        let pending = if self.eng.try_send_eager_now(bytes, to, tag, ctx) {
+            None
+        } else {
+            Some(self.eng.post_send(out, len, to, tag, ctx)?)
+        };
+        let h = self.eng.post_recv_blocking(into, cap, from, tag, ctx);
+        let got = self.eng.wait_coll_step(&h, members);
+        crate::progress::recycle_cell(h);
+        let got = got?;
+        if let Some(s) = pending {
+            match self.eng.wait_coll_step(&s, members) {
+                Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
+                r => {
+                    r?;
+                }
+            }
+        }
+        Ok(got)
+    }
+
     /// The dissemination barrier in the calling thread (see [`Comm::run_collective`]).
     fn barrier_direct(&self) -> Result<()> {
         let (me, n) = (self.rank(), self.size());
         let members = self.info.group.world_ranks();
         let tag = self.info.next_tag();
-        let ctx = self.info.ctx + 1;
         let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
         let mut d = 1;
         while d < n {
             let to = self.info.world_rank((me + d) % n);
             let from = self.info.world_rank((me + n - d) % n);
-            let pending = if self.eng.try_send_eager_now(&[], to, tag, ctx) {
-                None
-            } else {
-                Some(self.eng.post_send(dangling, 0, to, tag, ctx)?)
-            };
-            let h = self.eng.post_recv_blocking(dangling, 0, from, tag, ctx);
-            let got = self.eng.wait_coll_step(&h, members);
-            crate::progress::recycle_cell(h);
-            got?;
-            if let Some(s) = pending {
-                // A send to a rank that finished cleanly after its part is not a failure.
-                match self.eng.wait_coll_step(&s, members) {
-                    Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
-                    r => {
-                        r?;
-                    }
-                }
-            }
+            // SAFETY: zero bytes at a dangling (non-null) pointer.
+            unsafe { self.exchange(dangling, 0, to, dangling, 0, from, tag, members)? };
             d *= 2;
         }
         Ok(())
@@ -479,34 +505,25 @@ impl Comm {
         let (me, n) = (self.rank(), self.size());
         let members = self.info.group.world_ranks();
         let tag = self.info.next_tag();
-        let ctx = self.info.ctx + 1;
         let mut tmp = [0u8; DIRECT_ALLREDUCE];
         let dangling = std::ptr::NonNull::<u8>::dangling().as_ptr();
         let acc = if bytes == 0 { dangling } else { recv };
         let mut mask = 1;
         while mask < n {
             let partner = self.info.world_rank(me ^ mask);
-            // SAFETY: `acc` holds `bytes` bytes (or is dangling for 0).
-            let out = unsafe { std::slice::from_raw_parts(acc as *const u8, bytes) };
-            let pending = if self.eng.try_send_eager_now(out, partner, tag, ctx) {
-                None
-            } else {
-                Some(self.eng.post_send(acc, bytes, partner, tag, ctx)?)
+            // SAFETY: `acc` and `tmp` hold `bytes` bytes each (or `acc` is dangling for 0).
+            let got = unsafe {
+                self.exchange(
+                    acc,
+                    bytes,
+                    partner,
+                    tmp.as_mut_ptr(),
+                    bytes,
+                    partner,
+                    tag,
+                    members,
+                )?
             };
-            let h = self
-                .eng
-                .post_recv_blocking(tmp.as_mut_ptr(), bytes, partner, tag, ctx);
-            let got = self.eng.wait_coll_step(&h, members);
-            crate::progress::recycle_cell(h);
-            let got = got?;
-            if let Some(s) = pending {
-                match self.eng.wait_coll_step(&s, members) {
-                    Err(Error::PeerDied { rank, .. }) if self.eng.is_finished(rank) => {}
-                    r => {
-                        r?;
-                    }
-                }
-            }
             if got.len != bytes {
                 return Err(Error::InvalidArgument {
                     what: "counts",

@@ -121,8 +121,10 @@ pub(crate) struct Engine {
     liveness: Vec<Liveness>,
     /// Peers already handled as gone by [`Engine::check_peers`].
     gone: Vec<AtomicBool>,
-    /// Peers handled as gone that died (exited without finishing).
+    /// Peers handled as gone that died (exited without finishing), and how many: a wait
+    /// that watches a communicator's members reads the count, not every flag, per pass.
     died: Vec<AtomicBool>,
+    deaths: std::sync::atomic::AtomicU32,
     /// Time base of `last_check`.
     epoch: Instant,
     /// When peers were last checked, ns since `epoch` (shared by every waiting thread).
@@ -388,6 +390,7 @@ impl Engine {
             liveness,
             gone: (0..size).map(|_| AtomicBool::new(false)).collect(),
             died: (0..size).map(|_| AtomicBool::new(false)).collect(),
+            deaths: std::sync::atomic::AtomicU32::new(0),
             epoch: Instant::now(),
             last_check: AtomicU64::new(0),
             pmi,
@@ -757,21 +760,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::iprobe`].
     pub(crate) fn improbe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Option<(Status, u64)>> {
-        self.maybe_check_peers();
-        let mut g = self.inner.lock();
-        g.core.receiver_waiting = false;
-        self.pass(&mut g);
-        let m = g.core.improbe(src, tag, ctx);
-        let gone = if src == crate::ANY_SOURCE {
-            g.core.all_others_gone().then(|| g.core.last_gone())
-        } else {
-            (src != self.me && g.core.is_dead(src)).then_some(src)
-        };
-        self.unlock(g);
-        match (m, gone) {
-            (None, Some(r)) => Err(self.peer_died(r)),
-            (m, _) => Ok(m),
-        }
+        self.probe_pass(src, |core| core.improbe(src, tag, ctx))
     }
 
     /// Blocks until [`Engine::improbe`] finds a message.
@@ -779,24 +768,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::iprobe`].
     pub(crate) fn mprobe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<(Status, u64)> {
-        let mut res = None;
-        self.wait_until(
-            || match self.improbe(src, tag, ctx) {
-                Ok(None) => false,
-                r => {
-                    res = Some(r);
-                    true
-                }
-            },
-            None,
-        );
-        match res {
-            Some(Ok(Some(m))) => Ok(m),
-            Some(Err(e)) => Err(e),
-            _ => Err(Error::Unsupported(
-                "internal: mprobe ended without a result".into(),
-            )),
-        }
+        self.probe_wait(|| self.improbe(src, tag, ctx))
     }
 
     /// Receives a message taken by a matched probe ([`Core::post_mrecv`]).
@@ -843,6 +815,9 @@ impl Engine {
 
     /// The first of `members` (world ranks) found dead (exited without finishing), if any.
     pub(crate) fn died_member(&self, members: &[Rank]) -> Option<Rank> {
+        if self.deaths.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         members.iter().copied().find(|&r| {
             self.died
                 .get(r as usize)
@@ -1009,6 +984,7 @@ impl Engine {
             // can no longer match).
             if !finished {
                 self.died[r as usize].store(true, Ordering::Release);
+                self.deaths.fetch_add(1, Ordering::Release);
                 let Inner {
                     core, tx, colls, ..
                 } = &mut *g;
@@ -1211,27 +1187,43 @@ impl Engine {
     /// [`Error::PeerDied`] if none has and none can any more: `src` is gone, or `src` is
     /// `ANY_SOURCE` and every other rank is gone.
     pub(crate) fn iprobe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Option<Status>> {
+        self.probe_pass(src, |core| core.iprobe(src, tag, ctx))
+    }
+
+    pub(crate) fn probe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Status> {
+        self.probe_wait(|| self.iprobe(src, tag, ctx))
+    }
+
+    /// The body of the probes: a progress pass, then `look` at the core; when it finds
+    /// nothing, `PeerDied` if nothing can come any more from `src` (or, for `ANY_SOURCE`,
+    /// from anyone).
+    fn probe_pass<T>(
+        &self,
+        src: Rank,
+        look: impl FnOnce(&mut Core) -> Option<T>,
+    ) -> Result<Option<T>> {
         self.maybe_check_peers();
         let mut g = self.inner.lock();
         g.core.receiver_waiting = false;
         self.pass(&mut g);
-        let st = g.core.iprobe(src, tag, ctx);
+        let found = look(&mut g.core);
         let gone = if src == crate::ANY_SOURCE {
             g.core.all_others_gone().then(|| g.core.last_gone())
         } else {
             (src != self.me && g.core.is_dead(src)).then_some(src)
         };
         self.unlock(g);
-        match (st, gone) {
+        match (found, gone) {
             (None, Some(r)) => Err(self.peer_died(r)),
-            (st, _) => Ok(st),
+            (found, _) => Ok(found),
         }
     }
 
-    pub(crate) fn probe(&self, src: Rank, tag: Tag, ctx: u16) -> Result<Status> {
+    /// Waits (the engine's one waiting routine) until `try_once` finds something or fails.
+    fn probe_wait<T>(&self, mut try_once: impl FnMut() -> Result<Option<T>>) -> Result<T> {
         let mut res = None;
         self.wait_until(
-            || match self.iprobe(src, tag, ctx) {
+            || match try_once() {
                 Ok(None) => false,
                 r => {
                     res = Some(r);
@@ -1241,7 +1233,7 @@ impl Engine {
             None,
         );
         match res {
-            Some(Ok(Some(s))) => Ok(s),
+            Some(Ok(Some(v))) => Ok(v),
             Some(Err(e)) => Err(e),
             _ => Err(Error::Unsupported(
                 "internal: probe ended without a result".into(),
