@@ -208,12 +208,49 @@ const fn mode_stress(mode: &'static str) -> [Run; 5] {
     ]
 }
 
+/// No fast ring at all: every record through the peers' inboxes (the dynamic layout's
+/// fallback, which pairs beyond the rings use).
+const INBOX_ONLY: (&str, &str) = ("TOCSIN_FAST_PATHS", "0");
+/// One fast ring per rank: with 4 ranks, three senders race to claim each rank's ring and
+/// the losers stay on the inbox (the dynamic layout of nodes above 33 ranks).
+const ONE_FAST_PATH: (&str, &str) = ("TOCSIN_FAST_PATHS", "1");
+/// An eager threshold an inbox slot carries: cases that count on eager sends completing
+/// without the receiver (`sizes`) keep that promise toward ring-less peers.
+const EAGER_200: (&str, &str) = ("TOCSIN_EAGER_THRESHOLD", "200");
+
+/// The point-to-point cases over the dynamic shared-memory layout (`$fast` is
+/// [`INBOX_ONLY`] or [`ONE_FAST_PATH`]), in one progress mode (a macro: the environment
+/// tables must be constants).
+macro_rules! dynamic_p2p {
+    ($mode:expr, $fast:expr) => {
+        [
+            run(4, "sizes", $mode, &[$fast, EAGER_200], &[]),
+            run(2, "sizes", $mode, &[$fast, EAGER_200, NO_CMA], &[]),
+            run(4, "wildcards", $mode, &[$fast], &[]),
+            run(4, "ordering", $mode, &[$fast], &[]),
+            run(4, "flood", $mode, &[$fast], &[]),
+            run(4, "random", $mode, &[$fast], &["--total", "4000"]),
+            run(4, "truncation", $mode, &[$fast, EAGER_200], &[]),
+            run(4, "waitany", $mode, &[$fast, EAGER_200], &[]),
+            run(3, "errors", $mode, &[$fast, EAGER_200], &[]),
+            run(3, "die", $mode, &[$fast], &[]),
+            run(2, "die-rendezvous", $mode, &[$fast], &[]),
+        ]
+    };
+}
+
 /// `a` then `b`.
 fn concat(a: &[Run], b: &[Run]) -> Vec<Run> {
     a.iter().chain(b).copied().collect()
 }
 
 p2p_tests! {
+    // --- the dynamic node layout: inboxes only, and one fast ring per rank claimed on use
+    dynamic_inbox_only_poll: dynamic_p2p!("poll", INBOX_ONLY);
+    dynamic_inbox_only_block: dynamic_p2p!("block", INBOX_ONLY);
+    dynamic_one_fast_path_block: dynamic_p2p!("block", ONE_FAST_PATH);
+    dynamic_one_fast_path_signal: dynamic_p2p!("signal", ONE_FAST_PATH);
+
     // --- sizes: 0, 1, eager−1, eager, eager+1, 4 MiB+3; blocking / non-blocking; both orders
     sizes_cma_poll: [run(2, "sizes", "poll", &[], &[])];
     sizes_pipelined_poll: [run(2, "sizes", "poll", &[NO_CMA], &[])];

@@ -113,6 +113,10 @@ pub const MIN_CHUNK_BYTES: usize = 64;
 /// clamped to what one ring record can carry, so larger values would change nothing.
 pub const MAX_CHUNK_BYTES: usize = MAX_RING_BYTES;
 
+/// Most fast rings per rank accepted (`TOCSIN_FAST_PATHS`): the ring index travels in 16
+/// bits.
+pub const MAX_FAST_PATHS: u32 = 65_535;
+
 /// Longest spin accepted (`TOCSIN_SPIN_US`), µs: 10 s. Beyond that a waiting thread should
 /// simply use `poll` mode.
 pub const MAX_SPIN_US: u64 = 10_000_000;
@@ -137,6 +141,8 @@ pub struct Config {
     pub(crate) progress_core: Option<usize>,
     /// `None`: detect (more local ranks than online CPUs).
     pub(crate) oversubscribed: Option<bool>,
+    /// `TOCSIN_FAST_PATHS`: fast rings per rank (`None`: by the node's rank count).
+    pub(crate) fast_paths: Option<u32>,
 }
 
 impl Default for Config {
@@ -155,6 +161,7 @@ impl Default for Config {
             signal: None,
             progress_core: None,
             oversubscribed: None,
+            fast_paths: None,
         }
     }
 }
@@ -210,7 +217,8 @@ impl Config {
     /// | `TOCSIN_PROGRESS` | `poll`, `block`, `thread`, `signal` or `uintr` | `poll` |
     /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 11 ranks, less above |
     /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
-    /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
+    /// | `TOCSIN_RING_BYTES` | bytes of each fast ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
+    /// | `TOCSIN_FAST_PATHS` | fast rings per rank, `0..=`[`MAX_FAST_PATHS`] (at most the node's ranks − 1; fewer than that: rings claimed by the pairs that talk most, the others through inboxes) | ranks − 1 up to 33 ranks per node, 32 above |
     /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | 1000 |
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
@@ -220,14 +228,16 @@ impl Config {
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     /// | `TOCSIN_OVERSUBSCRIBED` | `1`: more ranks than cores, waits yield the core (`poll`) or sleep without spinning (`block` and up); `0`: never; `auto` | `auto`: local ranks (`MPI_LOCALNRANKS`) above the online CPUs |
     ///
-    /// The job's shared segment holds a 64-byte header, a 128-byte control block per rank and
-    /// one ring per ordered pair of ranks: `64 + 128·n + n²·(64 + ring bytes)`. By default each
-    /// ring gets half of `64 MiB / n²` rounded up to a power of two, clamped to 64 KiB..=1 MiB
-    /// (and raised if the eager threshold needs it), so the segment stays at or below about
-    /// 64 MiB up to 32 ranks but grows as n² × 64 KiB beyond: 256 MiB at 64 ranks, 1 GiB at
-    /// 128, 4 GiB at 256. `init` refuses a
-    /// segment whose size overflows or exceeds what can be mapped, naming
-    /// `TOCSIN_RING_BYTES`.
+    /// The node's shared segment holds a 64-byte header, and per rank a 128-byte control
+    /// block, a 32 KiB inbox (every peer can post small records to it) and `k` fast rings
+    /// (`TOCSIN_FAST_PATHS`): `64 + 128·n + n·(32 KiB + 64·⌈n/512⌉) + n·k·(64 + ring bytes)`,
+    /// O(n) for a fixed `k`. Up to 33 ranks per node every pair has its ring from the start
+    /// (`k = n − 1`); above, each rank has 32 rings, claimed by the peers that send it the
+    /// most. By default a ring gets 4 MiB / k rounded down to a power of two, clamped to
+    /// 64 KiB..=1 MiB (and raised if the eager threshold needs it): about 4 MiB of rings per
+    /// rank whatever `n` (128 MiB at 33 ranks, 512 MiB at 128, 4 GiB at 1,024, of which only
+    /// touched pages cost memory). `init` refuses a segment whose size overflows or exceeds
+    /// what can be mapped, naming `TOCSIN_RING_BYTES`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable, the value as typed and what is accepted.
@@ -278,6 +288,20 @@ impl Config {
             &format!("a byte count, a power of two in {MIN_RING_BYTES}..={MAX_RING_BYTES}"),
         )? {
             c.ring_bytes = Some(v);
+        }
+        if let Some(v) = env_parse::<u32>(
+            get,
+            "TOCSIN_FAST_PATHS",
+            &format!("a ring count in 0..={MAX_FAST_PATHS}"),
+        )? {
+            if v > MAX_FAST_PATHS {
+                return Err(Error::Config {
+                    name: "TOCSIN_FAST_PATHS",
+                    value: v.to_string(),
+                    reason: format!("expected a ring count in 0..={MAX_FAST_PATHS}"),
+                });
+            }
+            c.fast_paths = Some(v);
         }
         if let Some(v) = env_parse(
             get,

@@ -248,6 +248,7 @@ impl Engine {
                     p,
                     &local,
                     cap,
+                    cfg.fast_paths,
                     mode,
                     cfg.posix_shm,
                     sig.as_ref().map_or(0, |s| s.signo()),
@@ -538,7 +539,7 @@ impl Engine {
         // rank's next call (it may be computing): ask each consumer concerned to tell us
         // when it frees space (an interrupt if we compute then), then retry once after the
         // fence, so that space freed meanwhile is not missed (Dekker with
-        // `Segment::space_freed`).
+        // `SegView::space_freed`, `ShmInbox::take_wanters`).
         if self.cfg.progress.interrupts() {
             self.bells.ask_for_space(core, tx);
         }
@@ -629,7 +630,7 @@ impl Engine {
 
     /// A pass as a waiting thread (a matched rendezvous is read here). With `ask_space`,
     /// asks the consumers of rings our records wait for to ring us when they free space
-    /// (before sleeping), then retries once (Dekker with [`Segment::space_freed`]).
+    /// (before sleeping), then retries once (Dekker with the consumer's `space_freed`/`take_wanters`).
     fn progress_waiting(&self, ask_space: bool) -> Found {
         let Some(mut g) = self.inner.try_lock() else {
             return Found::Busy;

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::matching::{Envelope, Pattern, PostedQueue, UnexpectedQueue};
-use crate::wire::{Header, Kind, FLAG_CMA, FLAG_TO_RECEIVER, FULL_HDR_LEN};
+use crate::wire::{Header, Kind, EAGER_HDR_LEN, FLAG_CMA, FLAG_TO_RECEIVER, FULL_HDR_LEN};
 use crate::{Rank, Tag, ANY_SOURCE};
 
 /// What a completed receive (or a probe) found: who sent it, with which tag, how many bytes.
@@ -166,8 +166,15 @@ pub trait Driver {
     /// Appends one record `[header | payload]` to the ring toward `peer`; `false` if the
     /// ring is full (nothing written, the core retries later).
     fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool;
-    /// Largest record body (header + payload) accepted toward `peer`, bytes.
+    /// Largest record body (header + payload) accepted toward `peer`, bytes. May grow over
+    /// time (after [`Driver::grow`]), never shrinks.
     fn max_record(&self, peer: Rank) -> usize;
+    /// The core would send a `len`-byte record toward `peer` if [`Driver::max_record`]
+    /// allowed it: the transport may open a path that carries it (shared memory: claim one
+    /// of the peer's fast rings). Async-signal-safe.
+    fn grow(&mut self, peer: Rank, len: usize) {
+        let _ = (peer, len);
+    }
     /// Payload bytes of each DATA record of a pipelined rendezvous toward `peer` (capped by
     /// [`Driver::max_record`]): `configured` (`TOCSIN_CHUNK_BYTES`) for rings, whose chunks
     /// pipeline copies in and out; a transport that streams may prefer fewer, larger ones.
@@ -491,6 +498,12 @@ impl Core {
             || !self.peers[p].msgs.is_empty()
         {
             return false;
+        }
+        if buf.len() + EAGER_HDR_LEN > drv.max_record(dest) {
+            drv.grow(dest, buf.len() + EAGER_HDR_LEN);
+            if buf.len() + EAGER_HDR_LEN > drv.max_record(dest) {
+                return false;
+            }
         }
         let mut h = Header::new(Kind::Eager);
         h.len = buf.len() as u64;
@@ -886,8 +899,21 @@ impl Core {
             self.peers[p].urgent |= h.kind == Kind::Cts || coll_fin;
             self.peers[p].ctrl.pop_front();
         }
+        // Eager only what the path toward the peer carries whole (a node peer without a
+        // fast ring takes small records only: ask for one first).
+        let mut eager = self
+            .cfg
+            .eager_threshold
+            .min(drv.max_record(peer).saturating_sub(EAGER_HDR_LEN));
         while let Some(&tok) = self.peers[p].msgs.front() {
-            let eager = self.cfg.eager_threshold;
+            let len = self.live(tok).len;
+            if len > eager && len <= self.cfg.eager_threshold {
+                drv.grow(peer, len + EAGER_HDR_LEN);
+                eager = self
+                    .cfg
+                    .eager_threshold
+                    .min(drv.max_record(peer).saturating_sub(EAGER_HDR_LEN));
+            }
             let cma_ok = self.peers[p].cma_ok;
             let r = self.live(tok);
             let r_urgent = r.urgent;

@@ -2,7 +2,7 @@
 //!
 //! Each peer is served by exactly one transport ([`Route`], chosen from the node map in
 //! [`node`]): `self` (the protocol core matches self-sends directly), `shm` (ranks of this
-//! node: per-pair rings in the node's segment, single copy through CMA) or `tcp` (ranks of
+//! node: inboxes and fast rings in the node's segment, single copy through CMA) or `tcp` (ranks of
 //! other nodes, or every rank under `TOCSIN_NOLOCAL=1`). A transport has two halves, as
 //! NewMadeleine's drivers (post and poll): the sending half is reached through [`Tx`], the
 //! [`Driver`] the protocol core pushes records through, and the receiving half through
@@ -101,7 +101,7 @@ impl Tx {
     pub(crate) fn limits(&self, peer: Rank) -> Limits {
         match (self.route.get(peer as usize), &self.shm) {
             (Some(Route::Shm), Some(s)) => Limits {
-                max_record: s.max_record(),
+                max_record: s.max_record(peer),
                 single_copy: true,
             },
             (Some(Route::Tcp), _) => Limits {
@@ -141,6 +141,11 @@ impl Driver for Tx {
     }
     fn max_record(&self, peer: Rank) -> usize {
         self.limits(peer).max_record
+    }
+    fn grow(&mut self, peer: Rank, len: usize) {
+        if let (Some(Route::Shm), Some(s)) = (self.route.get(peer as usize), &mut self.shm) {
+            s.grow(peer, len);
+        }
     }
     fn chunk(&self, peer: Rank, configured: usize) -> usize {
         match self.route.get(peer as usize) {
@@ -436,15 +441,15 @@ impl Bells {
     /// Records of ours wait for room toward some peers: asks each node peer concerned to
     /// tell us when it frees space, then, after a `SeqCst` fence, retries once, so that
     /// space freed meanwhile is not missed (Dekker with the consumer's
-    /// `Segment::space_freed`). Async-signal-safe.
+    /// `SegView::space_freed`, `ShmInbox::take_wanters`). Async-signal-safe.
     pub(crate) fn ask_for_space(&self, core: &mut Core, tx: &mut Tx) {
         if !core.has_backlog() {
             return;
         }
-        if let Some(n) = &self.node {
+        if let (Some(n), Some(s)) = (&self.node, &tx.shm) {
             for q in n.peers() {
                 if !core.flushed_to(q) {
-                    n.space_wanted(self.me, q).store(1, Ordering::SeqCst);
+                    s.want_space(q);
                 }
             }
         }

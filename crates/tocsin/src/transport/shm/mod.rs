@@ -1,10 +1,10 @@
-//! The shared-memory driver: one segment per job and host, per-pair rings, per-rank control
-//! blocks (pid, doorbell), and single-copy transfers through Linux CMA.
+//! The shared-memory driver: one segment per job and host, per-rank control blocks (pid,
+//! doorbell) and inboxes, per-pair fast rings, and single-copy transfers through Linux CMA.
 //!
 //! Owns the segment's layout, its creation and attachment during bootstrap, and the
-//! [`Driver`](crate::protocol::Driver) implementation over its rings. It must not know about
-//! requests or matching (that is [`crate::protocol`]) nor decide when to wait or sleep (that
-//! is `crate::progress`).
+//! [`Driver`](crate::protocol::Driver) implementation over its inboxes and rings. It must not
+//! know about requests or matching (that is [`crate::protocol`]) nor decide when to wait or
+//! sleep (that is `crate::progress`).
 //!
 //! ## Segment
 //! Rank 0 creates it as an anonymous `memfd` (no name in `/dev/shm` at all); the others open
@@ -16,17 +16,35 @@
 //!
 //! | offset | content |
 //! |---|---|
-//! | 0 | header line: magic, layout version, rank count, ring bytes, progress mode |
-//! | 64 + 128·r | control block of rank r: line A (pid, tid, sleepers, polling, finished), line B (doorbell futex, interrupt pending) |
-//! | rings base + (s·n + d)·(64 + cap) | ring from rank s to rank d: control line (consumer's head at 0, producer's "space wanted" word at 8) + data |
+//! | 0 | header line: magic, layout version, rank count, ring bytes, progress mode, fast rings per rank |
+//! | 64 + 128·l | control block of local rank l: line A (pid, tid, sleepers, polling, finished), line B (doorbell futex, interrupt pending) |
+//! | inboxes + l·[`inbox::inbox_bytes`] | inbox of l: tail, "space wanted" bitmap, 128 slots of 256 bytes ([`inbox`]) |
+//! | rings + (l·k + j)·(64 + cap) | fast ring j toward l: control line (consumer's head at 0, producer's "space wanted" word at 8, owner at 16) + data |
 //!
-//! Total: `64 + 128·n + n²·(64 + cap)` bytes ([`segment_len`]), so the segment grows as n²:
-//! with the default rings ([`default_ring_bytes`]) at most about 64 MiB up to 32 ranks, then
-//! n² × 64 KiB (1 GiB at 128 ranks, 4 GiB at 256). Only the pages touched cost memory.
+//! Total: `64 + 128·n + n·(32 KiB + 64·⌈n/512⌉) + n·k·(64 + cap)` bytes ([`segment_len`]):
+//! **O(n)** for a fixed `k`. Every rank can reach every other through its inbox (records up
+//! to [`inbox::MAX_BODY`] bytes: small eager messages and the rendezvous' RTS/CTS/FIN; larger
+//! messages by CMA); each rank also has `k` fast rings that carry whole eager messages:
+//!
+//! - **Static** (`k = n − 1`, the default up to [`STATIC_MAX`] + 1 ranks per node): ring j
+//!   toward l belongs to the j-th other rank, as per-pair rings always did; the inboxes are
+//!   never used.
+//! - **Dynamic** (more ranks, or `TOCSIN_FAST_PATHS` below n − 1): a sender that has posted
+//!   [`FAST_AFTER`] records to a peer claims one of that peer's free rings (CAS on its owner
+//!   word, as Open MPI's vader fast boxes), posts a *switch* through the inbox, then sends
+//!   through the ring: the switch keeps its records in order. Pairs beyond `k` keep the
+//!   inbox. Rings are never handed back (a job's talkative pairs stay talkative).
+//!
+//! Only touched pages cost memory: an idle pair costs nothing, an inbox costs the slots its
+//! traffic cycles through.
+//!
+//! A killed rank blocks no one: an inbox slot it claimed but never published is skipped once
+//! the engine finds it dead ([`inbox`]); a ring it owned is only read by its consumer.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
+pub(crate) mod inbox;
 mod reaper;
 
 use super::node::{hex, hex_bytes, unhex};
@@ -37,8 +55,9 @@ use crate::ring::{self, Consumer, Producer, ShmRing, LINE};
 use crate::sys::{self, Mapping};
 use crate::wire::Header;
 use crate::Rank;
+use inbox::{Popped, ShmInbox};
 
-const MAGIC: u64 = 0x7463_6f73_696e_0001; // "tcosin" + layout 1
+const MAGIC: u64 = 0x7463_6f73_696e_0002; // "tcosin" + layout 2
 const CTRL_BYTES: usize = 2 * LINE;
 
 /// Per-rank control block in the segment.
@@ -96,14 +115,119 @@ struct SegHeader {
     mode: AtomicU32,
     ring_cap: AtomicU64,
     nonce: AtomicU64,
+    fast: AtomicU32,
+}
+
+/// Most other ranks of a node for which every pair gets its ring at start-up (static fast
+/// rings, `k = n − 1`); above, each rank has [`DYNAMIC_FAST_PATHS`] rings claimed on use.
+pub(crate) const STATIC_MAX: u32 = 32;
+/// Fast rings per rank in the dynamic layout (more than [`STATIC_MAX`] + 1 ranks per node),
+/// as Open MPI's `btl_vader_fbox_max`: a 3-D stencil's six neighbours and the partners of
+/// the collectives' recursive doubling up to 2²⁶ ranks fit.
+pub(crate) const DYNAMIC_FAST_PATHS: u32 = 32;
+/// Records a sender posts through a peer's inbox before it claims one of that peer's fast
+/// rings (dynamic layout): pairs that talk once (a barrier at start-up) leave the rings to
+/// those that talk often.
+pub(crate) const FAST_AFTER: u32 = 16;
+/// Bytes of fast rings per rank the default ring size aims at (`k × cap`): 4 MiB.
+const RING_BUDGET: usize = 4 << 20;
+
+/// Fast rings per rank for a node of `n` ranks: `configured` (`TOCSIN_FAST_PATHS`, at most
+/// `n − 1`), else `n − 1` up to [`STATIC_MAX`], else [`DYNAMIC_FAST_PATHS`].
+pub(crate) fn fast_paths(n: u32, configured: Option<u32>) -> u32 {
+    let others = n.saturating_sub(1);
+    match configured {
+        Some(k) => k.min(others),
+        None if others <= STATIC_MAX => others,
+        None => DYNAMIC_FAST_PATHS,
+    }
 }
 
 /// A mapped job segment.
 pub(crate) struct Segment {
     map: Mapping,
     n: u32,
+    k: u32,
     cap: usize,
     posix_name: Option<String>,
+}
+
+/// Where the parts of a segment are: a copy of its base address and geometry, for the
+/// transport's halves. Valid while the [`Segment`] it came from is mapped (the engine drops
+/// its transport halves before its node view, which owns the segment).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegView {
+    base: *mut u8,
+    n: u32,
+    k: u32,
+    cap: usize,
+}
+
+// SAFETY: a view of shared memory accessed only through the ring and inbox protocols
+// (atomics for every word two processes may touch at once).
+unsafe impl Send for SegView {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SegView {}
+
+impl SegView {
+    fn check(&self, l: u32, j: u32) {
+        if l >= self.n || j >= self.k.max(1) {
+            crate::diag::fatal("shm: an inbox or ring outside the segment");
+        }
+    }
+
+    /// The inbox of local rank `l`.
+    pub(crate) fn inbox(&self, l: u32) -> ShmInbox {
+        self.check(l, 0);
+        let off = inboxes_base(self.n) + l as usize * inbox::inbox_bytes(self.n);
+        // SAFETY: inside the mapping (layout above), 64-byte aligned, zero at creation, and
+        // mapped while the view is used (the view's contract).
+        unsafe { ShmInbox::from_raw(self.base.add(off), self.n) }
+    }
+
+    fn ring_off(&self, l: u32, j: u32) -> usize {
+        self.check(l, j);
+        rings_base(self.n) + (l as usize * self.k as usize + j as usize) * ring::footprint(self.cap)
+    }
+
+    /// Fast ring `j` toward local rank `l`.
+    pub(crate) fn ring(&self, l: u32, j: u32) -> ShmRing {
+        let off = self.ring_off(l, j);
+        // SAFETY: as in `inbox`; the range is the ring's `footprint(cap)` bytes.
+        unsafe { ShmRing::from_raw(self.base.add(off), self.cap) }
+    }
+
+    /// A word of the control line of ring `j` toward `l`, at byte `at` (8: the producer's
+    /// "space wanted"; 16: the owner, local index + 1, 0 if free), outside the ring's own
+    /// protocol (which uses bytes 0..8).
+    fn ring_word(&self, l: u32, j: u32, at: usize) -> &AtomicU32 {
+        let off = self.ring_off(l, j) + at;
+        // SAFETY: inside the ring's 64-byte control line, 4-aligned, only accessed
+        // atomically; mapped while the view is used.
+        unsafe { &*(self.base.add(off) as *const AtomicU32) }
+    }
+
+    /// The "space wanted" word of ring `j` toward `l`: its producer sets it while records
+    /// wait for lack of room; the consumer, after freeing space, clears it and notifies the
+    /// producer ([`SegView::space_freed`]).
+    pub(crate) fn space_wanted(&self, l: u32, j: u32) -> &AtomicU32 {
+        self.ring_word(l, j, 8)
+    }
+
+    /// The owner word of ring `j` toward `l` (dynamic layout).
+    fn owner(&self, l: u32, j: u32) -> &AtomicU32 {
+        self.ring_word(l, j, 16)
+    }
+
+    /// After local rank `l` consumed from its ring `j`: `true` if the producer asked to be
+    /// told (the word is cleared; the caller then notifies it as for a record). The
+    /// `SeqCst` fence pairs with the producer's `SeqCst` store of the word followed by its
+    /// re-check of the ring (Dekker). Async-signal-safe.
+    pub(crate) fn space_freed(&self, l: u32, j: u32) -> bool {
+        fence(Ordering::SeqCst);
+        let w = self.space_wanted(l, j);
+        w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0
+    }
 }
 
 impl std::fmt::Debug for Segment {
@@ -115,32 +239,52 @@ impl std::fmt::Debug for Segment {
     }
 }
 
-fn rings_base(n: u32) -> usize {
+fn inboxes_base(n: u32) -> usize {
     LINE + CTRL_BYTES * n as usize
+}
+
+fn rings_base(n: u32) -> usize {
+    inboxes_base(n) + n as usize * inbox::inbox_bytes(n)
+}
+
+/// The static ring index of sender `s` toward receiver `l` (`k = n − 1`): the senders in
+/// local order, skipping `l`.
+fn static_slot(s: u32, l: u32) -> u32 {
+    if s < l {
+        s
+    } else {
+        s - 1
+    }
 }
 
 /// Largest job segment tocsin maps, bytes: 64 TiB, half the 47-bit user address space of
 /// x86-64. Only touched pages cost memory, but a larger mapping cannot succeed.
 pub(crate) const MAX_SEGMENT_BYTES: usize = 1 << 46;
 
-/// Bytes of a segment for `n` ranks with `cap`-byte rings: the header line, `n` control
-/// blocks and `n²` rings (`64 + 128·n + n²·(64 + cap)`), or `None` if that overflows `usize`.
-pub(crate) fn segment_len(n: u32, cap: usize) -> Option<usize> {
-    let n = n as usize;
-    let rings = n.checked_mul(n)?.checked_mul(LINE.checked_add(cap)?)?;
-    LINE.checked_add(CTRL_BYTES.checked_mul(n)?)?
+/// Bytes of a segment for `n` ranks with `k` fast rings of `cap` bytes per rank: the header
+/// line, `n` control blocks, `n` inboxes and `n·k` rings
+/// (`64 + 128·n + n·inbox_bytes(n) + n·k·(64 + cap)`), or `None` if that overflows `usize`.
+pub(crate) fn segment_len(n: u32, k: u32, cap: usize) -> Option<usize> {
+    let nn = n as usize;
+    let rings = nn
+        .checked_mul(k as usize)?
+        .checked_mul(LINE.checked_add(cap)?)?;
+    let inboxes = nn.checked_mul(inbox::inbox_bytes(n))?;
+    LINE.checked_add(CTRL_BYTES.checked_mul(nn)?)?
+        .checked_add(inboxes)?
         .checked_add(rings)
 }
 
-/// Default ring size for `n` ranks, bytes: half of `64 MiB / n²` rounded up to a power of
-/// two, clamped to 64 KiB..=1 MiB, then raised (up to [`crate::config::MAX_RING_BYTES`]) so
-/// that `eager` bytes plus a header fit in a quarter of it. The segment ([`segment_len`])
-/// therefore stays at or below about 64 MiB up to 32 ranks (1 MiB rings up to 7 ranks, 64 KiB
-/// from 23), then grows as n² × 64 KiB: 256 MiB at 64 ranks, 1 GiB at 128, 4 GiB at 256,
-/// 1 TiB at 4096. Saturating: never overflows, whatever `n` and `eager`.
+/// Default fast-ring size for `n` ranks per node, bytes: [`RING_BUDGET`] (4 MiB) shared by
+/// the rank's `k` rings ([`fast_paths`] with no override), rounded down to a power of two and
+/// clamped to 64 KiB..=1 MiB, then raised (up to [`crate::config::MAX_RING_BYTES`]) so that
+/// `eager` bytes plus a header fit in a quarter of it: 1 MiB up to 4 ranks, 128 KiB from 33
+/// on, so a rank's rings stay at or below about 4 MiB whatever `n`. Saturating: never
+/// overflows, whatever `n` and `eager`.
 pub(crate) fn default_ring_bytes(n: u32, eager: usize) -> usize {
-    let pairs = (n as usize).saturating_mul(n as usize).max(1);
-    let mut cap = ((64usize << 20) / pairs).next_power_of_two() / 2;
+    let k = fast_paths(n, None).max(1) as usize;
+    let share = RING_BUDGET / k;
+    let mut cap = 1usize << (usize::BITS - 1 - share.leading_zeros());
     cap = cap.clamp(64 << 10, 1 << 20);
     let need = eager
         .saturating_add(64 + ring::WORD)
@@ -152,7 +296,8 @@ pub(crate) fn default_ring_bytes(n: u32, eager: usize) -> usize {
 
 /// Default eager threshold for `n` ranks: [`crate::config::DEFAULT_EAGER_THRESHOLD`], or
 /// less when rings are small (the largest power of two that lets an eager record fit a
-/// quarter of the ring), at least 64 bytes.
+/// quarter of the ring), at least 64 bytes. Pairs without a fast ring (dynamic layout) send
+/// eagerly only what fits an inbox slot.
 pub(crate) fn default_eager_threshold(n: u32, ring_bytes: Option<usize>) -> usize {
     let cap = ring_bytes.unwrap_or_else(|| default_ring_bytes(n, 0));
     let room = ring::max_body(cap).saturating_sub(64);
@@ -166,18 +311,23 @@ pub(crate) fn default_eager_threshold(n: u32, ring_bytes: Option<usize>) -> usiz
 
 /// [`segment_len`] as a result: an overflowing or unmappable segment is an [`Error::Config`]
 /// naming `TOCSIN_RING_BYTES`, reported before anything is created or mapped.
-pub(crate) fn checked_segment_len(n: u32, cap: usize) -> Result<usize> {
-    let too_big = |what: String| {
-        Error::Config {
+pub(crate) fn checked_segment_len(n: u32, k: u32, cap: usize) -> Result<usize> {
+    let too_big = |what: String| Error::Config {
         name: "TOCSIN_RING_BYTES",
         value: cap.to_string(),
         reason: format!(
-            "the shared segment for {n} ranks (64 + 128·n + n²·(64 + ring bytes)) {what}, \
-             more than the {MAX_SEGMENT_BYTES}-byte limit: lower TOCSIN_RING_BYTES or run fewer ranks"
+            "the shared segment for {n} ranks with {k} fast rings each \
+             (64 + 128·n + n·inbox + n·k·(64 + ring bytes)) {what}, more than the \
+             {MAX_SEGMENT_BYTES}-byte limit: lower TOCSIN_RING_BYTES or TOCSIN_FAST_PATHS"
         ),
-    }
     };
-    match segment_len(n, cap) {
+    if n > inbox::MAX_RANKS {
+        return Err(Error::Unsupported(format!(
+            "{n} ranks on one node: the shared-memory transport names at most {} (set TOCSIN_NOLOCAL=1 to use TCP)",
+            inbox::MAX_RANKS
+        )));
+    }
+    match segment_len(n, k, cap) {
         None => Err(too_big("overflows".into())),
         Some(len) if len > MAX_SEGMENT_BYTES => Err(too_big(format!("would be {len} bytes"))),
         Some(len) => Ok(len),
@@ -208,6 +358,7 @@ impl Segment {
         pmi: &mut Pmi,
         local: &[Rank],
         cap: usize,
+        fast: Option<u32>,
         mode: u32,
         posix: bool,
         signo: i32,
@@ -221,7 +372,8 @@ impl Segment {
         let leader = local[0];
         let n = local.len() as u32;
         let key = super::node::node_key();
-        let len = checked_segment_len(n, cap)?;
+        let k = fast_paths(n, fast);
+        let len = checked_segment_len(n, k, cap)?;
         let mut keep_fd = None;
         let mut posix_name = None;
         let mut reaper = None;
@@ -277,6 +429,7 @@ impl Segment {
             let s = Segment {
                 map,
                 n,
+                k,
                 cap,
                 posix_name: posix_name.clone(),
             };
@@ -286,6 +439,7 @@ impl Segment {
             h.nranks.store(n, Ordering::Relaxed);
             h.mode.store(mode, Ordering::Relaxed);
             h.ring_cap.store(cap as u64, Ordering::Relaxed);
+            h.fast.store(k, Ordering::Relaxed);
             h.nonce.store(u64::from_ne_bytes(nonce), Ordering::Relaxed);
             h.magic.store(MAGIC, Ordering::Release);
             if n > 1 {
@@ -339,13 +493,14 @@ impl Segment {
                 return Err(Error::Config {
                     name: "TOCSIN_RING_BYTES",
                     value: cap.to_string(),
-                    reason: format!("rank {leader}'s segment is {flen} bytes but this rank expects {len}: ranks disagree on TOCSIN_RING_BYTES / TOCSIN_EAGER_THRESHOLD"),
+                    reason: format!("rank {leader}'s segment is {flen} bytes but this rank expects {len}: ranks disagree on TOCSIN_RING_BYTES / TOCSIN_EAGER_THRESHOLD / TOCSIN_FAST_PATHS"),
                 });
             }
             let map = Mapping::map(&fd, len).map_err(|e| pmi_err("mapping the segment", e))?;
             let s = Segment {
                 map,
                 n,
+                k,
                 cap,
                 posix_name: None,
             };
@@ -354,6 +509,16 @@ impl Segment {
                 return Err(Error::Unsupported(
                     "the node segment has an unknown layout (mixed tocsin versions?)".into(),
                 ));
+            }
+            if h.fast.load(Ordering::Relaxed) != k {
+                return Err(Error::Config {
+                    name: "TOCSIN_FAST_PATHS",
+                    value: k.to_string(),
+                    reason: format!(
+                        "rank {leader} gives each rank {} fast rings: every rank must use the same TOCSIN_FAST_PATHS",
+                        h.fast.load(Ordering::Relaxed)
+                    ),
+                });
             }
             let m = h.mode.load(Ordering::Relaxed);
             if m != mode {
@@ -404,43 +569,29 @@ impl Segment {
         unsafe { &*(self.map.ptr().add(LINE + CTRL_BYTES * r as usize) as *const Control) }
     }
 
-    /// The ring carrying records from `src` to `dst`.
-    pub(crate) fn ring(&self, src: Rank, dst: Rank) -> ShmRing {
-        let off = rings_base(self.n)
-            + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap);
-        crate::diag::debug_check!(off + ring::footprint(self.cap) <= self.map.len());
-        // SAFETY: the range is inside the mapping, 64-byte aligned, zero at creation, and
-        // lives as long as `self`; the engine drops its rings before the segment.
-        unsafe { ShmRing::from_raw(self.map.ptr().add(off), self.cap) }
+    /// Where the inboxes and rings are, for the transport's halves.
+    pub(crate) fn view(&self) -> SegView {
+        SegView {
+            base: self.map.ptr(),
+            n: self.n,
+            k: self.k,
+            cap: self.cap,
+        }
     }
 
-    /// Ring bytes.
-    pub(crate) fn cap(&self) -> usize {
-        self.cap
+    /// Bytes of the mapping (virtual size: only touched pages cost memory).
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
     }
 
-    /// The "space wanted" word of the ring from `src` to `dst` (offset 8 of the ring's
-    /// control line, next to the consumer's head): `src` sets it while records wait for lack
-    /// of room (before sleeping; in the interrupt modes after every pass that leaves some);
-    /// `dst`, after freeing space, clears it and notifies `src` ([`Segment::space_freed`]).
-    pub(crate) fn space_wanted(&self, src: Rank, dst: Rank) -> &AtomicU32 {
-        let off = rings_base(self.n)
-            + (src as usize * self.n as usize + dst as usize) * ring::footprint(self.cap)
-            + 8;
-        // SAFETY: inside the ring's 64-byte control line, whose first 8 bytes are the head
-        // and the rest unused by the ring; 4-aligned; only accessed atomically.
-        unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
+    /// Fast rings per rank.
+    pub(crate) fn fast_paths(&self) -> u32 {
+        self.k
     }
 
-    /// After this rank (`dst`) consumed records from `src`'s ring: `true` if `src` asked to
-    /// be told when space frees up (the word is cleared; the caller then notifies `src` as
-    /// for a record: doorbell if it sleeps, interrupt if it computes). The `SeqCst` fence
-    /// pairs with `src`'s `SeqCst` store of the word followed by its re-check of the ring
-    /// (Dekker): either it sees the space or we see the word. Async-signal-safe.
-    pub(crate) fn space_freed(&self, src: Rank, dst: Rank) -> bool {
-        fence(Ordering::SeqCst);
-        let w = self.space_wanted(src, dst);
-        w.load(Ordering::Relaxed) != 0 && w.swap(0, Ordering::SeqCst) != 0
+    /// `true` if every pair has its ring from the start (`k = n − 1`): inboxes unused.
+    pub(crate) fn is_static(&self) -> bool {
+        self.k + 1 >= self.n
     }
 }
 
@@ -664,19 +815,6 @@ impl ShmNode {
             && self.sigqueue_full.swap(false, Ordering::Relaxed)
     }
 
-    /// The "space wanted" word of the ring from `src` to `dst`, both of this node
-    /// ([`Segment::space_wanted`]).
-    pub(crate) fn space_wanted(&self, src: Rank, dst: Rank) -> &AtomicU32 {
-        self.seg
-            .space_wanted(self.local_of[src as usize], self.local_of[dst as usize])
-    }
-
-    /// [`Segment::space_freed`] for the ring from `src` to `dst`. Async-signal-safe.
-    pub(crate) fn space_freed(&self, src: Rank, dst: Rank) -> bool {
-        self.seg
-            .space_freed(self.local_of[src as usize], self.local_of[dst as usize])
-    }
-
     /// Bumps rank `r`'s doorbell and wakes its sleepers: the futex, and its doorbell socket
     /// if it sleeps in `epoll_wait`. Async-signal-safe (no allocation: addresses are built
     /// at start-up).
@@ -700,57 +838,210 @@ impl ShmNode {
         crate::stats::bump(crate::stats::Counter::Doorbells);
     }
 
-    /// The two halves of this rank's shared-memory transport: producers of its outgoing
-    /// rings and consumers of its incoming ones, by rank (`None` off the node).
+    /// The segment (for reports: size, layout).
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The two halves of this rank's shared-memory transport: the sending half (inbox
+    /// poster, ring producers, CMA) and the receiving half (its inbox, the rings toward it),
+    /// both indexed by rank.
     pub(crate) fn halves(&self) -> (ShmTx, ShmRx) {
         let n = self.local_of.len();
+        let view = self.seg.view();
+        let k = self.seg.fast_paths();
+        let stat = self.seg.is_static();
+        let mut paths = Vec::with_capacity(n);
         let mut producers = Vec::with_capacity(n);
-        let mut consumers = Vec::with_capacity(n);
+        let mut rings: Vec<Option<(Rank, Consumer<ShmRing>)>> = (0..k).map(|_| None).collect();
+        let mut ring_of = vec![NO_RING; n];
+        let mut ranks = vec![0 as Rank; self.seg.n as usize];
         for p in 0..n as Rank {
             let l = self.local_of[p as usize];
-            if p != self.me && l != NOT_LOCAL {
-                producers.push(Some(Producer::new(self.seg.ring(self.me_local, l))));
-                consumers.push(Some(Consumer::new(self.seg.ring(l, self.me_local))));
-            } else {
+            if l == NOT_LOCAL {
+                paths.push(Path::Off);
                 producers.push(None);
-                consumers.push(None);
+                continue;
+            }
+            ranks[l as usize] = p;
+            if p == self.me {
+                paths.push(Path::Off);
+                producers.push(None);
+            } else if stat {
+                let j = static_slot(self.me_local, l);
+                paths.push(Path::Ring(j as u16));
+                producers.push(Some(Producer::new(view.ring(l, j))));
+                let jr = static_slot(l, self.me_local);
+                rings[jr as usize] = Some((p, Consumer::new(view.ring(self.me_local, jr))));
+                ring_of[p as usize] = jr;
+            } else {
+                paths.push(Path::Inbox { sent: 0 });
+                producers.push(None);
             }
         }
         (
             ShmTx {
+                view,
+                me_local: self.me_local,
+                local_of: self.local_of.clone(),
+                paths,
                 producers,
                 pids: self.pids.clone(),
-                max_record: ring::max_body(self.seg.cap()),
             },
-            ShmRx { consumers },
+            ShmRx {
+                view,
+                me_local: self.me_local,
+                ranks,
+                rings,
+                ring_of,
+                inbox: (!stat).then(|| inbox::Reader::new(view.inbox(self.me_local))),
+            },
         )
     }
 }
 
-/// The sending half of the shared-memory transport: one ring producer per node peer, and CMA.
+/// No fast ring (in [`ShmRx`]'s rank → ring map).
+const NO_RING: u32 = u32::MAX;
+
+/// How this rank's records reach one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Not a node peer (or this rank).
+    Off,
+    /// Through the peer's inbox; `sent` records so far (dynamic layout: a fast ring is
+    /// claimed at [`FAST_AFTER`]).
+    Inbox { sent: u32 },
+    /// Fast ring `j` of the peer is ours, but the switch record is not posted yet (its
+    /// inbox was full).
+    Claimed(u16),
+    /// Through the peer's fast ring `j`.
+    Ring(u16),
+}
+
+/// The sending half of the shared-memory transport: the peers' inboxes, the fast rings this
+/// rank produces into, and CMA.
 pub(crate) struct ShmTx {
+    view: SegView,
+    me_local: u32,
+    local_of: Vec<u32>,
+    paths: Vec<Path>,
     producers: Vec<Option<Producer<ShmRing>>>,
     pids: Vec<i32>,
-    max_record: usize,
 }
 
 impl ShmTx {
-    /// Appends one record toward `peer` (a node peer); `false` if its ring is full.
-    /// Async-signal-safe.
+    fn local(&self, peer: Rank) -> u32 {
+        match self.local_of.get(peer as usize) {
+            Some(&l) if l != NOT_LOCAL => l,
+            _ => crate::diag::fatal("shm: a record pushed toward a rank of another node"),
+        }
+    }
+
+    /// Claims a free fast ring of `peer` (local index `l`): CAS of an owner word from 0 to
+    /// our local index + 1, starting at our own index so that claimers spread. Async-
+    /// signal-safe.
+    fn claim(&mut self, peer: Rank, l: u32) -> bool {
+        let k = self.view.k;
+        for i in 0..k {
+            let j = (self.me_local + i) % k;
+            if self
+                .view
+                .owner(l, j)
+                .compare_exchange(0, self.me_local + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.paths[peer as usize] = Path::Claimed(j as u16);
+                self.producers[peer as usize] = Some(Producer::new(self.view.ring(l, j)));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Appends one record toward `peer` (a node peer) through its fast ring or its inbox;
+    /// `false` if there is no room now. Async-signal-safe.
     pub(crate) fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
-        let Some(Some(p)) = self.producers.get_mut(peer as usize) else {
-            crate::diag::fatal("shm: a record pushed toward a rank without a ring");
-        };
+        let l = self.local(peer);
         let hl = hdr.encoded_len();
-        p.try_push(hl + payload.len(), &mut |b| {
+        let len = hl + payload.len();
+        let mut fill = |b: &mut [u8]| {
             hdr.encode(b);
             b[hl..].copy_from_slice(payload);
-        })
+        };
+        match self.paths[peer as usize] {
+            Path::Ring(_) => {}
+            Path::Claimed(j) => {
+                let ib = self.view.inbox(l);
+                if !inbox::post(&ib, self.me_local, inbox::Kind::Switch, j, 0, &mut |_| {}) {
+                    return false;
+                }
+                self.paths[peer as usize] = Path::Ring(j);
+            }
+            Path::Inbox { sent } => {
+                if sent == FAST_AFTER && self.view.k > 0 && self.claim(peer, l) {
+                    return self.try_push(peer, hdr, payload);
+                }
+                if len > inbox::MAX_BODY {
+                    crate::diag::fatal("shm: a record larger than an inbox slot");
+                }
+                let ok = inbox::post(
+                    &self.view.inbox(l),
+                    self.me_local,
+                    inbox::Kind::Record,
+                    0,
+                    len,
+                    &mut fill,
+                );
+                if ok {
+                    self.paths[peer as usize] = Path::Inbox {
+                        sent: sent.saturating_add(1),
+                    };
+                }
+                return ok;
+            }
+            Path::Off => crate::diag::fatal("shm: a record pushed toward a rank without a path"),
+        }
+        match self.producers.get_mut(peer as usize) {
+            Some(Some(p)) => p.try_push(len, &mut fill),
+            _ => crate::diag::fatal("shm: a ring path without its producer"),
+        }
     }
-    /// Largest record body, bytes (a quarter of a ring).
-    pub(crate) fn max_record(&self) -> usize {
-        self.max_record
+
+    /// A `len`-byte record toward `peer` would not fit its inbox: claims one of its fast
+    /// rings if it has a free one (dynamic layout). Async-signal-safe.
+    pub(crate) fn grow(&mut self, peer: Rank, len: usize) {
+        if let Some(Path::Inbox { .. }) = self.paths.get(peer as usize) {
+            if len > inbox::MAX_BODY && len <= ring::max_body(self.view.cap) && self.view.k > 0 {
+                let l = self.local(peer);
+                self.claim(peer, l);
+            }
+        }
     }
+
+    /// Largest record body toward `peer`, bytes: a quarter of a ring once the pair has one,
+    /// else one inbox slot ([`inbox::MAX_BODY`]). Only ever grows.
+    pub(crate) fn max_record(&self, peer: Rank) -> usize {
+        match self.paths.get(peer as usize) {
+            Some(Path::Ring(_) | Path::Claimed(_)) => ring::max_body(self.view.cap),
+            _ => inbox::MAX_BODY,
+        }
+    }
+
+    /// Records toward `peer` wait for room: asks it to tell us when it frees some (the
+    /// ring's "space wanted" word, or our bit in its inbox). The caller then retries once
+    /// after a `SeqCst` fence. Async-signal-safe.
+    pub(crate) fn want_space(&self, peer: Rank) {
+        let l = self.local(peer);
+        match self.paths[peer as usize] {
+            Path::Ring(j) => self
+                .view
+                .space_wanted(l, u32::from(j))
+                .store(1, Ordering::SeqCst),
+            Path::Inbox { .. } | Path::Claimed(_) => self.view.inbox(l).want_space(self.me_local),
+            Path::Off => {}
+        }
+    }
+
     /// CMA read from `peer`'s memory.
     pub(crate) fn cma_read(
         &mut self,
@@ -771,16 +1062,40 @@ impl ShmTx {
     }
 }
 
-/// The receiving half of the shared-memory transport: the consuming end of each node peer's
-/// ring toward this rank.
+/// Records taken from the inbox per progress pass (all senders together).
+const INBOX_BATCH: usize = 4 * super::BATCH;
+/// How long [`ShmRx::drain`] waits for a live sender to finish writing the inbox slot at the
+/// head (it holds every record behind it).
+const DRAIN_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The receiving half of the shared-memory transport: this rank's inbox (dynamic layout)
+/// and the consuming end of every fast ring toward it.
 pub(crate) struct ShmRx {
-    consumers: Vec<Option<Consumer<ShmRing>>>,
+    view: SegView,
+    me_local: u32,
+    /// Local index → rank.
+    ranks: Vec<Rank>,
+    /// Fast ring j toward this rank: its producer and consumer, once it has one.
+    rings: Vec<Option<(Rank, Consumer<ShmRing>)>>,
+    /// Rank → its fast ring toward this rank ([`NO_RING`]).
+    ring_of: Vec<u32>,
+    inbox: Option<inbox::Reader<ShmInbox>>,
+}
+
+/// What one inbox slot turned out to be.
+enum Slot {
+    /// Handled (or dropped: its sender is gone).
+    Done,
+    /// A handler could not take this record: leave it.
+    Left,
+    /// Malformed from this rank.
+    Bad(Rank),
 }
 
 impl ShmRx {
-    /// Drains every node peer's ring (up to [`super::BATCH`] records each) into the core;
-    /// after consuming from a ring, tells its producer if it asked for space. Async-signal-
-    /// safe when `cx.handler`.
+    /// Drains every fast ring toward this rank (up to [`super::BATCH`] records each) and the
+    /// inbox (up to [`INBOX_BATCH`]) into the core; after consuming, tells producers that
+    /// asked for space. Async-signal-safe when `cx.handler`.
     pub(crate) fn poll(
         &mut self,
         core: &mut Core,
@@ -789,9 +1104,9 @@ impl ShmRx {
         cx: &super::PollCx<'_>,
         out: &mut super::PassOut,
     ) {
-        for (p, c) in self.consumers.iter_mut().enumerate() {
-            let Some(c) = c else { continue };
-            let p = p as Rank;
+        for (j, slot) in self.rings.iter_mut().enumerate() {
+            let Some((p, c)) = slot else { continue };
+            let p = *p;
             if core.is_dead(p) {
                 continue;
             }
@@ -809,11 +1124,7 @@ impl ShmRx {
                         break;
                     }
                     Ok(Some(Ok(false))) => {
-                        // A handler could not store this record without allocating. Keep
-                        // `irq_pending` set so that peers stop interrupting a rank whose
-                        // handlers cannot help; the next ordinary pass takes it from here.
-                        cx.stalled.store(true, Ordering::SeqCst);
-                        node.me().irq_pending.store(1, Ordering::SeqCst);
+                        Self::stall(node, cx);
                         break;
                     }
                     Ok(Some(Ok(true))) => {
@@ -837,33 +1148,195 @@ impl ShmRx {
             // Only sleeping modes' producers ask to be told (poll mode pays no fence). A
             // producer that asked is rung if it sleeps, interrupted if it computes (signal,
             // uintr), left alone if it polls.
-            if popped && cx.sleeps && node.space_freed(p, node.me) {
+            if popped && cx.sleeps && self.view.space_freed(self.me_local, j as u32) {
                 node.notify(p, true, cx.interrupts);
             }
         }
+        if self.inbox.is_some() {
+            self.poll_inbox(core, tx, node, cx, out, INBOX_BATCH);
+        }
+    }
+
+    /// A handler could not store a record without allocating. Keep `irq_pending` set so
+    /// that peers stop interrupting a rank whose handlers cannot help; the next ordinary
+    /// pass takes it from here.
+    fn stall(node: &ShmNode, cx: &super::PollCx<'_>) {
+        cx.stalled.store(true, Ordering::SeqCst);
+        node.me().irq_pending.store(1, Ordering::SeqCst);
+    }
+
+    /// Takes up to `max` inbox slots. Async-signal-safe when `cx.handler`.
+    fn poll_inbox(
+        &mut self,
+        core: &mut Core,
+        tx: &mut dyn Driver,
+        node: &ShmNode,
+        cx: &super::PollCx<'_>,
+        out: &mut super::PassOut,
+        max: usize,
+    ) {
+        let mut popped = false;
+        for _ in 0..max {
+            match self.take_slot(core, tx) {
+                Ok(Popped::Empty) => break,
+                Ok(Popped::Busy(s)) => {
+                    // A sender is writing the head slot. If it is dead, skip it; else
+                    // it will publish in an instant: do not sleep meanwhile.
+                    match self.ranks.get(s as usize) {
+                        Some(&p) if !core.is_dead(p) => {
+                            out.unread = true;
+                            break;
+                        }
+                        _ => {
+                            if let Some(r) = &mut self.inbox {
+                                r.skip_claimed(s);
+                            }
+                            popped = true;
+                        }
+                    }
+                }
+                Ok(Popped::Got(Slot::Done)) => {
+                    if cx.handler {
+                        crate::stats::bump(crate::stats::Counter::HandlerRecords);
+                    }
+                    out.did = true;
+                    popped = true;
+                }
+                Ok(Popped::Got(Slot::Left)) => {
+                    Self::stall(node, cx);
+                    break;
+                }
+                Ok(Popped::Got(Slot::Bad(p))) => {
+                    popped = true;
+                    cx.bad_peer(p);
+                }
+                Err(e) => {
+                    popped = true;
+                    if let Some(&p) = self.ranks.get(e.sender as usize) {
+                        cx.bad_peer(p);
+                    }
+                }
+            }
+        }
+        if self.inbox.as_ref().is_some_and(|r| !r.is_empty()) {
+            out.unread = true;
+        }
+        if popped && cx.sleeps {
+            let ranks = &self.ranks;
+            self.view.inbox(self.me_local).take_wanters(|s| {
+                if let Some(&p) = ranks.get(s as usize) {
+                    node.notify(p, true, cx.interrupts);
+                }
+            });
+        }
+    }
+
+    /// Takes the inbox's head slot: a record goes to the core (dropped if its sender is
+    /// gone), a switch activates the sender's fast ring. Async-signal-safe.
+    fn take_slot(
+        &mut self,
+        core: &mut Core,
+        tx: &mut dyn Driver,
+    ) -> std::result::Result<Popped<Slot>, inbox::Corrupt> {
+        let Some(reader) = &mut self.inbox else {
+            return Ok(Popped::Empty);
+        };
+        let (ranks, rings, ring_of, view, me_local) = (
+            &self.ranks,
+            &mut self.rings,
+            &mut self.ring_of,
+            &self.view,
+            self.me_local,
+        );
+        reader.pop_with(|s, kind, arg, body| {
+            let Some(&p) = ranks.get(s as usize) else {
+                return (true, Slot::Done);
+            };
+            match kind {
+                inbox::Kind::Record => {
+                    if core.is_dead(p) {
+                        return (true, Slot::Done);
+                    }
+                    match core.on_record(tx, p, body) {
+                        Ok(Taken::LeftInRing) => (false, Slot::Left),
+                        Ok(Taken::Consumed) => (true, Slot::Done),
+                        Err(_) => (true, Slot::Bad(p)),
+                    }
+                }
+                inbox::Kind::Switch => {
+                    let j = u32::from(arg);
+                    let ok = j < view.k
+                        && rings[j as usize].is_none()
+                        && ring_of[p as usize] == NO_RING
+                        && view.owner(me_local, j).load(Ordering::Acquire) == s + 1;
+                    if !ok {
+                        return (true, Slot::Bad(p));
+                    }
+                    rings[j as usize] = Some((p, Consumer::new(view.ring(me_local, j))));
+                    ring_of[p as usize] = j;
+                    (true, Slot::Done)
+                }
+            }
+        })
     }
 
     /// Handles every record `peer` published, without the batch limit (ordinary context: the
-    /// unexpected queue may grow). `Err` if one is malformed.
+    /// unexpected queue may grow): the whole inbox (waiting up to [`DRAIN_BUSY_WAIT`] for a
+    /// live sender's slot at the head), then `peer`'s fast ring. `Err` if one of `peer`'s
+    /// records is malformed.
     pub(crate) fn drain(
         &mut self,
         core: &mut Core,
         tx: &mut dyn Driver,
         peer: Rank,
     ) -> std::result::Result<(), ()> {
-        let Some(Some(c)) = self.consumers.get_mut(peer as usize) else {
+        let mut bad = false;
+        let mut since: Option<std::time::Instant> = None;
+        while self.inbox.is_some() {
+            match self.take_slot(core, tx) {
+                Ok(Popped::Empty) => break,
+                Ok(Popped::Busy(s)) => {
+                    let alive = self
+                        .ranks
+                        .get(s as usize)
+                        .is_some_and(|&p| !core.is_dead(p));
+                    let t0 = *since.get_or_insert_with(std::time::Instant::now);
+                    if !alive || t0.elapsed() > DRAIN_BUSY_WAIT {
+                        if !alive {
+                            if let Some(r) = &mut self.inbox {
+                                r.skip_claimed(s);
+                            }
+                            continue;
+                        }
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                Ok(Popped::Got(Slot::Bad(p))) if p == peer => bad = true,
+                Ok(Popped::Got(_)) => since = None,
+                Err(e) => bad |= self.ranks.get(e.sender as usize) == Some(&peer),
+            }
+        }
+        let Some(&j) = self.ring_of.get(peer as usize) else {
             return Ok(());
         };
-        loop {
-            let r = c.pop_with(|rec| match core.on_record(tx, peer, rec) {
-                Ok(_) => (true, true),
-                Err(_) => (true, false),
-            });
-            match r {
-                Ok(Some(true)) => {}
-                Ok(None) => return Ok(()),
-                Ok(Some(false)) | Err(_) => return Err(()),
+        if let Some(Some((_, c))) = self.rings.get_mut(j as usize) {
+            loop {
+                let r = c.pop_with(|rec| match core.on_record(tx, peer, rec) {
+                    Ok(_) => (true, true),
+                    Err(_) => (true, false),
+                });
+                match r {
+                    Ok(Some(true)) => {}
+                    Ok(None) => break,
+                    Ok(Some(false)) | Err(_) => return Err(()),
+                }
             }
+        }
+        if bad {
+            Err(())
+        } else {
+            Ok(())
         }
     }
 }
@@ -874,11 +1347,12 @@ mod tests {
     #[test]
     fn defaults_shrink_with_the_job() {
         assert_eq!(default_eager_threshold(2, None), 64 << 10);
-        assert_eq!(default_eager_threshold(8, None), 64 << 10);
-        assert_eq!(default_eager_threshold(16, None), 16 << 10);
-        assert_eq!(default_eager_threshold(64, None), 8 << 10);
+        assert_eq!(default_eager_threshold(5, None), 64 << 10);
+        assert_eq!(default_eager_threshold(16, None), 32 << 10);
+        assert_eq!(default_eager_threshold(64, None), 16 << 10);
+        assert_eq!(default_eager_threshold(1024, None), 16 << 10);
         assert_eq!(default_eager_threshold(2, Some(4096)), 512);
-        for n in [1, 2, 3, 4, 8, 16, 64, 256] {
+        for n in [1, 2, 3, 4, 8, 16, 33, 34, 64, 256, 1024] {
             let e = default_eager_threshold(n, None);
             let cap = default_ring_bytes(n, e);
             assert!(
@@ -889,41 +1363,55 @@ mod tests {
     }
 
     #[test]
-    fn segment_sizes_are_what_the_docs_say() {
-        // 64 + 128·n + n²·(64 + cap)
-        assert_eq!(segment_len(2, 4096), Some(64 + 256 + 4 * (64 + 4096)));
-        let at = |n: u32| segment_len(n, default_ring_bytes(n, default_eager_threshold(n, None)));
-        for n in 1..=32 {
+    fn fast_paths_are_static_then_bounded() {
+        assert_eq!(fast_paths(1, None), 0);
+        assert_eq!(fast_paths(2, None), 1);
+        assert_eq!(fast_paths(33, None), 32);
+        assert_eq!(fast_paths(34, None), DYNAMIC_FAST_PATHS);
+        assert_eq!(fast_paths(1024, None), DYNAMIC_FAST_PATHS);
+        assert_eq!(fast_paths(4, Some(1)), 1);
+        assert_eq!(fast_paths(4, Some(0)), 0);
+        assert_eq!(fast_paths(4, Some(100)), 3, "at most n − 1");
+    }
+
+    #[test]
+    fn segment_grows_linearly() {
+        // 64 + 128·n + n·inbox + n·k·(64 + cap)
+        assert_eq!(
+            segment_len(2, 1, 4096),
+            Some(64 + 256 + 2 * inbox::inbox_bytes(2) + 2 * (64 + 4096))
+        );
+        assert_eq!(inbox::inbox_bytes(2), 3 * 64 + 128 * 256);
+        let at = |n: u32| {
+            let cap = default_ring_bytes(n, default_eager_threshold(n, None));
+            segment_len(n, fast_paths(n, None), cap).unwrap()
+        };
+        // Per rank: at most a 32 KiB inbox, a control block, a bitmap and about 4 MiB of
+        // rings, whatever n.
+        for n in [2u32, 8, 33, 34, 64, 256, 1024, 4096] {
+            let per_rank = at(n) / n as usize;
             assert!(
-                at(n).unwrap() <= 65 << 20,
-                "at most about 64 MiB up to 32 ranks"
+                per_rank <= (4 << 20) + (64 << 10) + n as usize / 8 + 256,
+                "n={n}: {per_rank} bytes per rank"
             );
         }
-        assert_eq!(default_ring_bytes(7, 64 << 10), 1 << 20);
-        assert_eq!(
-            default_ring_bytes(23, default_eager_threshold(23, None)),
-            64 << 10
-        );
-        let n2 = |n: usize| n * n * (64 << 10);
-        assert!(at(64).unwrap() > n2(64) && at(64).unwrap() < n2(64) * 21 / 20);
         assert!(
-            at(256).unwrap() > 4 << 30,
-            "n² × 64 KiB: 4 GiB at 256 ranks"
+            at(1024) < 5 << 30,
+            "O(n): about 4 GiB at 1,024 ranks, not n² rings"
         );
     }
 
     #[test]
     fn huge_segments_are_config_errors_not_overflows() {
-        // 2^62-byte rings: the unchecked sum wrapped to a few hundred bytes (then segfaulted).
-        assert_eq!(segment_len(2, 1 << 62), None);
-        assert_eq!(segment_len(u32::MAX, 1 << 30), None);
-        for (n, cap) in [
-            (2, 1usize << 62),
-            (2, usize::MAX),
-            (u32::MAX, 4096),
-            (100_000, 1 << 30),
+        // 2^62-byte rings: an unchecked sum wraps to a few hundred bytes (then segfaults).
+        assert_eq!(segment_len(8, 1, 1 << 62), None);
+        assert_eq!(segment_len(u32::MAX, 1 << 20, 1 << 30), None);
+        for (n, k, cap) in [
+            (8, 1, 1usize << 62),
+            (2, 1, usize::MAX),
+            (100_000, 32, 1 << 30),
         ] {
-            match checked_segment_len(n, cap) {
+            match checked_segment_len(n, k, cap) {
                 Err(
                     e @ Error::Config {
                         name: "TOCSIN_RING_BYTES",
@@ -931,17 +1419,35 @@ mod tests {
                     },
                 ) => {
                     let s = e.to_string();
-                    assert!(s.contains("n²") && s.contains("limit"), "{s}");
+                    assert!(s.contains("fast rings") && s.contains("limit"), "{s}");
                 }
                 other => panic!("n={n} cap={cap}: {other:?}"),
             }
         }
-        assert!(checked_segment_len(2, 1 << 30).is_ok());
+        assert!(matches!(
+            checked_segment_len(u32::MAX, 1, 4096),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(checked_segment_len(2, 1, 1 << 30).is_ok());
         // Defaults saturate instead of overflowing.
         for n in [0, 1, 65_536, u32::MAX] {
             for eager in [0, 1 << 20, usize::MAX / 2, usize::MAX] {
                 let cap = default_ring_bytes(n, eager);
                 assert!(cap.is_power_of_two() && cap <= crate::config::MAX_RING_BYTES);
+            }
+        }
+    }
+
+    #[test]
+    fn static_slots_are_a_bijection() {
+        for n in 2..9u32 {
+            for l in 0..n {
+                let mut seen = vec![false; n as usize - 1];
+                for s in (0..n).filter(|&s| s != l) {
+                    let j = static_slot(s, l) as usize;
+                    assert!(!seen[j]);
+                    seen[j] = true;
+                }
             }
         }
     }
