@@ -359,6 +359,11 @@ p2p_tests! {
 
     // --- a peer that dies
     die_poll_3_ranks: [run(3, "die", "poll", &[], &[])];
+    /// The dead rank's watcher computes: the rank waiting on it probes it directly.
+    die_watcher_busy: [
+        run(3, "die-watcher-busy", "block", &[], &[]),
+        run(4, "die-watcher-busy", "poll", &[INBOX_ONLY], &[]),
+    ];
     die_block_3_ranks: [run(3, "die", "block", &[], &[])];
     die_pipelined_2_ranks: [run(2, "die", "poll", &[NO_CMA], &[])];
     die_rendezvous_in_flight_cma: [run(2, "die-rendezvous", "poll", &[], &[])];

@@ -39,6 +39,10 @@
 //!   another one (getting `PeerDied`), then receives the first.
 //! - `die-rendezvous` (≥2): rank 1 posts a 4 MiB isend and exits; rank 0's receive ends
 //!   with the right bytes or `PeerDied`, within seconds.
+//! - `die-watcher-busy` (≥3): the last rank exits at once while the rank that watches it
+//!   (the one before it on the node) computes for 6 s without calling tocsin; rank 0's
+//!   receive from the dead rank still ends with `PeerDied` within seconds, and an
+//!   `ANY_SOURCE` receive is still matched by the busy rank afterwards.
 //! - `flood` (≥2): `--messages` (3000) mixed messages with tags 0, 1, 2 posted at once
 //!   from every rank but 1 to rank 1, and from rank 1 to rank 0; received tag 2 first, then
 //!   1, then 0 (unexpected queue and full rings).
@@ -1959,6 +1963,47 @@ fn case_transports(comm: &Comm) -> R {
 /// rank 1 sends tag 1 and exits; rank 0 first waits for tag 2 from rank 1 (so the tag 1
 /// message is drained into the unexpected queue, then the death is noticed), then receives
 /// tag 1.
+fn case_die_watcher_busy(comm: &Comm) -> R {
+    need_ranks(comm, 3)?;
+    let (me, n) = (comm.rank(), comm.size());
+    let last = n - 1;
+    comm.barrier().ctx("barrier")?;
+    if me == last {
+        println!("ok die-watcher-busy rank {me}/{n} (exiting at once, without finalizing)");
+        let _ = std::io::stdout().flush();
+        std::process::exit(0);
+    }
+    if me == last - 1 {
+        step("die-watcher-busy: computing 6 s without calling tocsin");
+        std::thread::sleep(Duration::from_secs(6));
+        comm.send(&[me as u64], 0, 9).ctx("send after computing")?;
+    } else if me == 0 {
+        step("die-watcher-busy: recv from the dead rank");
+        let t0 = Instant::now();
+        let mut buf = [0u8; 8];
+        let r = comm.recv(&mut buf, last, 1);
+        let took = t0.elapsed();
+        ensure!(
+            matches!(r, Err(Error::PeerDied { rank, .. }) if rank == last),
+            "recv from the dead rank {last}: got {r:?}, expected PeerDied"
+        );
+        ensure!(
+            took < Duration::from_secs(5),
+            "PeerDied took {took:?} (its watcher was computing)"
+        );
+        println!(
+            "die-watcher-busy: rank 0 saw PeerDied after {:.0} ms",
+            took.as_secs_f64() * 1e3
+        );
+        step("die-watcher-busy: ANY_SOURCE receive from the busy rank");
+        let mut v = [0u64; 1];
+        let st = comm.recv(&mut v, ANY_SOURCE, 9).ctx("ANY_SOURCE after the death")?;
+        ensure!(st.source == last - 1 && v[0] == (last - 1) as u64, "status {st:?}");
+    }
+    println!("ok die-watcher-busy rank {me}/{n}");
+    Ok(())
+}
+
 fn case_die_unexpected(comm: &Comm) -> R {
     need_ranks(comm, 2)?;
     let (me, n) = (comm.rank(), comm.size());
@@ -2486,6 +2531,8 @@ enum Case {
     DieRendezvous,
     /// Rank 1 exits after a send that stays unexpected (≥2 ranks).
     DieUnexpected,
+    /// The last rank exits while its watcher computes (≥3 ranks).
+    DieWatcherBusy,
     /// The last rank's host vanishes silently (it runs `--cut`, e.g. `ip link set eth0
     /// down` in its network namespace, then sleeps); rank 0 must get `PeerDied` within
     /// seconds (≥2 ranks, the last one on another node).
@@ -2562,6 +2609,7 @@ fn run_case(case: Case, comm: &Comm) -> R {
         Case::Die => case_die(comm),
         Case::DieRendezvous => case_die_rendezvous(comm),
         Case::DieUnexpected => case_die_unexpected(comm),
+        Case::DieWatcherBusy => case_die_watcher_busy(comm),
         Case::Vanish { ref cut } => case_vanish(comm, cut),
         Case::Transports => case_transports(comm),
         Case::Flood { messages } => case_flood(comm, messages),

@@ -45,6 +45,9 @@ use lock::SpinLock;
 
 /// How often a waiting rank checks that its peers are alive.
 pub const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
+/// Most peers a liveness check probes directly because live requests wait on them (the
+/// others are watched by their node's ring of watchers).
+const DIRECT_PROBES: usize = 16;
 /// Longest single sleep on the doorbell (then liveness is re-checked).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
@@ -61,24 +64,52 @@ pub(crate) type ReqHandle = Arc<ReqShared>;
 /// How this rank watches a peer's process.
 #[derive(Debug)]
 enum Liveness {
-    /// This rank itself, or a world of one.
-    Me,
     /// A pidfd: exact, immune to pid reuse.
     PidFd(PidFd),
     /// `kill(pid, 0)` and `/proc/<pid>/stat`: the fallback when no pidfd could be opened.
     Probe(i32),
-    /// A rank of another node: its transport reports its end.
-    Remote,
 }
 
 impl Liveness {
+    /// Watches `pid`: a pidfd if one can be opened (else the probe, with a warning once
+    /// unless the process is already gone).
+    fn open(pid: i32) -> Liveness {
+        match PidFd::open(pid) {
+            Ok(f) => Liveness::PidFd(f),
+            Err(e) => {
+                if e.raw_os_error() != Some(libc::ESRCH) {
+                    crate::diag::warn_once(
+                        crate::diag::Warn::Liveness,
+                        format_args!(
+                            "cannot open a pidfd for pid {pid} ({e}): its death is detected with \
+                             kill(pid, 0), which a recycled pid can fool"
+                        ),
+                    );
+                }
+                Liveness::Probe(pid)
+            }
+        }
+    }
+
     fn exited(&self) -> bool {
         match self {
-            Liveness::Me | Liveness::Remote => false,
             Liveness::PidFd(f) => f.exited(),
             Liveness::Probe(pid) => sys::pid_gone(*pid),
         }
     }
+}
+
+/// This rank's share of its node's liveness checks (see the shared-memory transport's
+/// "Liveness in O(1) per rank"): the one node peer it watches, and what it has seen of the
+/// gone bitmap.
+#[derive(Debug, Default)]
+struct Watch {
+    /// The node peer watched and how, `None` once no other rank is left to watch.
+    target: Option<(Rank, Liveness)>,
+    /// The gone epoch last read.
+    epoch: u32,
+    /// The gone bitmap as last read.
+    seen: Vec<u64>,
 }
 
 /// What a waiting thread's pass found, to decide whether it may sleep.
@@ -118,7 +149,8 @@ pub(crate) struct Engine {
     /// suppressed (`irq_pending` kept at 1) until the next ordinary pass.
     stalled: AtomicBool,
     pids: Vec<i32>,
-    liveness: Vec<Liveness>,
+    /// This rank's node peer to watch, and the gone bitmap as seen ([`Engine::check_peers`]).
+    watch: Mutex<Watch>,
     /// Peers already handled as gone by [`Engine::check_peers`].
     gone: Vec<AtomicBool>,
     /// Peers handled as gone that died (exited without finishing), and how many: a wait
@@ -312,40 +344,15 @@ impl Engine {
             uintr_rx = Some(rx);
         }
         let pids: Vec<i32> = (0..size).map(|r| bells.pid(r)).collect();
-        let mut no_pidfd = Vec::new();
-        let liveness = (0..size)
-            .map(|r| {
-                if r == me {
-                    return Liveness::Me;
-                }
-                if bells.route(r) != Route::Shm {
-                    return Liveness::Remote;
-                }
-                let pid = pids[r as usize];
-                match PidFd::open(pid) {
-                    Ok(f) => Liveness::PidFd(f),
-                    Err(e) => {
-                        // ESRCH: already gone, which the probe sees at once; anything else
-                        // (EMFILE…) weakens liveness checks: say so.
-                        if e.raw_os_error() != Some(libc::ESRCH) {
-                            no_pidfd.push((r, e));
-                        }
-                        Liveness::Probe(pid)
-                    }
-                }
-            })
-            .collect();
-        if let Some((r, e)) = no_pidfd.first() {
-            crate::diag::warn_once(
-                crate::diag::Warn::Liveness,
-                format_args!(
-                    "cannot open a pidfd for {} of {} peers (rank {r}: {e}; RLIMIT_NOFILE too low?): \
-                     their deaths are detected with kill(pid, 0), which a recycled pid can fool",
-                    no_pidfd.len(),
-                    size - 1
-                ),
-            );
-        }
+        // Watch the next rank of the node (see `Watch`).
+        let watch = Watch {
+            target: bells
+                .node()
+                .and_then(|n| n.next_local(me))
+                .map(|r| (r, Liveness::open(pids[r as usize]))),
+            epoch: 0,
+            seen: Vec::new(),
+        };
         let (tx, rx) = bells.transports();
         let core = Core::new(CoreConfig {
             me,
@@ -365,6 +372,8 @@ impl Engine {
             rank = me,
             size,
             ring_bytes = cap,
+            segment_bytes = bells.node().map_or(0, |n| n.segment().len()),
+            fast_rings = bells.node().map_or(0, |n| n.segment().fast_paths()),
             mode = cfg.progress.name(),
             "tocsin initialized"
         );
@@ -388,7 +397,7 @@ impl Engine {
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
             stalled: AtomicBool::new(false),
             pids,
-            liveness,
+            watch: Mutex::new(watch),
             gone: (0..size).map(|_| AtomicBool::new(false)).collect(),
             died: (0..size).map(|_| AtomicBool::new(false)).collect(),
             deaths: std::sync::atomic::AtomicU32::new(0),
@@ -446,8 +455,14 @@ impl Engine {
             rx.bye(tx);
             drop(g);
             self.bells.me().finished.store(1, Ordering::Release);
+            if let Some(n) = self.bells.node() {
+                n.mark_gone(self.me);
+            }
+            // Ring the peers that sleep (the others see the gone epoch move at their next
+            // check); the fence pairs with their SeqCst `sleepers` update before sleeping.
+            std::sync::atomic::fence(Ordering::SeqCst);
             for p in 0..self.size {
-                if p != self.me {
+                if p != self.me && self.bells.sleeping(p) {
                     self.bells.wake(p);
                 }
             }
@@ -584,10 +599,8 @@ impl Engine {
     fn fail_malformed(&self, core: &mut Core, peer: Rank) {
         let pid = self.pids[peer as usize];
         // Only a node peer (a pid of ours to kill) can write into our buffers (CMA).
-        let kill = pid > 0
-            && self.bells.route(peer) == Route::Shm
-            && core.exposed_to(peer)
-            && !self.liveness[peer as usize].exited();
+        let watch = (pid > 0 && self.bells.route(peer) == Route::Shm).then(|| Liveness::open(pid));
+        let kill = watch.as_ref().is_some_and(|w| !w.exited()) && core.exposed_to(peer);
         // One warning (one kind, printed once): say whether the peer is being killed.
         crate::diag::warn_once(
             crate::diag::Warn::Malformed,
@@ -605,7 +618,7 @@ impl Engine {
             // have one: it is checked for exit below).
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let t = Instant::now();
-            while !self.liveness[peer as usize].exited() {
+            while watch.as_ref().is_some_and(|w| !w.exited()) {
                 if t.elapsed() > Duration::from_secs(2) {
                     crate::diag::fatal(
                         "a peer that may still write into this rank's buffers sent malformed \
@@ -949,14 +962,58 @@ impl Engine {
             return;
         }
         let mut gone = Vec::new();
-        for r in 0..self.size {
-            if r == self.me || self.gone[r as usize].load(Ordering::Relaxed) {
-                continue;
+        if let (Some(n), Ok(mut w)) = (self.bells.node(), self.watch.try_lock()) {
+            // Our watched peer: past it while it is gone (finished, or exited: then marked
+            // dead for the whole node), to the next rank still running.
+            while let Some((r, live)) = &w.target {
+                let r = *r;
+                let finished = self.bells.finished(r);
+                if !finished && !live.exited() {
+                    break;
+                }
+                // Re-read after the exit: `finished` is published before the process ends.
+                if !self.bells.finished(r) {
+                    n.mark_gone(r);
+                }
+                w.target = n
+                    .next_local(r)
+                    .map(|q| (q, Liveness::open(self.pids[q as usize])));
             }
-            if self.bells.finished(r) || self.bells.died(r) || self.liveness[r as usize].exited() {
-                gone.push(r);
+            // The peers our requests wait on, probed directly: their watcher may be busy
+            // computing. A death found here is published for the whole node too.
+            let mut waited = Vec::new();
+            self.inner.lock().core.waited_peers(&mut waited, DIRECT_PROBES);
+            for r in waited {
+                if self.bells.route(r) == Route::Shm
+                    && !self.bells.finished(r)
+                    && Liveness::open(self.pids[r as usize]).exited()
+                    && !self.bells.finished(r)
+                {
+                    n.mark_gone(r);
+                }
+            }
+            let e = n.gone_epoch();
+            if e != w.epoch {
+                w.epoch = e;
+                let Watch { seen, .. } = &mut *w;
+                n.new_gone(seen, |r| {
+                    if r != self.me {
+                        gone.push(r)
+                    }
+                });
             }
         }
+        if self.bells.has_tcp() {
+            for r in 0..self.size {
+                if self.bells.route(r) == Route::Tcp
+                    && !self.gone[r as usize].load(Ordering::Relaxed)
+                    && (self.bells.finished(r) || self.bells.died(r))
+                {
+                    gone.push(r);
+                }
+            }
+        }
+        gone.retain(|&r| !self.gone[r as usize].load(Ordering::Relaxed));
         if gone.is_empty() {
             return;
         }

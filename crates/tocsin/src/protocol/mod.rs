@@ -1325,6 +1325,28 @@ impl Core {
     /// match them). Its queued records are dropped. Complete eager messages it sent stay in
     /// the unexpected queue and can still be received; its rendezvous announcements are
     /// dropped (the data was in its memory).
+    /// Appends to `out` (without repeats, at most `max` ranks) the other ranks that live
+    /// requests name: sends, receives from one source (not `ANY_SOURCE`), transfers under
+    /// way. The engine probes these directly, whatever rank watches them.
+    pub fn waited_peers(&self, out: &mut Vec<Rank>, max: usize) {
+        for s in &self.slots {
+            if out.len() >= max {
+                return;
+            }
+            if let Some(r) = &s.req {
+                let p = r.peer;
+                if p != ANY_SOURCE
+                    && p != self.cfg.me
+                    && (p as usize) < self.peers.len()
+                    && !self.peers[p as usize].dead
+                    && !out.contains(&p)
+                {
+                    out.push(p);
+                }
+            }
+        }
+    }
+
     pub fn peer_gone(&mut self, peer: Rank, finished: bool) {
         let p = &mut self.peers[peer as usize];
         if p.dead {

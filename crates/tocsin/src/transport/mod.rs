@@ -408,6 +408,14 @@ impl Bells {
         }
     }
 
+    /// `true` if `peer` (a node peer) sleeps on its doorbell now.
+    pub(crate) fn sleeping(&self, peer: Rank) -> bool {
+        match (self.route(peer), &self.node) {
+            (Route::Shm, Some(n)) => n.control(peer).sleepers.load(Ordering::SeqCst) > 0,
+            _ => false,
+        }
+    }
+
     /// `true` if `peer`'s TCP connection ended without `BYE` (it died, or its host did).
     pub(crate) fn died(&self, peer: Rank) -> bool {
         self.route(peer) == Route::Tcp && self.tcp_end(peer) == tcp::DIED

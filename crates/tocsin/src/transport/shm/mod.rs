@@ -18,6 +18,7 @@
 //! |---|---|
 //! | 0 | header line: magic, layout version, rank count, ring bytes, progress mode, fast rings per rank |
 //! | 64 + 128·l | control block of local rank l: line A (pid, tid, sleepers, polling, finished), line B (doorbell futex, interrupt pending) |
+//! | 64 + 128·n | gone bitmap: bit l once local rank l finished or was found dead (liveness, below) |
 //! | inboxes + l·[`inbox::inbox_bytes`] | inbox of l: tail, "space wanted" bitmap, 128 slots of 256 bytes ([`inbox`]) |
 //! | rings + (l·k + j)·(64 + cap) | fast ring j toward l: control line (consumer's head at 0, producer's "space wanted" word at 8, owner at 16) + data |
 //!
@@ -40,7 +41,14 @@
 //!
 //! A killed rank blocks no one: an inbox slot it claimed but never published is skipped once
 //! the engine finds it dead ([`inbox`]); a ring it owned is only read by its consumer.
-
+//!
+//! ## Liveness in O(1) per rank
+//! Each rank watches one process only: the next local rank that is neither finished nor
+//! dead (a ring of watchers, as a heartbeat ring). When its watched rank exits without having
+//! finished, it sets that rank's bit in the gone bitmap and bumps the header's gone epoch,
+//! then watches the next one; a rank that finishes sets its own bit. Every rank reads the
+//! epoch (one shared line) and, when it moved, the bitmap (n/64 words): a node of n ranks
+//! makes n probes per period instead of n².
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
@@ -116,6 +124,8 @@ struct SegHeader {
     ring_cap: AtomicU64,
     nonce: AtomicU64,
     fast: AtomicU32,
+    /// Bumped after every change of the gone bitmap (a rank finished or was found dead).
+    gone_epoch: AtomicU32,
 }
 
 /// Most other ranks of a node for which every pair gets its ring at start-up (static fast
@@ -239,8 +249,19 @@ impl std::fmt::Debug for Segment {
     }
 }
 
-fn inboxes_base(n: u32) -> usize {
+/// The gone bitmap: bit l set once local rank l finished (it sets its own bit after its
+/// `finished` word) or was found dead (by the rank that watches it).
+fn gone_base(n: u32) -> usize {
     LINE + CTRL_BYTES * n as usize
+}
+
+/// Lines of the gone bitmap.
+fn gone_lines(n: u32) -> usize {
+    (n as usize).div_ceil(8 * LINE)
+}
+
+fn inboxes_base(n: u32) -> usize {
+    gone_base(n) + gone_lines(n) * LINE
 }
 
 fn rings_base(n: u32) -> usize {
@@ -262,8 +283,9 @@ fn static_slot(s: u32, l: u32) -> u32 {
 pub(crate) const MAX_SEGMENT_BYTES: usize = 1 << 46;
 
 /// Bytes of a segment for `n` ranks with `k` fast rings of `cap` bytes per rank: the header
-/// line, `n` control blocks, `n` inboxes and `n·k` rings
-/// (`64 + 128·n + n·inbox_bytes(n) + n·k·(64 + cap)`), or `None` if that overflows `usize`.
+/// line, `n` control blocks, the gone bitmap, `n` inboxes and `n·k` rings
+/// (`64 + 128·n + 64·⌈n/512⌉ + n·inbox_bytes(n) + n·k·(64 + cap)`), or `None` if that
+/// overflows `usize`.
 pub(crate) fn segment_len(n: u32, k: u32, cap: usize) -> Option<usize> {
     let nn = n as usize;
     let rings = nn
@@ -271,6 +293,7 @@ pub(crate) fn segment_len(n: u32, k: u32, cap: usize) -> Option<usize> {
         .checked_mul(LINE.checked_add(cap)?)?;
     let inboxes = nn.checked_mul(inbox::inbox_bytes(n))?;
     LINE.checked_add(CTRL_BYTES.checked_mul(nn)?)?
+        .checked_add(gone_lines(n) * LINE)?
         .checked_add(inboxes)?
         .checked_add(rings)
 }
@@ -554,6 +577,15 @@ impl Segment {
         self.header().nonce.load(Ordering::Relaxed)
     }
 
+    /// Word `i` of the gone bitmap.
+    fn gone_word(&self, i: usize) -> &AtomicU64 {
+        if i >= (self.n as usize).div_ceil(64) {
+            crate::diag::fatal("shm: a gone-bitmap word outside the node");
+        }
+        // SAFETY: inside the gone bitmap (layout above), 8-aligned, atomics only.
+        unsafe { &*(self.map.ptr().add(gone_base(self.n) + 8 * i) as *const AtomicU64) }
+    }
+
     fn header(&self) -> &SegHeader {
         // SAFETY: the mapping starts with a page-aligned SegHeader-sized area that is only
         // accessed through atomics.
@@ -641,6 +673,8 @@ pub(crate) struct ShmNode {
     me: Rank,
     me_local: u32,
     local_of: Vec<u32>,
+    /// Local index → rank.
+    ranks: Vec<Rank>,
     pids: Vec<i32>,
     seg: Segment,
 }
@@ -668,8 +702,51 @@ impl ShmNode {
             me,
             me_local,
             local_of,
+            ranks: local.to_vec(),
             pids,
             seg,
+        }
+    }
+
+    /// The local rank after `r` in the node's order (wrapping), `None` if that is this rank
+    /// (no other rank left to watch).
+    pub(crate) fn next_local(&self, r: Rank) -> Option<Rank> {
+        let l = *self.local_of.get(r as usize)?;
+        let next = self.ranks[(l as usize + 1) % self.ranks.len()];
+        (next != self.me).then_some(next)
+    }
+
+    /// The gone epoch: changes after every new bit in the gone bitmap.
+    pub(crate) fn gone_epoch(&self) -> u32 {
+        self.seg.header().gone_epoch.load(Ordering::Acquire)
+    }
+
+    /// Marks rank `r` of this node gone (finished, or found dead by its watcher): sets its
+    /// bit, then bumps the epoch.
+    pub(crate) fn mark_gone(&self, r: Rank) {
+        let l = self.local_of[r as usize] as usize;
+        let w = self.seg.gone_word(l / 64);
+        if w.fetch_or(1 << (l % 64), Ordering::SeqCst) & (1 << (l % 64)) == 0 {
+            self.seg.header().gone_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Calls `f` for every rank of this node whose bit in the gone bitmap is set and not in
+    /// `seen` (one word per 64 local ranks), and records it there.
+    pub(crate) fn new_gone(&self, seen: &mut Vec<u64>, mut f: impl FnMut(Rank)) {
+        let words = self.ranks.len().div_ceil(64);
+        seen.resize(words, 0);
+        for (i, old) in seen.iter_mut().enumerate() {
+            let w = self.seg.gone_word(i).load(Ordering::Acquire);
+            let mut fresh = w & !*old;
+            *old = w;
+            while fresh != 0 {
+                let b = fresh.trailing_zeros() as usize;
+                fresh &= fresh - 1;
+                if let Some(&r) = self.ranks.get(i * 64 + b) {
+                    f(r);
+                }
+            }
         }
     }
 
@@ -1379,7 +1456,7 @@ mod tests {
         // 64 + 128·n + n·inbox + n·k·(64 + cap)
         assert_eq!(
             segment_len(2, 1, 4096),
-            Some(64 + 256 + 2 * inbox::inbox_bytes(2) + 2 * (64 + 4096))
+            Some(64 + 256 + 64 + 2 * inbox::inbox_bytes(2) + 2 * (64 + 4096))
         );
         assert_eq!(inbox::inbox_bytes(2), 3 * 64 + 128 * 256);
         let at = |n: u32| {
