@@ -215,7 +215,7 @@ impl Config {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `TOCSIN_PROGRESS` | `poll`, `block`, `thread`, `signal` or `uintr` | `poll` |
-    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 11 ranks, less above |
+    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 9 ranks per job, 32768 up to 17, 16384 above (a quarter of the default ring) |
     /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
     /// | `TOCSIN_RING_BYTES` | bytes of each fast ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
     /// | `TOCSIN_FAST_PATHS` | fast rings per rank, `0..=`[`MAX_FAST_PATHS`] (at most the node's ranks − 1; fewer than that: rings claimed by the pairs that talk most, the others through inboxes) | ranks − 1 up to 33 ranks per node, 32 above |

@@ -21,11 +21,14 @@
 //! tail counter). A record never wraps: if it does not fit before the end of the data area
 //! the producer first writes a *pad* record up to the end.
 //!
-//! After consuming a record the consumer zeroes the first word of every 64-byte line the
-//! record covered, then publishes `head` with `Release`. Hence every line start that the
-//! producer has not yet rewritten reads 0, stale payload bytes can never look like a record
-//! word, and the producer (reading `head` with `Acquire` before reusing space) never
-//! overwrites an unread byte.
+//! Before publishing a record the producer zeroes the word where the *next* record will start
+//! (the line after this one's end, or the start of the data area after a pad), and room is
+//! always kept for that line. Hence the word at `head` is always either 0 or a record word
+//! published after it was zeroed: stale payload bytes can never look like a record word, and
+//! the producer (reading `head` with `Acquire` before reusing space) never overwrites an
+//! unread byte. The consumer clears only each record's word (so that even a corrupted ring
+//! is read at most once around), never its payload lines: they stay shared instead of moving
+//! to the consumer's cache and back to the producer's. A fresh ring is all zeros.
 
 #![cfg_attr(
     not(test),
@@ -211,19 +214,23 @@ impl<M: RingMem> Producer<M> {
         let off = (self.tail % cap as u64) as usize;
         let to_end = cap - off;
         let pad = if to_end < total { to_end } else { 0 };
-        if !self.has_room((pad + total) as u64) {
+        // Room for the pad, the record, and the line whose first word we zero after it.
+        if !self.has_room((pad + total + LINE) as u64) {
             return false;
         }
+        let roff = (off + pad) % cap;
+        self.mem.fill(roff + WORD, body_len, fill);
+        // The next record's word reads 0 until that record is published.
+        self.mem.word_store((roff + total) % cap, 0, Ordering::Relaxed);
+        self.mem
+            .word_store(roff, MAGIC_MSG << 32 | body_len as u64, Ordering::Release);
         if pad > 0 {
+            // Published after the record it leads to: a consumer that skips the pad finds
+            // the record (or, before this store, nothing at `off`).
             self.mem
                 .word_store(off, MAGIC_PAD << 32 | pad as u64, Ordering::Release);
-            self.tail += pad as u64;
         }
-        let off = (self.tail % cap as u64) as usize;
-        self.mem.fill(off + WORD, body_len, fill);
-        self.mem
-            .word_store(off, MAGIC_MSG << 32 | body_len as u64, Ordering::Release);
-        self.tail += total as u64;
+        self.tail += (pad + total) as u64;
         true
     }
 }
@@ -248,11 +255,10 @@ impl<M: RingMem> Consumer<M> {
     }
 
     fn release(&mut self, off: usize, total: usize) {
-        let mut l = 0;
-        while l < total {
-            self.mem.word_store(off + l, 0, Ordering::Relaxed);
-            l += LINE;
-        }
+        // Only the record word: in the next lap a record starts here again (the same word
+        // is read only after the producer rewrote it), and a corrupted ring whose every
+        // line looks like a record is still read at most once around.
+        self.mem.word_store(off, 0, Ordering::Relaxed);
         self.head += total as u64;
         self.mem.head_store(self.head, Ordering::Release);
     }
@@ -334,15 +340,23 @@ mod tests {
         let mut c = Consumer::new(h.ring);
         assert!(c.is_empty());
         let mut n = 0u8;
-        // 120-byte bodies take 128 bytes: 8 fit.
+        // 120-byte bodies take 128 bytes: 7 fit (one line stays free for the next record's
+        // word, zeroed ahead of it).
         while push(&mut p, &[n; 120]) {
             n += 1;
         }
-        assert_eq!(n, 8);
-        for i in 0..8 {
+        assert_eq!(n, 7);
+        for i in 0..7 {
             assert_eq!(pop(&mut c).unwrap(), vec![i; 120]);
         }
         assert_eq!(pop(&mut c), None);
+        // The consumer never wrote into the data area; stale payload at the next head
+        // position was zeroed by the producer: garbage bodies cannot look like records.
+        for round in 0..50u8 {
+            assert!(push(&mut p, &[0x7C; 120]), "round {round}");
+            assert_eq!(pop(&mut c).unwrap(), vec![0x7C; 120]);
+            assert_eq!(pop(&mut c), None);
+        }
     }
 
     #[test]
