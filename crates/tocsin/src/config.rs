@@ -125,6 +125,13 @@ pub struct Config {
     pub(crate) eager_threshold: usize,
     pub(crate) eager_auto: bool,
     pub(crate) cma: bool,
+    /// `cma`, `chunk_bytes`, `spin_us` were set explicitly (environment or builder): tuned
+    /// values do not replace them.
+    pub(crate) cma_set: bool,
+    pub(crate) chunk_set: bool,
+    pub(crate) spin_set: bool,
+    /// `TOCSIN_TUNE`: use measured values (cache or calibration) where nothing is set.
+    pub(crate) tune: bool,
     pub(crate) ring_bytes: Option<usize>,
     pub(crate) spin_us: u64,
     pub(crate) chunk_bytes: usize,
@@ -146,9 +153,13 @@ impl Default for Config {
             eager_threshold: DEFAULT_EAGER_THRESHOLD,
             eager_auto: true,
             cma: true,
+            cma_set: false,
+            chunk_set: false,
+            spin_set: false,
+            tune: true,
             ring_bytes: None,
             spin_us: DEFAULT_SPIN_US,
-            chunk_bytes: 64 * 1024,
+            chunk_bytes: crate::tune::DEFAULT_CHUNK_BYTES,
             posix_shm: false,
             nolocal: false,
             tcp_if: None,
@@ -255,6 +266,10 @@ impl Config {
         }
         if let Some(v) = env_bool(get, "TOCSIN_CMA")? {
             c.cma = v;
+            c.cma_set = true;
+        }
+        if let Some(v) = env_bool(get, "TOCSIN_TUNE")? {
+            c.tune = v;
         }
         if let Some(v) = env_bool(get, "TOCSIN_NOLOCAL")? {
             c.nolocal = v;
@@ -285,6 +300,7 @@ impl Config {
             &format!("a number of microseconds in 0..={MAX_SPIN_US}"),
         )? {
             c.spin_us = v;
+            c.spin_set = true;
         }
         if let Some(v) = env_parse(
             get,
@@ -292,6 +308,7 @@ impl Config {
             &format!("a byte count in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES}"),
         )? {
             c.chunk_bytes = v;
+            c.chunk_set = true;
         }
         if let Some(v) = env_parse::<String>(get, "TOCSIN_SHM", "memfd or posix")? {
             c.posix_shm = match v.as_str() {
@@ -364,6 +381,14 @@ impl Config {
     /// through shared-memory chunks.
     pub fn cma(mut self, enabled: bool) -> Self {
         self.cma = enabled;
+        self.cma_set = true;
+        self
+    }
+    /// With `false` (`TOCSIN_TUNE=0`), the eager threshold, CMA, chunk and spin not set
+    /// explicitly keep their built-in defaults instead of values measured on this machine
+    /// ([`crate::tune`]). Rank 0's setting applies to the whole job.
+    pub fn tune(mut self, yes: bool) -> Self {
+        self.tune = yes;
         self
     }
     /// With `true`, every peer is reached through the network transport (TCP), even on this
@@ -389,13 +414,20 @@ impl Config {
     /// (`0..=`[`MAX_SPIN_US`]).
     pub fn spin_us(mut self, us: u64) -> Self {
         self.spin_us = us;
+        self.spin_set = true;
         self
     }
     /// Chunk size of the pipelined (non-CMA) rendezvous, bytes
     /// ([`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`]; clamped to what a ring record carries).
     pub fn chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = bytes;
+        self.chunk_set = true;
         self
+    }
+
+    /// Every value [`crate::tune`] chooses was set explicitly: nothing to tune.
+    pub(crate) fn all_tunables_set(&self) -> bool {
+        !self.eager_auto && self.cma_set && self.chunk_set && self.spin_set
     }
 
     /// Uses a POSIX shared-memory object (unlinked once every rank mapped it) instead of a
