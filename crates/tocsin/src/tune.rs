@@ -30,13 +30,15 @@
 //! With `copy_hot(s)`, `copy_cold(s)`, `cma_hot(s)`, `cma_cold(s)` the medians at size `s`
 //! (ns), and `N` = [`MAX_SIZE`]:
 //! - **pipelined rendezvous** of `n` bytes in chunks of `c`: sender copies into the ring,
-//!   receiver copies out, the two streams overlap, every chunk costs one handoff, and the
+//!   receiver copies out, the two streams overlap, every chunk costs
+//!   [`PIPE_CHUNK_HANDOFFS`]` = 2` handoffs (its record, the ring space it frees), and the
 //!   pipeline fills with one chunk:
-//!   `pipe(n, c) = ⌈n/c⌉·(copy(c) + h) + copy(c) + h`.
+//!   `pipe(n, c) = ⌈n/c⌉·(copy(c) + 2h) + copy(c) + 2h`.
 //! - **chunk** = the power of two `c` in [`MIN_TUNED_CHUNK`]..=[`MAX_TUNED_CHUNK`] minimising
 //!   `pipe(N, c)` with `copy = copy_pair_cold` (large messages are not cached, and both
 //!   sides copy at once); ties go to the smaller chunk.
-//! - **CMA** is used when it works and `cma_cold(N) < pipe(N, chunk)` (same copies).
+//! - **CMA** is used when it works and `cma_cold(N) < `[`CMA_PREFERENCE`]`·pipe(N, chunk)`
+//!   (the model leaves out costs of the pipeline only: its ring bookkeeping and cache use).
 //! - **eager threshold**: an eager message costs `eager(s) = `[`EAGER_HANDOFFS`]`·h + 2·copy_hot(s)`
 //!   (copy into the ring, copy out); a rendezvous `rndv(s) = `[`RNDV_HANDOFFS`]`·h + cma_hot(s)`
 //!   with CMA, else `… + pipe(s, min(chunk, s))` with `copy = copy_hot`. With `s*` the smallest
@@ -78,7 +80,7 @@ pub const MIN_SIZE: usize = 1 << 10;
 /// chunk are decided.
 pub const MAX_SIZE: usize = 4 << 20;
 /// Samples per measured point; the median is kept.
-pub const SAMPLES: usize = 7;
+pub const SAMPLES: usize = 11;
 /// Least bytes copied per timed sample (small sizes repeat the copy), so that reading the
 /// clock (tens of ns) stays under 1 % of a sample.
 pub const BATCH_BYTES: usize = 256 << 10;
@@ -105,6 +107,13 @@ pub const MAX_COLD_POOL: usize = 64 << 20;
 pub const EAGER_HANDOFFS: f64 = 1.0;
 /// Record handoffs on the rendezvous path: RTS, CTS (or the receiver's CMA start), FIN.
 pub const RNDV_HANDOFFS: f64 = 3.0;
+/// Handoffs per pipelined chunk: the chunk's record, and the ring space it frees (seen by
+/// the sender).
+pub const PIPE_CHUNK_HANDOFFS: f64 = 2.0;
+/// CMA is kept unless the pipelined copy is modelled this much faster: the model leaves out
+/// the ring's bookkeeping per chunk and the cache the ring occupies (every byte crosses the
+/// cache twice), which both favour CMA.
+pub const CMA_PREFERENCE: f64 = 1.2;
 /// Smallest eager threshold the model chooses, bytes.
 pub const MIN_TUNED_EAGER: usize = 1 << 10;
 /// Largest eager threshold the model chooses, bytes: the built-in default, which rings of
@@ -289,11 +298,13 @@ fn usable(x: f64) -> bool {
     x.is_finite() && x >= 0.0
 }
 
-/// `pipe(n, c) = ⌈n/c⌉·(copy(c) + h) + copy(c) + h` (ns): see the module doc.
+/// `pipe(n, c) = ⌈n/c⌉·(copy(c) + k·h) + copy(c) + k·h` with `k` =
+/// [`PIPE_CHUNK_HANDOFFS`] (ns): see the module doc.
 pub fn pipe_ns(n: usize, c: usize, copy_c_ns: f64, h: f64) -> f64 {
     let c = c.max(1);
     let chunks = n.div_ceil(c) as f64;
-    chunks * (copy_c_ns + h) + copy_c_ns + h
+    let per = copy_c_ns + PIPE_CHUNK_HANDOFFS * h;
+    chunks * per + per
 }
 
 /// The value of `f` at the point of size `bytes`, if measured and usable.
@@ -348,7 +359,7 @@ pub fn derive(m: &Measurements) -> Derivation {
             why.push((
                 "chunk_bytes",
                 format!(
-                    "argmin_c pipe({}, c) = ⌈N/c⌉·(copy_pair_cold(c) + h) + copy_pair_cold(c) + h, h = {h:.0} ns; \
+                    "argmin_c pipe({}, c) = (⌈N/c⌉ + 1)·(copy_pair_cold(c) + {PIPE_CHUNK_HANDOFFS}·h), h = {h:.0} ns; \
                      pipe in µs by c: {} → {}",
                     kib(largest),
                     tried.join(" "),
@@ -377,16 +388,16 @@ pub fn derive(m: &Measurements) -> Derivation {
             why.push((
                 "cma",
                 format!(
-                    "cma_cold({}) = {:.1} µs {} pipe({}, {}) = {:.1} µs",
+                    "cma_cold({}) = {:.1} µs {} {CMA_PREFERENCE}·pipe({}, {}) = {CMA_PREFERENCE}·{:.1} µs",
                     kib(largest),
                     c / 1000.0,
-                    if c < p { "<" } else { "≥" },
+                    if c < CMA_PREFERENCE * p { "<" } else { "≥" },
                     kib(largest),
                     kib(v.chunk_bytes),
                     p / 1000.0
                 ),
             ));
-            c < p
+            c < CMA_PREFERENCE * p
         }
         (None, _, _) => {
             why.push((
@@ -550,6 +561,26 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// A position marching through a cold pool of `len` bytes: each copy takes the next `s`
+/// bytes, across sizes and kinds of copy, so that a line comes back only after the whole
+/// pool has been touched (restarting at 0 for each size would find the previous size's
+/// lines still in the last-level cache).
+struct March {
+    at: usize,
+    len: usize,
+}
+
+impl March {
+    fn next(&mut self, s: usize) -> usize {
+        if self.at + s > self.len {
+            self.at = 0;
+        }
+        let o = self.at;
+        self.at += s;
+        o
+    }
+}
+
 /// Median over [`SAMPLES`] samples (after one warm-up) of the time of one `op(i)`, each
 /// sample running `op` enough times to copy [`BATCH_BYTES`]; `Err` if `op` fails.
 fn time_op(bytes: usize, mut op: impl FnMut(usize) -> io::Result<()>) -> io::Result<f64> {
@@ -601,6 +632,7 @@ fn measure_copies(pool: &mut [u8]) -> (Vec<Point>, Option<String>) {
     let pid = std::process::id() as libc::pid_t;
     let mut cma_error: Option<String> = None;
     let mut points = Vec::with_capacity(sizes.len());
+    let mut march = March { at: 0, len: half };
     for (k, &s) in sizes.iter().enumerate() {
         src[k] = k as u8;
         let hot = time_op(s, |_| {
@@ -610,10 +642,9 @@ fn measure_copies(pool: &mut [u8]) -> (Vec<Point>, Option<String>) {
         })
         .unwrap_or(f64::NAN);
         // Cold: march through the pool so that a line comes back only after 2·half bytes.
-        let slots = half / s;
         let (psrc, pdst) = pool.split_at_mut(half);
-        let cold = time_op(s, |i| {
-            let o = (i % slots) * s;
+        let cold = time_op(s, |_| {
+            let o = march.next(s);
             pdst[o..o + s].copy_from_slice(std::hint::black_box(&psrc[o..o + s]));
             std::hint::black_box(&mut *pdst);
             Ok(())
@@ -629,8 +660,8 @@ fn measure_copies(pool: &mut [u8]) -> (Vec<Point>, Option<String>) {
         }
         if cma_error.is_none() {
             let base = psrc.as_ptr() as u64;
-            match time_op(s, |i| {
-                let o = (i % slots) * s;
+            match time_op(s, |_| {
+                let o = march.next(s);
                 crate::sys::cma_read(pid, base + o as u64, &mut pdst[o..o + s])
             }) {
                 Ok(t) => cma_cold = Some(t),
@@ -671,6 +702,7 @@ fn measure_pair(pool: &mut [u8], cpus: Option<(usize, usize)>) -> Vec<(usize, f6
         let q = half.len() / 2;
         let (psrc, pdst) = half.split_at_mut(q);
         let mut out = Vec::with_capacity(sizes.len());
+        let mut march = March { at: 0, len: q };
         for (k, &s) in sizes.iter().enumerate() {
             arrived.fetch_add(1, Ordering::AcqRel);
             let want = 2 * (k as u32 + 1);
@@ -678,9 +710,8 @@ fn measure_pair(pool: &mut [u8], cpus: Option<(usize, usize)>) -> Vec<(usize, f6
                 stop.store(true, Ordering::Relaxed);
                 break;
             }
-            let slots = (q / s).max(1);
-            if let Ok(t) = time_op(s, |i| {
-                let o = (i % slots) * s;
+            if let Ok(t) = time_op(s, |_| {
+                let o = march.next(s);
                 pdst[o..o + s].copy_from_slice(std::hint::black_box(&psrc[o..o + s]));
                 std::hint::black_box(&mut *pdst);
                 Ok(())
