@@ -78,14 +78,16 @@ impl std::str::FromStr for ProgressMode {
     }
 }
 
-/// Largest default eager/rendezvous threshold, bytes. Measured with `tocsin bench pingpong`
+/// Largest default eager/rendezvous threshold, bytes, and the built-in value used when this
+/// machine is not measured (`TOCSIN_TUNE=0`; see [`crate::tune`]). Measured with `tocsin bench pingpong`
 /// on the development machine (BENCHMARKS.md): up to 64 KiB the two-copy eager path beats
 /// the single-copy CMA rendezvous (2.2 vs 5.9 µs at 64 KiB), whose system call and page
 /// pinning cost about 4 µs. With many ranks the default shrinks so that four eager messages
 /// fit in each (smaller) ring: see [`Config::eager_threshold_bytes`].
 pub const DEFAULT_EAGER_THRESHOLD: usize = 64 * 1024;
 
-/// Default spin before a waiting thread sleeps, µs. On the development VM waking a sleeping
+/// Built-in spin before a waiting thread sleeps, µs, used when this machine is not measured
+/// (`TOCSIN_TUNE=0`; [`crate::tune`] derives it from the futex wake-up cost). On the development VM waking a sleeping
 /// thread costs 16–30 µs plus the idle-exit of its vCPU, which a waiting peer pays on every
 /// message it sleeps through; a 1 ms spin keeps that off messages that arrive within 1 ms,
 /// while a rank blocked 200 ms still uses about 1.2 ms of CPU (BENCHMARKS.md).
@@ -219,17 +221,23 @@ impl Config {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `TOCSIN_PROGRESS` | `poll`, `block`, `thread`, `signal` or `uintr` | `poll` |
-    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 11 ranks, less above |
-    /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
+    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | measured (1 KiB..=64 KiB), else 65536; lowered above 11 ranks to fit the rings |
+    /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous, `1` uses it when permitted | measured, else `1` |
+    /// | `TOCSIN_TUNE` | `0`: the four measured values below keep their built-in defaults; read by rank 0 for the whole job | `1`: rank 0 reads the tuned cache, or calibrates this machine (< 0.3 s) when there is none, and every rank uses its values ([`crate::tune`]) |
+    /// | `TOCSIN_CACHE_DIR` | directory of the tuned cache | `$XDG_CACHE_HOME/tocsin`, else `~/.cache/tocsin` |
     /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
-    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | 1000 |
-    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | 65536 |
+    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | measured (20..=1000), else 1000 |
+    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | measured (4 KiB..=1 MiB), else 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
     /// | `TOCSIN_NOLOCAL` | `1`: every peer through TCP, none through shared memory (as MPICH's `MPIR_CVAR_NOLOCAL`), for tests and comparisons | `0` |
     /// | `TOCSIN_TCP_IF` | the interface TCP peers reach this rank on: a name (`eth0`, `lo`) or an IPv4 CIDR (`10.0.0.0/8`) | the address the host name resolves to |
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     /// | `TOCSIN_OVERSUBSCRIBED` | `1`: more ranks than cores, waits yield the core (`poll`) or sleep without spinning (`block` and up); `0`: never; `auto` | `auto`: local ranks (`MPI_LOCALNRANKS`) above the online CPUs |
+    ///
+    /// An explicit variable (or builder call) always wins over the measured value; as for
+    /// every setting, all ranks of a job must agree on it. The measured values are rank 0's,
+    /// published through PMI, so ranks without overrides agree by construction.
     ///
     /// The job's shared segment holds a 64-byte header, a 128-byte control block per rank and
     /// one ring per ordered pair of ranks: `64 + 128·n + n²·(64 + ring bytes)`. By default each

@@ -1532,8 +1532,11 @@ mod tests {
             chunk_bytes: 8192,
             spin_us: 77,
         };
-        let mut c = Config::default();
-        c.eager_threshold = 2048; // what init chose for a small ring
+        // What init chose for a small ring.
+        let mut c = Config {
+            eager_threshold: 2048,
+            ..Config::default()
+        };
         apply(&mut c, &t);
         assert_eq!(c.eager_threshold, 2048, "never above the ring's default");
         assert!(!c.cma);
