@@ -1,10 +1,12 @@
-//! `tocsin`: the launcher (`tocsin run`, a PMI-1 server) and the benchmarks (`tocsin bench`).
+//! `tocsin`: the launcher (`tocsin run`, a PMI-1 server), the benchmarks (`tocsin bench`),
+//! the machine report (`tocsin probe`) and the calibration (`tocsin tune`).
 
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod launcher;
 mod probe;
+mod tune;
 
 /// tocsin: interrupt-driven message passing for HPC.
 #[derive(Parser, Debug)]
@@ -22,6 +24,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// What this machine offers: UINTR, CMA, signals, futex/eventfd/pidfd/memfd, topology.
     Probe(probe::ProbeArgs),
+    /// Measure this machine and choose the eager threshold, CMA, pipeline chunk and spin
+    /// (cached per user; every job's rank 0 reads the cache).
+    Tune(tune::TuneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,5 +42,6 @@ fn main() -> std::process::ExitCode {
         Cmd::Run(a) => launcher::main(a),
         Cmd::Bench(a) => bench::main(a),
         Cmd::Probe(a) => probe::main(a),
+        Cmd::Tune(a) => tune::main(a),
     }
 }

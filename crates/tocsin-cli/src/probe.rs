@@ -3,7 +3,9 @@
 //! Owns the machine report: user interrupts (the CPU bit, the kernel's `uintr` flag, the
 //! library's registration attempt), cross-memory attach (CMA) permission, real-time
 //! signals, the futex/eventfd/pidfd/memfd system calls, and the hwloc topology (packages,
-//! NUMA nodes, cores, PUs, caches, the cores this process may run on). It also owns
+//! NUMA nodes, cores, PUs, caches, the cores this process may run on), and the protocol
+//! thresholds a job started now would use with where each comes from (a `TOCSIN_*`
+//! override, the tuned cache of [`tocsin::tune`], or the built-in default). It also owns
 //! [`topology`], the core/NUMA map `tocsin bench notify` places its threads with.
 //!
 //! The probe only observes: it changes no system setting, issues UINTR system calls only
@@ -78,6 +80,7 @@ pub fn main(a: ProbeArgs) -> ExitCode {
     items.push(eventfd());
     items.push(pidfd_open());
     items.push(memfd_create());
+    items.extend(threshold_items());
     let topo = topology();
     items.push(topology_item(&topo));
     let mut text = String::new();
@@ -119,6 +122,61 @@ pub fn main(a: ProbeArgs) -> ExitCode {
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = io::Write::write_all(&mut io::stdout().lock(), text.as_bytes());
     ExitCode::SUCCESS
+}
+
+// ---------------------------------------------------------------------------------------
+// Protocol thresholds
+
+/// The item name of each tuned value.
+fn threshold_name(var: &str) -> &'static str {
+    match var {
+        "TOCSIN_EAGER_THRESHOLD" => "eager_threshold",
+        "TOCSIN_CMA" => "cma_rendezvous",
+        "TOCSIN_CHUNK_BYTES" => "chunk_bytes",
+        _ => "spin_us",
+    }
+}
+
+/// One item per tuned value: the value a small job started now uses and its source
+/// (`env`, `cache` or `default`). Reads the cache, never calibrates.
+fn threshold_items() -> Vec<Item> {
+    let cfg = match tocsin::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Item::new(
+                "thresholds",
+                false,
+                format!("the TOCSIN_* environment is invalid: {e}"),
+            )]
+        }
+    };
+    tocsin::tune::effective(&cfg)
+        .into_iter()
+        .map(|s| {
+            let (kind, path) = match &s.source {
+                tocsin::tune::Source::Env => ("env", None),
+                tocsin::tune::Source::Cache(p) => ("cache", Some(p.display().to_string())),
+                tocsin::tune::Source::Default(_) => ("default", None),
+            };
+            let shown = if s.var == "TOCSIN_EAGER_THRESHOLD" {
+                format!(
+                    "{}={} (jobs above 11 ranks lower it to fit their rings)",
+                    s.var, s.value
+                )
+            } else {
+                format!("{}={}", s.var, s.value)
+            };
+            Item::new(
+                threshold_name(s.var),
+                true,
+                format!("{shown}; from {}", s.source),
+            )
+            .with("value", json!(s.value))
+            .with("source", json!(kind))
+            .with("var", json!(s.var))
+            .with("cache", json!(path))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -78,14 +78,16 @@ impl std::str::FromStr for ProgressMode {
     }
 }
 
-/// Largest default eager/rendezvous threshold, bytes. Measured with `tocsin bench pingpong`
+/// Largest default eager/rendezvous threshold, bytes, and the built-in value used when this
+/// machine is not measured (`TOCSIN_TUNE=0`; see [`crate::tune`]). Measured with `tocsin bench pingpong`
 /// on the development machine (BENCHMARKS.md): up to 64 KiB the two-copy eager path beats
 /// the single-copy CMA rendezvous (2.2 vs 5.9 µs at 64 KiB), whose system call and page
 /// pinning cost about 4 µs. With many ranks the default shrinks so that four eager messages
 /// fit in each (smaller) ring: see [`Config::eager_threshold_bytes`].
 pub const DEFAULT_EAGER_THRESHOLD: usize = 64 * 1024;
 
-/// Default spin before a waiting thread sleeps, µs. On the development VM waking a sleeping
+/// Built-in spin before a waiting thread sleeps, µs, used when this machine is not measured
+/// (`TOCSIN_TUNE=0`; [`crate::tune`] derives it from the futex wake-up cost). On the development VM waking a sleeping
 /// thread costs 16–30 µs plus the idle-exit of its vCPU, which a waiting peer pays on every
 /// message it sleeps through; a 1 ms spin keeps that off messages that arrive within 1 ms,
 /// while a rank blocked 200 ms still uses about 1.2 ms of CPU (BENCHMARKS.md).
@@ -129,6 +131,13 @@ pub struct Config {
     pub(crate) eager_threshold: usize,
     pub(crate) eager_auto: bool,
     pub(crate) cma: bool,
+    /// `cma`, `chunk_bytes`, `spin_us` were set explicitly (environment or builder): tuned
+    /// values do not replace them.
+    pub(crate) cma_set: bool,
+    pub(crate) chunk_set: bool,
+    pub(crate) spin_set: bool,
+    /// `TOCSIN_TUNE`: use measured values (cache or calibration) where nothing is set.
+    pub(crate) tune: bool,
     pub(crate) ring_bytes: Option<usize>,
     pub(crate) spin_us: u64,
     pub(crate) chunk_bytes: usize,
@@ -152,9 +161,13 @@ impl Default for Config {
             eager_threshold: DEFAULT_EAGER_THRESHOLD,
             eager_auto: true,
             cma: true,
+            cma_set: false,
+            chunk_set: false,
+            spin_set: false,
+            tune: true,
             ring_bytes: None,
             spin_us: DEFAULT_SPIN_US,
-            chunk_bytes: 64 * 1024,
+            chunk_bytes: crate::tune::DEFAULT_CHUNK_BYTES,
             posix_shm: false,
             nolocal: false,
             tcp_if: None,
@@ -215,18 +228,24 @@ impl Config {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `TOCSIN_PROGRESS` | `poll`, `block`, `thread`, `signal` or `uintr` | `poll` |
-    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 9 ranks per job, 32768 up to 17, 16384 above (a quarter of the default ring) |
-    /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
+    /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | measured (1 KiB..=64 KiB), else 65536; at most a quarter of the default ring (32768 above 9 ranks, 16384 above 17) |
+    /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous, `1` uses it when permitted | measured, else `1` |
+    /// | `TOCSIN_TUNE` | `0`: the four measured values below keep their built-in defaults; read by rank 0 for the whole job | `1`: rank 0 reads the tuned cache, or calibrates this machine (< 0.3 s) when there is none, and every rank uses its values ([`crate::tune`]) |
+    /// | `TOCSIN_CACHE_DIR` | directory of the tuned cache | `$XDG_CACHE_HOME/tocsin`, else `~/.cache/tocsin` |
     /// | `TOCSIN_RING_BYTES` | bytes of each fast ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
     /// | `TOCSIN_FAST_PATHS` | fast rings per rank, `0..=`[`MAX_FAST_PATHS`] (at most the node's ranks − 1; fewer than that: rings claimed by the pairs that talk most, the others through inboxes) | ranks − 1 up to 33 ranks per node, 32 above |
-    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | 1000 |
-    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | 65536 |
+    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | measured (20..=1000), else 1000 |
+    /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | measured (4 KiB..=1 MiB), else 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
     /// | `TOCSIN_NOLOCAL` | `1`: every peer through TCP, none through shared memory (as MPICH's `MPIR_CVAR_NOLOCAL`), for tests and comparisons | `0` |
     /// | `TOCSIN_TCP_IF` | the interface TCP peers reach this rank on: a name (`eth0`, `lo`) or an IPv4 CIDR (`10.0.0.0/8`) | the address the host name resolves to |
     /// | `TOCSIN_SHM` | `memfd` (no name anywhere) or `posix` (`/dev/shm`, unlinked once mapped) | `memfd` |
     /// | `TOCSIN_OVERSUBSCRIBED` | `1`: more ranks than cores, waits yield the core (`poll`) or sleep without spinning (`block` and up); `0`: never; `auto` | `auto`: local ranks (`MPI_LOCALNRANKS`) above the online CPUs |
+    ///
+    /// An explicit variable (or builder call) always wins over the measured value; as for
+    /// every setting, all ranks of a job must agree on it. The measured values are rank 0's,
+    /// published through PMI, so ranks without overrides agree by construction.
     ///
     /// The node's shared segment holds a 64-byte header, and per rank a 128-byte control
     /// block, a 32 KiB inbox (every peer can post small records to it) and `k` fast rings
@@ -265,6 +284,10 @@ impl Config {
         }
         if let Some(v) = env_bool(get, "TOCSIN_CMA")? {
             c.cma = v;
+            c.cma_set = true;
+        }
+        if let Some(v) = env_bool(get, "TOCSIN_TUNE")? {
+            c.tune = v;
         }
         if let Some(v) = env_bool(get, "TOCSIN_NOLOCAL")? {
             c.nolocal = v;
@@ -309,6 +332,7 @@ impl Config {
             &format!("a number of microseconds in 0..={MAX_SPIN_US}"),
         )? {
             c.spin_us = v;
+            c.spin_set = true;
         }
         if let Some(v) = env_parse(
             get,
@@ -316,6 +340,7 @@ impl Config {
             &format!("a byte count in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES}"),
         )? {
             c.chunk_bytes = v;
+            c.chunk_set = true;
         }
         if let Some(v) = env_parse::<String>(get, "TOCSIN_SHM", "memfd or posix")? {
             c.posix_shm = match v.as_str() {
@@ -388,6 +413,14 @@ impl Config {
     /// through shared-memory chunks.
     pub fn cma(mut self, enabled: bool) -> Self {
         self.cma = enabled;
+        self.cma_set = true;
+        self
+    }
+    /// With `false` (`TOCSIN_TUNE=0`), the eager threshold, CMA, chunk and spin not set
+    /// explicitly keep their built-in defaults instead of values measured on this machine
+    /// ([`crate::tune`]). Rank 0's setting applies to the whole job.
+    pub fn tune(mut self, yes: bool) -> Self {
+        self.tune = yes;
         self
     }
     /// With `true`, every peer is reached through the network transport (TCP), even on this
@@ -413,13 +446,20 @@ impl Config {
     /// (`0..=`[`MAX_SPIN_US`]).
     pub fn spin_us(mut self, us: u64) -> Self {
         self.spin_us = us;
+        self.spin_set = true;
         self
     }
     /// Chunk size of the pipelined (non-CMA) rendezvous, bytes
     /// ([`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`]; clamped to what a ring record carries).
     pub fn chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = bytes;
+        self.chunk_set = true;
         self
+    }
+
+    /// Every value [`crate::tune`] chooses was set explicitly: nothing to tune.
+    pub(crate) fn all_tunables_set(&self) -> bool {
+        !self.eager_auto && self.cma_set && self.chunk_set && self.spin_set
     }
 
     /// Uses a POSIX shared-memory object (unlinked once every rank mapped it) instead of a

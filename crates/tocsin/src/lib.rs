@@ -49,6 +49,8 @@
 //!   arguments, raw requests for the C layer).
 //! - [`interrupt`]: signals and user interrupts: who to interrupt, how, and the handlers.
 //! - [`pmi`]: the PMI-1 client used to bootstrap.
+//! - [`tune`]: the calibration of this machine, the cost model that chooses the eager
+//!   threshold, CMA, pipeline chunk and spin from it, and the per-user cache.
 //! - `sys`: the few system calls wrapped in `unsafe` (futex, CMA, memfd, pidfd).
 //! - `diag`: warnings that reach stderr once per kind, and `fatal` for handlers.
 
@@ -61,6 +63,7 @@ pub mod interrupt;
 pub mod matching;
 pub mod pmi;
 pub mod stats;
+pub mod tune;
 pub mod wire;
 
 mod comm;

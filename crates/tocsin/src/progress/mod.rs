@@ -235,6 +235,17 @@ impl Engine {
                 ),
             });
         }
+        // Measured protocol values (`crate::tune`): rank 0 takes them from the cache or a
+        // calibration and publishes them before the bootstrap's first barrier; the others
+        // read them after the bootstrap, so every rank uses rank 0's (no extra round trip).
+        // The ring size above does not depend on them: the threshold only goes down.
+        let tuned_here = (me == 0).then(|| {
+            let over = cfg.oversubscribed.unwrap_or_else(detect_oversubscription);
+            crate::tune::for_job(&cfg, size, over)
+        });
+        if let (Some(t), Some(p), true) = (&tuned_here, pmi.as_mut(), size > 1) {
+            p.put(crate::tune::PMI_KEY, &t.encode())?;
+        }
         if cfg.progress == ProgressMode::Uintr {
             uintr::support().require()?;
         }
@@ -289,6 +300,30 @@ impl Engine {
             }
             _ => Bells::alone(),
         };
+        let tuned = match (tuned_here, pmi.as_mut()) {
+            (Some(t), _) => t,
+            (None, Some(p)) => {
+                let v = p.get(crate::tune::PMI_KEY)?;
+                crate::tune::Tuned::decode(&v).ok_or_else(|| {
+                    Error::Pmi(format!(
+                        "malformed tuned values {v:?} from rank 0 (mixed tocsin versions?)"
+                    ))
+                })?
+            }
+            (None, None) => crate::tune::Tuned {
+                values: crate::tune::Tunables::builtin(),
+                origin: crate::tune::Origin::Default,
+            },
+        };
+        crate::tune::apply(&mut cfg, &tuned.values);
+        tracing::debug!(
+            eager_threshold = cfg.eager_threshold,
+            cma = cfg.cma,
+            chunk_bytes = cfg.chunk_bytes,
+            spin_us = cfg.spin_us,
+            origin = tuned.origin.name(),
+            "protocol values"
+        );
         drop(guard);
         let pmi = cell.clone();
         if let Some(l) = listener {
