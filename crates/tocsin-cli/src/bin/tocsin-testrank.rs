@@ -1997,8 +1997,13 @@ fn case_die_watcher_busy(comm: &Comm) -> R {
         );
         step("die-watcher-busy: ANY_SOURCE receive from the busy rank");
         let mut v = [0u64; 1];
-        let st = comm.recv(&mut v, ANY_SOURCE, 9).ctx("ANY_SOURCE after the death")?;
-        ensure!(st.source == last - 1 && v[0] == (last - 1) as u64, "status {st:?}");
+        let st = comm
+            .recv(&mut v, ANY_SOURCE, 9)
+            .ctx("ANY_SOURCE after the death")?;
+        ensure!(
+            st.source == last - 1 && v[0] == (last - 1) as u64,
+            "status {st:?}"
+        );
     }
     println!("ok die-watcher-busy rank {me}/{n}");
     Ok(())

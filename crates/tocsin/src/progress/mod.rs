@@ -1017,7 +1017,10 @@ impl Engine {
             // The peers our requests wait on, probed directly: their watcher may be busy
             // computing. A death found here is published for the whole node too.
             let mut waited = Vec::new();
-            self.inner.lock().core.waited_peers(&mut waited, DIRECT_PROBES);
+            self.inner
+                .lock()
+                .core
+                .waited_peers(&mut waited, DIRECT_PROBES);
             for r in waited {
                 if self.bells.route(r) == Route::Shm
                     && !self.bells.finished(r)

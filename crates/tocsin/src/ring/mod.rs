@@ -221,7 +221,8 @@ impl<M: RingMem> Producer<M> {
         let roff = (off + pad) % cap;
         self.mem.fill(roff + WORD, body_len, fill);
         // The next record's word reads 0 until that record is published.
-        self.mem.word_store((roff + total) % cap, 0, Ordering::Relaxed);
+        self.mem
+            .word_store((roff + total) % cap, 0, Ordering::Relaxed);
         self.mem
             .word_store(roff, MAGIC_MSG << 32 | body_len as u64, Ordering::Release);
         if pad > 0 {
