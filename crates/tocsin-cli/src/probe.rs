@@ -160,7 +160,12 @@ fn threshold_items() -> Vec<Item> {
             };
             let shown = if s.var == "TOCSIN_EAGER_THRESHOLD" {
                 format!(
-                    "{}={} (jobs above 11 ranks lower it to fit their rings)",
+                    "{}={} (jobs above 9 ranks lower it to fit their rings)",
+                    s.var, s.value
+                )
+            } else if s.var == "TOCSIN_CMA" {
+                format!(
+                    "{}={} (thread, signal and uintr keep CMA: the waiting side makes the copy)",
                     s.var, s.value
                 )
             } else {

@@ -1172,12 +1172,17 @@ pub fn for_job(cfg: &Config, size: u32, oversubscribed: bool) -> Tuned {
 /// Applies `t` to every value of `cfg` that no `TOCSIN_*` variable (or builder call) set.
 /// The eager threshold only goes down from the one `init` chose for the ring in force, so
 /// that an eager record still fits a quarter of a ring.
+///
+/// CMA stays on in the modes that progress while the application computes (`thread`,
+/// `signal`, `uintr`) whatever the latency model says: its one copy is made by the side
+/// that waits, while the pipelined copy makes the computing side copy half the bytes in its
+/// handlers (no overlap). The model decides in `poll` and `block`, where both sides wait.
 pub(crate) fn apply(cfg: &mut Config, t: &Tunables) {
     if cfg.eager_auto {
         cfg.eager_threshold = cfg.eager_threshold.min(t.eager_threshold);
     }
     if !cfg.cma_set {
-        cfg.cma = t.cma;
+        cfg.cma = t.cma || overlap_mode(cfg.progress);
     }
     if !cfg.chunk_set
         && (crate::config::MIN_CHUNK_BYTES..=crate::config::MAX_CHUNK_BYTES)
@@ -1188,6 +1193,12 @@ pub(crate) fn apply(cfg: &mut Config, t: &Tunables) {
     if !cfg.spin_set && t.spin_us <= crate::config::MAX_SPIN_US {
         cfg.spin_us = t.spin_us;
     }
+}
+
+/// The modes whose ranks progress while they compute: CMA is kept there (see [`apply`]).
+pub(crate) fn overlap_mode(m: crate::ProgressMode) -> bool {
+    use crate::ProgressMode as P;
+    matches!(m, P::Thread | P::Signal | P::Uintr)
 }
 
 /// Where one value in force comes from.
@@ -1280,6 +1291,15 @@ pub fn effective(cfg: &Config) -> Vec<Setting> {
         ),
         one("TOCSIN_SPIN_US", cfg.spin_set, cfg.spin_us, |t| t.spin_us),
     ]
+    .into_iter()
+    .map(|mut s| {
+        // The overlap modes keep CMA whatever the model says ([`apply`]).
+        if s.var == "TOCSIN_CMA" && !cfg.cma_set && overlap_mode(cfg.progress) {
+            s.value = 1;
+        }
+        s
+    })
+    .collect()
 }
 
 #[cfg(test)]
