@@ -85,11 +85,13 @@ impl std::str::FromStr for ProgressMode {
 /// fit in each (smaller) ring: see [`Config::eager_threshold_bytes`].
 pub const DEFAULT_EAGER_THRESHOLD: usize = 64 * 1024;
 
-/// Default spin before a waiting thread sleeps, µs. On the development VM waking a sleeping
-/// thread costs 16–30 µs plus the idle-exit of its vCPU, which a waiting peer pays on every
-/// message it sleeps through; a 1 ms spin keeps that off messages that arrive within 1 ms,
-/// while a rank blocked 200 ms still uses about 1.2 ms of CPU (BENCHMARKS.md).
-pub const DEFAULT_SPIN_US: u64 = 1000;
+/// Spin before a waiting thread sleeps when none is configured, µs, and the engine could not
+/// measure its wake-up cost (see [`crate::progress`]'s spin budget, which otherwise adapts
+/// the spin to that cost, between 20 and 250 µs). Also the most the adaptive spin may reach
+/// with a wake-up this slow. On the development VM waking a sleeping thread costs 16–30 µs
+/// plus the idle-exit of its vCPU; 250 µs keeps a rank blocked 200 ms under 2 ms of CPU
+/// even where each of its sleeps costs more (BENCHMARKS.md).
+pub const DEFAULT_SPIN_US: u64 = 250;
 
 /// Smallest per-pair ring accepted (`TOCSIN_RING_BYTES`), bytes.
 pub const MIN_RING_BYTES: usize = 4096;
@@ -126,7 +128,8 @@ pub struct Config {
     pub(crate) eager_auto: bool,
     pub(crate) cma: bool,
     pub(crate) ring_bytes: Option<usize>,
-    pub(crate) spin_us: u64,
+    /// `None`: adaptive (the engine measures its wake-up cost); `Some`: `TOCSIN_SPIN_US`.
+    pub(crate) spin_us: Option<u64>,
     pub(crate) chunk_bytes: usize,
     pub(crate) posix_shm: bool,
     /// Every peer through the network transport, none through shared memory.
@@ -147,7 +150,7 @@ impl Default for Config {
             eager_auto: true,
             cma: true,
             ring_bytes: None,
-            spin_us: DEFAULT_SPIN_US,
+            spin_us: None,
             chunk_bytes: 64 * 1024,
             posix_shm: false,
             nolocal: false,
@@ -211,7 +214,7 @@ impl Config {
     /// | `TOCSIN_EAGER_THRESHOLD` | largest eager message, bytes, `0..=`[`MAX_EAGER_THRESHOLD`] (and at most a quarter of the ring in force) | 65536 up to 11 ranks, less above |
     /// | `TOCSIN_CMA` | `0` disables the single-copy (CMA) rendezvous | `1` |
     /// | `TOCSIN_RING_BYTES` | bytes of each per-pair ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
-    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | 1000 |
+    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | adaptive: 4× the wake-up cost measured at `init`, 20..=250 µs (none when oversubscribed) |
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
@@ -284,7 +287,7 @@ impl Config {
             "TOCSIN_SPIN_US",
             &format!("a number of microseconds in 0..={MAX_SPIN_US}"),
         )? {
-            c.spin_us = v;
+            c.spin_us = Some(v);
         }
         if let Some(v) = env_parse(
             get,
@@ -386,9 +389,10 @@ impl Config {
         self
     }
     /// `block` mode and up: how long `wait` spins before it sleeps, µs
-    /// (`0..=`[`MAX_SPIN_US`]).
+    /// (`0..=`[`MAX_SPIN_US`]), instead of the adaptive spin (a small multiple of the
+    /// measured wake-up cost).
     pub fn spin_us(mut self, us: u64) -> Self {
-        self.spin_us = us;
+        self.spin_us = Some(us);
         self
     }
     /// Chunk size of the pipelined (non-CMA) rendezvous, bytes
@@ -502,10 +506,10 @@ impl Config {
                 reason: format!("must be in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES} bytes"),
             });
         }
-        if self.spin_us > MAX_SPIN_US {
+        if let Some(us) = self.spin_us.filter(|&us| us > MAX_SPIN_US) {
             return Err(Error::Config {
                 name: "TOCSIN_SPIN_US",
-                value: self.spin_us.to_string(),
+                value: us.to_string(),
                 reason: format!(
                     "must be in 0..={MAX_SPIN_US} µs (10 s); use TOCSIN_PROGRESS=poll to spin forever"
                 ),
