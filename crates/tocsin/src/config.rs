@@ -11,12 +11,15 @@ use crate::error::{Error, Result};
 pub enum ProgressMode {
     /// `wait` spins on progress forever: lowest latency, burns the core.
     Poll,
-    /// `wait` spins for [`Config::spin_us`] then sleeps on a futex doorbell in the shared
-    /// segment; a sender rings it only when the receiver declared itself asleep.
+    /// `wait` spins a short budget (a few times the wake-up cost measured at `init`, or
+    /// [`Config::spin_us`]) then sleeps on a futex doorbell in the shared segment; a sender
+    /// rings it only when the receiver declared itself asleep.
     Block,
-    /// As `block`, plus a progress thread per rank (PIOMan-style) that spins a bounded time
-    /// then sleeps on the doorbell, so requests progress while the application computes.
-    /// Bind it with [`Config::progress_core`] / `TOCSIN_PROGRESS_CORE`.
+    /// As `block`, plus a progress thread per rank (PIOMan-style), so requests progress
+    /// while the application computes: it parks while the rank's own threads wait in
+    /// tocsin, and otherwise spins the same short budget (never when oversubscribed) then
+    /// sleeps on the doorbell. Bind it with [`Config::progress_core`] /
+    /// `TOCSIN_PROGRESS_CORE`.
     Thread,
     /// As `block`, plus: a sender that posts work for a peer that is neither polling nor
     /// asleep raises a real-time signal on the peer's registered thread, whose handler

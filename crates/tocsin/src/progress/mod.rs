@@ -1213,9 +1213,11 @@ impl Engine {
         // The clock is read only once a wait lasts (every `every` passes): a short wait, the
         // common case of a ping-pong, pays no clock read (~25 ns on a KVM guest).
         let mut start: Option<Instant> = None;
-        // Oversubscribed: a core spun on is a core taken from a rank that has work. Poll
-        // mode yields after every pass (as Open MPI's `mpi_yield_when_idle`); the sleeping
-        // modes sleep without spinning first.
+        // Oversubscribed: a core spun on is a core taken from a rank that has work. Every
+        // pass is followed by a yield (as Open MPI's `mpi_yield_when_idle`): poll mode only
+        // yields; the sleeping modes (no spin budget then) yield once, which lets the ranks
+        // sharing the core run (and often send what we wait for) before we pay a sleep and
+        // a doorbell, then sleep.
         let spin = self.spin_budget();
         let every = if self.oversubscribed { 1 } else { 128 };
         let mut n = 0u32;
@@ -1225,7 +1227,7 @@ impl Engine {
                 return true;
             }
             n = n.wrapping_add(1);
-            if self.oversubscribed && !self.cfg.progress.sleeps() {
+            if self.oversubscribed {
                 std::thread::yield_now();
             }
             if n % every == 0 {

@@ -1,10 +1,34 @@
-//! `thread` mode's progress thread (PIOMan-style): one per rank, spinning a bounded time
-//! then sleeping on the rank's doorbell, so that requests progress while the application
-//! computes.
+//! `thread` mode's progress thread (PIOMan-style): one per rank, so that requests progress
+//! while the application computes.
 //!
 //! Owns the thread's life (start, binding, stop, join); the loop body is the engine's
-//! ordinary wait ([`super::Engine::progress_until`]). It must not touch protocol state
-//! directly.
+//! ([`super::Engine::progress_until`]). It must not touch protocol state directly.
+//!
+//! ## When the progress thread runs, and the trade-off
+//! A progress thread is a second runnable thread per rank: on a full node (as many ranks as
+//! cores) every cycle it spins is taken from a computing rank, and while its own rank waits
+//! in tocsin it only competes with the thread that already makes the progress. So:
+//! - **while an application thread of the rank waits in tocsin**, the progress thread
+//!   *parks* on the rank's doorbell futex without arming it (peers do not ring for it): the
+//!   waiting thread spins, then sleeps armed, as in `block` mode, and does the progress;
+//! - **when the last waiting thread leaves**, it hands the watch back without waking the
+//!   progress thread (no system call): it arms the doorbell on the parked thread's behalf
+//!   and re-polls once, so the next record a peer pushes rings the progress thread awake;
+//! - **while the application computes**, the woken progress thread makes progress, spins
+//!   the engine's adaptive budget ([`super::Engine::spin_budget`]: a few wake-up costs, at
+//!   most 250 µs) for what follows, then sleeps armed on the doorbell; on an oversubscribed
+//!   node it never spins.
+//!
+//! What this costs: a record that needs the computing rank's attention (a rendezvous
+//! request, a CTS) waits for a wake-up of the progress thread (the measured wake-up cost,
+//! 5–25 µs on a KVM guest) unless it comes within the spin; and the copy the progress thread
+//! then makes (a CMA read of a large message) still takes its core from the computation when
+//! the node is full, since both run on the rank's core unless `TOCSIN_PROGRESS_CORE` binds
+//! the thread elsewhere — on a full node, binding it to a core nobody computes on (or
+//! leaving one core per node free) is what gives overlap without stealing; `signal` mode
+//! makes the same progress from a handler, with no second thread. With TCP peers the
+//! progress thread does not park (it alone watches the sockets) and behaves as before:
+//! bounded spin, then an armed sleep on the doorbell and the sockets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
