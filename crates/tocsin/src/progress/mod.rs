@@ -48,6 +48,10 @@ use lock::SpinLock;
 pub const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 /// Longest single sleep on the doorbell (then liveness is re-checked).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// `thread` mode on an oversubscribed node: longest park of the progress thread (which gets
+/// no hand-off there, see [`Engine::app_leaves`]): how late a rendezvous that arrives while
+/// the rank computes may be answered, at the cost of one look per period.
+const PARK_OVERSUBSCRIBED: Duration = Duration::from_millis(1);
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
@@ -1137,8 +1141,13 @@ impl Engine {
     /// the peers could see it is not left behind (Dekker with the producers' check of
     /// `sleepers`). Dekker with [`Engine::park`] on `app_waiting` / `pt_parked`: either the
     /// progress thread sees no waiter and does not park, or this sees it parked.
+    ///
+    /// On an oversubscribed node there is no hand-off: every wake-up of the progress thread
+    /// takes a core from a rank, and a halo exchange would wake it once per message. The
+    /// parked thread then looks by itself every [`PARK_OVERSUBSCRIBED`] instead.
     fn app_leaves(&self) {
         if self.app_waiting.fetch_sub(1, Ordering::SeqCst) != 1
+            || self.oversubscribed
             || !self.pt_parked.load(Ordering::SeqCst)
         {
             return;
@@ -1158,14 +1167,19 @@ impl Engine {
     /// the progress then, and a progress thread that spun or woke beside them would take a
     /// core from them (or from another rank on a full node). Leaves when none waits any
     /// more (the last one out armed the doorbell for it: the next record rings it awake), at
-    /// `stop()`, or after [`MAX_SLEEP`].
+    /// `stop()`, or after [`MAX_SLEEP`] ([`PARK_OVERSUBSCRIBED`] on an oversubscribed node).
     fn park(&self, stop: &dyn Fn() -> bool) {
         let c = self.bells.me();
         let seq = c.bell.load(Ordering::Acquire);
         self.pt_parked.store(true, Ordering::SeqCst);
         if !stop() && self.app_waiting.load(Ordering::SeqCst) > 0 {
             stats::bump(stats::Counter::Sleeps);
-            self.bells.sleep(seq, MAX_SLEEP, false);
+            let max = if self.oversubscribed {
+                PARK_OVERSUBSCRIBED
+            } else {
+                MAX_SLEEP
+            };
+            self.bells.sleep(seq, max, false);
         }
         self.pt_parked.store(false, Ordering::SeqCst);
         if self.pt_armed.swap(false, Ordering::SeqCst) {
