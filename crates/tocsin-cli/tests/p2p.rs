@@ -150,6 +150,8 @@ const EAGER_0: (&str, &str) = ("TOCSIN_EAGER_THRESHOLD", "0");
 
 /// Every peer through the TCP transport, on loopback (`TOCSIN_NOLOCAL=1`).
 const TCP: (&str, &str) = ("TOCSIN_NOLOCAL", "1");
+/// Declares the node oversubscribed: waits yield or sleep without spinning.
+const OVERSUB: (&str, &str) = ("TOCSIN_OVERSUBSCRIBED", "1");
 /// Loopback: tests never use the machine's external address.
 const LO: (&str, &str) = ("TOCSIN_TCP_IF", "lo");
 
@@ -428,6 +430,18 @@ p2p_tests! {
         run(2, "background", "thread", &[NO_CMA], &["--len", "2000000"]),
         run(2, "sleepy", "thread", &[], &[]),
         run(2, "sleepy", "thread", &[NO_CMA], &[]),
+    ];
+    /// The progress thread parks while its rank waits (here in a barrier) and is handed the
+    /// watch back, without being woken, when the wait ends: the rendezvous that arrives
+    /// while the rank then computes must still be answered by it (single-copy and
+    /// pipelined), also on an oversubscribed node (no spin at all). The computation (40 ms)
+    /// is shorter than a parked thread's longest sleep (50 ms): only the hand-off can make
+    /// the progress thread answer in time.
+    thread_mode_progress_after_a_wait: [
+        run(2, "background", "thread", &[], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(2, "background", "thread", &[NO_CMA], &["--barrier", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(2, "background", "thread", &[OVERSUB], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(3, "background", "thread", &[OVERSUB, NO_CMA], &["--barrier", "--len", "300000", "--count", "3"]),
     ];
     /// Thread mode, rank 1 exits after one send (same library bug as
     /// `die_unexpected_message_survives_the_sender`: the progress thread has already moved

@@ -11,12 +11,15 @@ use crate::error::{Error, Result};
 pub enum ProgressMode {
     /// `wait` spins on progress forever: lowest latency, burns the core.
     Poll,
-    /// `wait` spins for [`Config::spin_us`] then sleeps on a futex doorbell in the shared
-    /// segment; a sender rings it only when the receiver declared itself asleep.
+    /// `wait` spins a short budget (a few times the wake-up cost measured at `init`, or
+    /// [`Config::spin_us`]) then sleeps on a futex doorbell in the shared segment; a sender
+    /// rings it only when the receiver declared itself asleep.
     Block,
-    /// As `block`, plus a progress thread per rank (PIOMan-style) that spins a bounded time
-    /// then sleeps on the doorbell, so requests progress while the application computes.
-    /// Bind it with [`Config::progress_core`] / `TOCSIN_PROGRESS_CORE`.
+    /// As `block`, plus a progress thread per rank (PIOMan-style), so requests progress
+    /// while the application computes: it parks while the rank's own threads wait in
+    /// tocsin, and otherwise spins the same short budget (never when oversubscribed) then
+    /// sleeps on the doorbell. Bind it with [`Config::progress_core`] /
+    /// `TOCSIN_PROGRESS_CORE`.
     Thread,
     /// As `block`, plus: a sender that posts work for a peer that is neither polling nor
     /// asleep raises a real-time signal on the peer's registered thread, whose handler
@@ -86,12 +89,13 @@ impl std::str::FromStr for ProgressMode {
 /// fit in each (smaller) ring: see [`Config::eager_threshold_bytes`].
 pub const DEFAULT_EAGER_THRESHOLD: usize = 64 * 1024;
 
-/// Built-in spin before a waiting thread sleeps, µs, used when this machine is not measured
-/// (`TOCSIN_TUNE=0`; [`crate::tune`] derives it from the futex wake-up cost). On the development VM waking a sleeping
-/// thread costs 16–30 µs plus the idle-exit of its vCPU, which a waiting peer pays on every
-/// message it sleeps through; a 1 ms spin keeps that off messages that arrive within 1 ms,
-/// while a rank blocked 200 ms still uses about 1.2 ms of CPU (BENCHMARKS.md).
-pub const DEFAULT_SPIN_US: u64 = 1000;
+/// Spin before a waiting thread sleeps when none is configured, µs, and the engine could not
+/// measure its wake-up cost (see [`crate::progress`]'s spin budget, which otherwise adapts
+/// the spin to that cost, between 20 and 250 µs). Also the most the adaptive spin may reach
+/// with a wake-up this slow. On the development VM waking a sleeping thread costs 16–30 µs
+/// plus the idle-exit of its vCPU; 250 µs keeps a rank blocked 200 ms under 2 ms of CPU
+/// even where each of its sleeps costs more (BENCHMARKS.md).
+pub const DEFAULT_SPIN_US: u64 = 250;
 
 /// Smallest per-pair ring accepted (`TOCSIN_RING_BYTES`), bytes.
 pub const MIN_RING_BYTES: usize = 4096;
@@ -131,15 +135,15 @@ pub struct Config {
     pub(crate) eager_threshold: usize,
     pub(crate) eager_auto: bool,
     pub(crate) cma: bool,
-    /// `cma`, `chunk_bytes`, `spin_us` were set explicitly (environment or builder): tuned
-    /// values do not replace them.
+    /// `cma`, `chunk_bytes` were set explicitly (environment or builder): tuned values do
+    /// not replace them.
     pub(crate) cma_set: bool,
     pub(crate) chunk_set: bool,
-    pub(crate) spin_set: bool,
     /// `TOCSIN_TUNE`: use measured values (cache or calibration) where nothing is set.
     pub(crate) tune: bool,
     pub(crate) ring_bytes: Option<usize>,
-    pub(crate) spin_us: u64,
+    /// `None`: adaptive (the engine measures its wake-up cost); `Some`: `TOCSIN_SPIN_US`.
+    pub(crate) spin_us: Option<u64>,
     pub(crate) chunk_bytes: usize,
     pub(crate) posix_shm: bool,
     /// Every peer through the network transport, none through shared memory.
@@ -163,10 +167,9 @@ impl Default for Config {
             cma: true,
             cma_set: false,
             chunk_set: false,
-            spin_set: false,
             tune: true,
             ring_bytes: None,
-            spin_us: DEFAULT_SPIN_US,
+            spin_us: None,
             chunk_bytes: crate::tune::DEFAULT_CHUNK_BYTES,
             posix_shm: false,
             nolocal: false,
@@ -234,7 +237,7 @@ impl Config {
     /// | `TOCSIN_CACHE_DIR` | directory of the tuned cache | `$XDG_CACHE_HOME/tocsin`, else `~/.cache/tocsin` |
     /// | `TOCSIN_RING_BYTES` | bytes of each fast ring: a power of two in [`MIN_RING_BYTES`]`..=`[`MAX_RING_BYTES`] (4 KiB to 1 GiB) | by rank count, see below |
     /// | `TOCSIN_FAST_PATHS` | fast rings per rank, `0..=`[`MAX_FAST_PATHS`] (at most the node's ranks − 1; fewer than that: rings claimed by the pairs that talk most, the others through inboxes) | ranks − 1 up to 33 ranks per node, 32 above |
-    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | measured (20..=1000), else 1000 |
+    /// | `TOCSIN_SPIN_US` | `block` and up: µs spent spinning before sleeping, `0..=`[`MAX_SPIN_US`] | adaptive: 4× the wake-up cost measured at `init`, 20..=250 µs (none when oversubscribed) |
     /// | `TOCSIN_CHUNK_BYTES` | pipelined rendezvous chunk, bytes, [`MIN_CHUNK_BYTES`]`..=`[`MAX_CHUNK_BYTES`] | measured (4 KiB..=1 MiB), else 65536 |
     /// | `TOCSIN_SIGNAL` | `signal` mode: a signal number in `SIGRTMIN..=SIGRTMAX`, or `rtmin+K` | first free of `rtmin+3..` |
     /// | `TOCSIN_PROGRESS_CORE` | `thread` mode: hwloc index of the core the progress thread is bound to | unbound (inherits the rank's binding) |
@@ -331,8 +334,7 @@ impl Config {
             "TOCSIN_SPIN_US",
             &format!("a number of microseconds in 0..={MAX_SPIN_US}"),
         )? {
-            c.spin_us = v;
-            c.spin_set = true;
+            c.spin_us = Some(v);
         }
         if let Some(v) = env_parse(
             get,
@@ -443,10 +445,10 @@ impl Config {
         self
     }
     /// `block` mode and up: how long `wait` spins before it sleeps, µs
-    /// (`0..=`[`MAX_SPIN_US`]).
+    /// (`0..=`[`MAX_SPIN_US`]), instead of the adaptive spin (a small multiple of the
+    /// measured wake-up cost).
     pub fn spin_us(mut self, us: u64) -> Self {
-        self.spin_us = us;
-        self.spin_set = true;
+        self.spin_us = Some(us);
         self
     }
     /// Chunk size of the pipelined (non-CMA) rendezvous, bytes
@@ -459,7 +461,7 @@ impl Config {
 
     /// Every value [`crate::tune`] chooses was set explicitly: nothing to tune.
     pub(crate) fn all_tunables_set(&self) -> bool {
-        !self.eager_auto && self.cma_set && self.chunk_set && self.spin_set
+        !self.eager_auto && self.cma_set && self.chunk_set
     }
 
     /// Uses a POSIX shared-memory object (unlinked once every rank mapped it) instead of a
@@ -566,10 +568,10 @@ impl Config {
                 reason: format!("must be in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES} bytes"),
             });
         }
-        if self.spin_us > MAX_SPIN_US {
+        if let Some(us) = self.spin_us.filter(|&us| us > MAX_SPIN_US) {
             return Err(Error::Config {
                 name: "TOCSIN_SPIN_US",
-                value: self.spin_us.to_string(),
+                value: us.to_string(),
                 reason: format!(
                     "must be in 0..={MAX_SPIN_US} µs (10 s); use TOCSIN_PROGRESS=poll to spin forever"
                 ),

@@ -50,7 +50,10 @@
 //! - **spin** = `⌈`[`SPIN_WAKE_MULTIPLE`]`·w⌉` µs clamped to
 //!   [`MIN_TUNED_SPIN_US`]..=[`MAX_TUNED_SPIN_US`]: a message arriving after the spin has
 //!   already waited at least the spin, to which the wake-up adds at most 1/`SPIN_WAKE_MULTIPLE`
-//!   (5 %); the ceiling bounds the CPU an idle rank burns per wait.
+//!   (5 %); the ceiling bounds the CPU an idle rank burns per wait. Reported by `tocsin
+//!   tune` for comparison only: the engine adapts its spin at `init` from the wake-up cost
+//!   each rank measures then (`progress::spin`: 4 w within 20–250 µs, none when
+//!   oversubscribed), so that it follows the machine's state at the time of the job.
 //!
 //! A measurement that is not a finite non-negative number leaves the value it feeds at its
 //! built-in default ([`Tunables::builtin`]); absurd but finite ones are clamped by the ranges
@@ -193,12 +196,14 @@ pub struct Tunables {
     pub cma: bool,
     /// Pipelined-rendezvous chunk, bytes.
     pub chunk_bytes: usize,
-    /// Spin before sleeping, µs.
+    /// Spin before sleeping the model suggests, µs (reported, not applied: see the module
+    /// doc).
     pub spin_us: u64,
 }
 
 impl Tunables {
-    /// The built-in defaults: 64 KiB eager threshold, CMA on, 64 KiB chunks, 1000 µs spin.
+    /// The built-in defaults: 64 KiB eager threshold, CMA on, 64 KiB chunks, and
+    /// [`DEFAULT_SPIN_US`] (the adaptive spin's ceiling).
     pub const fn builtin() -> Tunables {
         Tunables {
             eager_threshold: DEFAULT_EAGER_THRESHOLD,
@@ -1190,9 +1195,6 @@ pub(crate) fn apply(cfg: &mut Config, t: &Tunables) {
     {
         cfg.chunk_bytes = t.chunk_bytes;
     }
-    if !cfg.spin_set && t.spin_us <= crate::config::MAX_SPIN_US {
-        cfg.spin_us = t.spin_us;
-    }
 }
 
 /// The modes whose ranks progress while they compute: CMA is kept there (see [`apply`]).
@@ -1289,7 +1291,22 @@ pub fn effective(cfg: &Config) -> Vec<Setting> {
             cfg.chunk_bytes as u64,
             |t| t.chunk_bytes as u64,
         ),
-        one("TOCSIN_SPIN_US", cfg.spin_set, cfg.spin_us, |t| t.spin_us),
+        match cfg.spin_us {
+            Some(us) => Setting {
+                var: "TOCSIN_SPIN_US",
+                value: us,
+                source: Source::Env,
+            },
+            None => Setting {
+                var: "TOCSIN_SPIN_US",
+                value: crate::config::DEFAULT_SPIN_US,
+                source: Source::Default(
+                    "adaptive: each rank measures its futex wake-up at init and spins 4× that, \
+                     20–250 µs (none when oversubscribed)"
+                        .to_owned(),
+                ),
+            },
+        },
     ]
     .into_iter()
     .map(|mut s| {
@@ -1569,7 +1586,7 @@ mod tests {
         apply(&mut c, &t);
         assert_eq!(c.eager_threshold, 2048, "never above the ring's default");
         assert!(!c.cma);
-        assert_eq!((c.chunk_bytes, c.spin_us), (8192, 77));
+        assert_eq!((c.chunk_bytes, c.spin_us), (8192, None), "the spin adapts at init");
         let mut c = Config::default()
             .eager_threshold(100)
             .cma(true)
@@ -1578,15 +1595,20 @@ mod tests {
         apply(&mut c, &t);
         assert_eq!(
             (c.eager_threshold, c.cma, c.chunk_bytes, c.spin_us),
-            (100, true, 4096, 5)
+            (100, true, 4096, Some(5))
         );
         assert!(c.all_tunables_set());
-        let e = effective(&c);
+        let e = effective(&c.spin_us(5));
         assert!(e.iter().all(|s| s.source == Source::Env), "{e:?}");
         let e = effective(&Config::default().tune(false));
         assert!(
-            e.iter()
+            e[..3]
+                .iter()
                 .all(|s| matches!(&s.source, Source::Default(w) if w.contains("TOCSIN_TUNE=0"))),
+            "{e:?}"
+        );
+        assert!(
+            matches!(&e[3].source, Source::Default(w) if w.contains("adaptive")),
             "{e:?}"
         );
         assert_eq!(e[0].value, DEFAULT_EAGER_THRESHOLD as u64);

@@ -2208,14 +2208,22 @@ fn case_sleepy(comm: &Comm) -> R {
     comm.barrier().ctx("final barrier")
 }
 
-/// Minimal background-progress check: rank 1 posts a receive and computes 400 ms without
-/// calling tocsin; rank 0 sends (after 100 ms) `--count` (1) messages of
+/// Minimal background-progress check: rank 1 posts a receive and computes `--compute-ms`
+/// (400 ms) without calling tocsin; rank 0 sends (after `--send-after-ms`, 100 ms)
+/// `--count` (1) messages of
 /// `--len` bytes (100), the first to the posted receive, the others unexpected.
 /// The computation must not be starved by the library (under 2 s), and in thread, signal
 /// and uintr modes the posted receive must be complete when it ends, or after one progress
 /// pass (records that need no answer, EAGER and FIN, do not interrupt a computing rank). With
 /// `--barrier` both ranks first pass a barrier.
-fn case_background(comm: &Comm, len: usize, count: usize, barrier: bool) -> R {
+fn case_background(
+    comm: &Comm,
+    len: usize,
+    count: usize,
+    barrier: bool,
+    send_after: Duration,
+    compute: Duration,
+) -> R {
     need_ranks(comm, 2)?;
     let me = comm.rank();
     let mode = comm.config().progress_mode();
@@ -2225,7 +2233,7 @@ fn case_background(comm: &Comm, len: usize, count: usize, barrier: bool) -> R {
         comm.barrier().ctx("barrier")?;
     }
     if me == 0 {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(send_after);
         step("background: sending");
         let ms: Vec<Vec<u8>> = (0..count).map(msg).collect();
         comm.scope(|s| -> R {
@@ -2242,16 +2250,16 @@ fn case_background(comm: &Comm, len: usize, count: usize, barrier: bool) -> R {
             let mut r = s.irecv(&mut buf[..len], 0, 1).ctx("irecv")?;
             step("background: computing");
             let (c0, w0) = (thread_cpu(), Instant::now());
-            std::thread::sleep(Duration::from_millis(400));
+            std::thread::sleep(compute);
             let (cpu, wall) = (thread_cpu() - c0, w0.elapsed());
             println!(
-                "background: the 400 ms computation took {:.1} ms wall, {:.1} ms CPU (handlers)",
+                "background: the {compute:?} computation took {:.1} ms wall, {:.1} ms CPU (handlers)",
                 wall.as_secs_f64() * 1e3,
                 cpu.as_secs_f64() * 1e3
             );
             ensure!(
-                wall < Duration::from_secs(2),
-                "a 400 ms computation took {wall:?} ({cpu:?} of CPU in handlers): \
+                wall < compute + Duration::from_millis(1600),
+                "a {compute:?} computation took {wall:?} ({cpu:?} of CPU in handlers): \
                  interrupts starve the application"
             );
             // Complete already, or after one progress pass: records that need no answer
@@ -2570,6 +2578,12 @@ enum Case {
         /// Both ranks pass a barrier first.
         #[arg(long)]
         barrier: bool,
+        /// How long rank 0 waits before sending, ms.
+        #[arg(long, default_value_t = 100)]
+        send_after_ms: u64,
+        /// How long rank 1 computes, ms.
+        #[arg(long, default_value_t = 400)]
+        compute_ms: u64,
     },
     /// Several threads per rank communicate at once (≥2 ranks).
     Threads {
@@ -2625,7 +2639,16 @@ fn run_case(case: Case, comm: &Comm) -> R {
             len,
             count,
             barrier,
-        } => case_background(comm, len, count, barrier),
+            send_after_ms,
+            compute_ms,
+        } => case_background(
+            comm,
+            len,
+            count,
+            barrier,
+            Duration::from_millis(send_after_ms),
+            Duration::from_millis(compute_ms),
+        ),
         Case::Threads { threads, iters } => case_threads(comm, threads, iters),
         Case::ThreadsCross { iters } => case_threads_cross(comm, iters),
         Case::Hold { secs } | Case::HoldBootstrap { secs } => case_hold(comm, secs),

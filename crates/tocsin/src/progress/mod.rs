@@ -8,7 +8,7 @@
 //! [`LIVENESS_PERIOD`] while a wait lasts.
 //!
 //! - `poll`: `wait` calls [`Engine::progress_once`] in a loop.
-//! - `block`: `wait` spins [`Config::spin_us`], then arms (`sleepers += 1`), re-polls, and
+//! - `block`: `wait` spins [`Engine::spin_budget`] (see [`spin`]), then arms (`sleepers += 1`), re-polls, and
 //!   sleeps on its doorbell futex; senders ring it only when armed, so the fast path has no
 //!   system call.
 //! - `thread`: `block`, plus a progress thread ([`thread`]).
@@ -24,9 +24,10 @@
 
 pub(crate) mod coll;
 mod lock;
+mod spin;
 pub(crate) mod thread;
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,10 @@ pub const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 const DIRECT_PROBES: usize = 16;
 /// Longest single sleep on the doorbell (then liveness is re-checked).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// `thread` mode on an oversubscribed node: longest park of the progress thread (which gets
+/// no hand-off there, see [`Engine::app_leaves`]): how late a rendezvous that arrives while
+/// the rank computes may be answered, at the cost of one look per period.
+const PARK_OVERSUBSCRIBED: Duration = Duration::from_millis(1);
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
@@ -137,6 +142,16 @@ pub(crate) struct Engine {
     cfg: Config,
     /// More ranks than cores on this node: waits yield (poll) or sleep at once.
     oversubscribed: bool,
+    /// How long a wait spins before it sleeps (`block` and up): see [`Engine::spin_budget`].
+    spin: Duration,
+    /// `thread` mode: the application's threads now in a wait ([`Engine::wait_until`]).
+    /// While there are any, the progress thread parks ([`Engine::park`]).
+    app_waiting: AtomicU32,
+    /// `thread` mode: the progress thread is parked (or about to).
+    pt_parked: AtomicBool,
+    /// `thread` mode: `sleepers` was raised on behalf of the parked progress thread by the
+    /// application thread that left its wait last (whoever clears this lowers it again).
+    pt_armed: AtomicBool,
     me: Rank,
     size: u32,
     inner: SpinLock<Inner>,
@@ -417,9 +432,22 @@ impl Engine {
         if oversubscribed {
             tracing::debug!("oversubscribed node: waits yield their core");
         }
+        let spin = spin::budget(cfg.spin_us, oversubscribed, || {
+            // Only the sleeping modes of a job with peers ever sleep.
+            if !(cfg.progress.sleeps() && size > 1) {
+                return None;
+            }
+            let w = spin::measure_wake_cost();
+            tracing::debug!(rank = me, wake_cost = ?w, "wake-up cost measured");
+            w
+        });
         let eng = Arc::new(Engine {
             cfg,
             oversubscribed,
+            spin,
+            app_waiting: AtomicU32::new(0),
+            pt_parked: AtomicBool::new(false),
+            pt_armed: AtomicBool::new(false),
             me,
             size,
             inner: SpinLock::new(Inner {
@@ -619,8 +647,11 @@ impl Engine {
         // thread completing the application's receive, or a send whose last chunk left in
         // a pass that received nothing): wake them, or a completed request would wait for
         // the end of their sleep.
+        // (Not for a progress thread parked with `sleepers` raised on its behalf: it needs
+        // no completion, only the next record.)
         if (out.did || inner.core.completions != completed_before)
-            && self.bells.me().sleepers.load(Ordering::Relaxed) > 0
+            && self.bells.me().sleepers.load(Ordering::Relaxed)
+                > u32::from(self.pt_armed.load(Ordering::Relaxed))
         {
             self.bells.wake_me();
         }
@@ -1153,7 +1184,14 @@ impl Engine {
             c.polling.fetch_add(1, Ordering::SeqCst);
             self.socket_signals();
         }
+        let app = self.cfg.progress == ProgressMode::Thread && !PROGRESS_THREAD.with(|p| p.get());
+        if app {
+            self.app_enters();
+        }
         let ok = self.wait_loop(&mut done, deadline);
+        if app {
+            self.app_leaves();
+        }
         if let Some(c) = ctl {
             // Leaving: from now on peers must interrupt us; re-poll once so that a record
             // published before they could see it is not left behind (Dekker, see
@@ -1164,6 +1202,85 @@ impl Engine {
             self.request_progress(false);
         }
         ok
+    }
+
+    /// How long a waiting thread spins before it sleeps (`block` mode and up): the
+    /// configured `TOCSIN_SPIN_US` if any, none on an oversubscribed node, else a small
+    /// multiple of the wake-up cost measured at `init`, bounded (see [`spin`]). The one
+    /// place the wait loop and the progress thread take it from.
+    pub(crate) fn spin_budget(&self) -> Duration {
+        self.spin
+    }
+
+    /// `thread` mode: the progress thread may park while the application waits. Not with
+    /// TCP peers: their sockets are watched by the progress thread only (the application's
+    /// threads sleep on the doorbell futex), and a parked thread watches nothing but the
+    /// doorbell.
+    fn pt_may_park(&self) -> bool {
+        self.multi && !self.bells.has_tcp()
+    }
+
+    /// `thread` mode, an application thread entering a wait: it progresses the rank itself
+    /// from now on; if the parked progress thread was armed on the doorbell on its behalf,
+    /// disarm it (peers need not ring while we poll).
+    fn app_enters(&self) {
+        self.app_waiting.fetch_add(1, Ordering::SeqCst);
+        if self.pt_armed.load(Ordering::Relaxed) && self.pt_armed.swap(false, Ordering::SeqCst) {
+            self.bells.me().sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `thread` mode, an application thread leaving a wait. The last one out hands the
+    /// watch back to the progress thread without waking it (no system call): it raises
+    /// `sleepers` on the parked thread's behalf, so that the next record a peer pushes rings
+    /// the doorbell it is parked on, then re-polls once so that a record published before
+    /// the peers could see it is not left behind (Dekker with the producers' check of
+    /// `sleepers`). Dekker with [`Engine::park`] on `app_waiting` / `pt_parked`: either the
+    /// progress thread sees no waiter and does not park, or this sees it parked.
+    ///
+    /// On an oversubscribed node there is no hand-off: every wake-up of the progress thread
+    /// takes a core from a rank, and a halo exchange would wake it once per message. The
+    /// parked thread then looks by itself every [`PARK_OVERSUBSCRIBED`] instead.
+    fn app_leaves(&self) {
+        if self.app_waiting.fetch_sub(1, Ordering::SeqCst) != 1
+            || self.oversubscribed
+            || !self.pt_parked.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        let c = self.bells.me();
+        c.sleepers.fetch_add(1, Ordering::SeqCst);
+        if self.pt_armed.swap(true, Ordering::SeqCst) {
+            // Already armed (a hand-off nobody took back yet): one count is enough.
+            c.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        let _ = self.progress_once();
+    }
+
+    /// `thread` mode's progress thread: parks on the doorbell futex, *not* armed (peers do
+    /// not ring for it), while application threads of the rank wait in tocsin: they make
+    /// the progress then, and a progress thread that spun or woke beside them would take a
+    /// core from them (or from another rank on a full node). Leaves when none waits any
+    /// more (the last one out armed the doorbell for it: the next record rings it awake), at
+    /// `stop()`, or after [`MAX_SLEEP`] ([`PARK_OVERSUBSCRIBED`] on an oversubscribed node).
+    fn park(&self, stop: &dyn Fn() -> bool) {
+        let c = self.bells.me();
+        let seq = c.bell.load(Ordering::Acquire);
+        self.pt_parked.store(true, Ordering::SeqCst);
+        if !stop() && self.app_waiting.load(Ordering::SeqCst) > 0 {
+            stats::bump(stats::Counter::Sleeps);
+            let max = if self.oversubscribed {
+                PARK_OVERSUBSCRIBED
+            } else {
+                MAX_SLEEP
+            };
+            self.bells.sleep(seq, max, false);
+        }
+        self.pt_parked.store(false, Ordering::SeqCst);
+        if self.pt_armed.swap(false, Ordering::SeqCst) {
+            c.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Interrupt modes with TCP peers: the sockets raise the rank's signal only while no
@@ -1181,24 +1298,38 @@ impl Engine {
         drop(g);
     }
 
-    /// `thread` mode's loop: progress (spin, then sleep) until `stop()`.
+    /// `thread` mode's loop until `stop()`: while application threads of the rank wait in
+    /// tocsin, park ([`Engine::park`]); otherwise progress as a wait does (spin the
+    /// [`Engine::spin_budget`], none when oversubscribed, then sleep on the doorbell).
     pub(crate) fn progress_until(&self, stop: &dyn Fn() -> bool) {
         PROGRESS_THREAD.with(|p| p.set(true));
-        self.wait_until(stop, None);
+        if !self.pt_may_park() {
+            self.wait_until(stop, None);
+            return;
+        }
+        while !stop() {
+            if self.app_waiting.load(Ordering::SeqCst) > 0 {
+                self.park(stop);
+            } else {
+                self.wait_until(
+                    || stop() || self.app_waiting.load(Ordering::Relaxed) > 0,
+                    None,
+                );
+            }
+        }
     }
 
     fn wait_loop(&self, done: &mut impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
         // The clock is read only once a wait lasts (every `every` passes): a short wait, the
         // common case of a ping-pong, pays no clock read (~25 ns on a KVM guest).
         let mut start: Option<Instant> = None;
-        // Oversubscribed: a core spun on is a core taken from a rank that has work. Poll
-        // mode yields after every pass (as Open MPI's `mpi_yield_when_idle`); the sleeping
-        // modes sleep without spinning first.
-        let (spin, every) = if self.oversubscribed {
-            (Duration::ZERO, 1)
-        } else {
-            (Duration::from_micros(self.cfg.spin_us), 128)
-        };
+        // Oversubscribed: a core spun on is a core taken from a rank that has work. Every
+        // pass is followed by a yield (as Open MPI's `mpi_yield_when_idle`): poll mode only
+        // yields; the sleeping modes (no spin budget then) yield once, which lets the ranks
+        // sharing the core run (and often send what we wait for) before we pay a sleep and
+        // a doorbell, then sleep.
+        let spin = self.spin_budget();
+        let every = if self.oversubscribed { 1 } else { 128 };
         let mut n = 0u32;
         loop {
             self.progress_waiting(false);
@@ -1206,7 +1337,7 @@ impl Engine {
                 return true;
             }
             n = n.wrapping_add(1);
-            if self.oversubscribed && !self.cfg.progress.sleeps() {
+            if self.oversubscribed {
                 std::thread::yield_now();
             }
             if n % every == 0 {
