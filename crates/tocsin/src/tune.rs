@@ -1586,7 +1586,11 @@ mod tests {
         apply(&mut c, &t);
         assert_eq!(c.eager_threshold, 2048, "never above the ring's default");
         assert!(!c.cma);
-        assert_eq!((c.chunk_bytes, c.spin_us), (8192, None), "the spin adapts at init");
+        assert_eq!(
+            (c.chunk_bytes, c.spin_us),
+            (8192, None),
+            "the spin adapts at init"
+        );
         let mut c = Config::default()
             .eager_threshold(100)
             .cma(true)

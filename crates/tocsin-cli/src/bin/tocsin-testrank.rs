@@ -410,8 +410,7 @@ fn case_wildcards(comm: &Comm) -> R {
         let chosen = (root + 1) % n;
         let big = pattern(seed(&[3, root as u64]), e * 3 + 1);
         // 40..100 bytes (the root's buffers hold 100), different for neighbouring ranks.
-        let small_of =
-            |s: Rank| pattern(seed(&[4, root as u64, s as u64]), 40 + s as usize % 60);
+        let small_of = |s: Rank| pattern(seed(&[4, root as u64, s as u64]), 40 + s as usize % 60);
         if me == root {
             let mut bbuf = rbuf(big.len());
             let st = comm.scope(|sc| -> R<Status> {

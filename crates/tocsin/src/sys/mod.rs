@@ -471,7 +471,9 @@ pub fn pid_gone(pid: i32) -> bool {
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.trim_start().chars().next())
             .is_some_and(|c| c == 'Z' || c == 'X'),
-        Err(_) => true,
+        // Gone between the two calls. Any other failure (EMFILE when descriptors ran out,
+        // no /proc) says nothing: kill(2) found the process, so it is not declared gone.
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
     }
 }
 
