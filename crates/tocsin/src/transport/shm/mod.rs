@@ -1230,7 +1230,7 @@ impl ShmRx {
             }
         }
         if self.inbox.is_some() {
-            self.poll_inbox(core, tx, node, cx, out, INBOX_BATCH);
+            self.poll_inbox(core, tx, node, cx, out);
         }
     }
 
@@ -1242,7 +1242,7 @@ impl ShmRx {
         node.me().irq_pending.store(1, Ordering::SeqCst);
     }
 
-    /// Takes up to `max` inbox slots. Async-signal-safe when `cx.handler`.
+    /// Takes up to [`INBOX_BATCH`] inbox slots. Async-signal-safe when `cx.handler`.
     fn poll_inbox(
         &mut self,
         core: &mut Core,
@@ -1250,10 +1250,9 @@ impl ShmRx {
         node: &ShmNode,
         cx: &super::PollCx<'_>,
         out: &mut super::PassOut,
-        max: usize,
     ) {
         let mut popped = false;
-        for _ in 0..max {
+        for _ in 0..INBOX_BATCH {
             match self.take_slot(core, tx) {
                 Ok(Popped::Empty) => break,
                 Ok(Popped::Busy(s)) => {
