@@ -148,6 +148,33 @@ fn soak_block_mode() {
     soak("block", 20_000, &[], secs(120));
 }
 
+/// The dynamic node layout under the soak's checksums, 4 ranks, two threads each, signal
+/// progress (records from handlers): inboxes only, then one fast ring per rank that three
+/// senders race to claim (the losers stay on the inbox).
+#[test]
+fn soak_dynamic_layout_4_ranks() {
+    for fast in ["0", "1"] {
+        let j = job(
+            4,
+            "signal",
+            &["soak", "--messages", "20000"],
+            &[("TOCSIN_FAST_PATHS", fast)],
+            secs(180),
+        );
+        assert_ok(&j);
+        let r = j.results("soak");
+        assert_eq!(r.len(), 4, "one summary per rank\n{}", j.stdout);
+        assert!(r.iter().all(|s| s["rendezvous"] != "0"), "{r:?}");
+        for rank in 0..4 {
+            assert!(
+                j.stdout.contains(&format!("ok soak rank {rank}/4")),
+                "TOCSIN_FAST_PATHS={fast}\n{}",
+                j.stdout
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Overlap behind the application's back
 
