@@ -44,6 +44,13 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 /// `probe --json`'s threshold items: `name → (value, source)`.
+/// `tocsin probe` names every threshold's source as the built-in default.
+fn assert_all_default(dir: &Path) {
+    for (n, _, src) in thresholds(dir, &[]) {
+        assert_eq!(src, "default", "{n}");
+    }
+}
+
 fn thresholds(dir: &Path, env: &[(&str, &str)]) -> Vec<(String, u64, String)> {
     let o = tocsin(dir, &["probe", "--json"], env);
     let j: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stdout));
@@ -94,9 +101,7 @@ fn dry_run_prints_measurements_and_values_and_writes_nothing() {
     );
     assert!(files(&dir).is_empty(), "{:?}", files(&dir));
     // Nothing cached: probe says every value is the built-in default.
-    for (n, _, src) in thresholds(&dir, &[]) {
-        assert_eq!(src, "default", "{n}");
-    }
+    assert_all_default(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -138,9 +143,7 @@ fn tune_writes_the_cache_and_probe_names_each_source() {
     // A corrupt cache is ignored.
     let f = dir.join(&files(&dir)[0]);
     std::fs::write(&f, "{ corrupt").unwrap();
-    for (n, _, src) in thresholds(&dir, &[]) {
-        assert_eq!(src, "default", "{n}");
-    }
+    assert_all_default(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

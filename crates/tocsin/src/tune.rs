@@ -757,41 +757,19 @@ fn spin_until(f: impl Fn() -> bool, stop: &AtomicBool, deadline: Instant) -> boo
     true
 }
 
-/// The CPUs this thread may run on (`sched_getaffinity`), ascending.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `cpu_set_t` is plain data, all-zero is a valid (empty) set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r != 0 {
-        return Vec::new();
-    }
-    (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `c` < CPU_SETSIZE, inside the set.
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect()
-}
-
 /// Binds the calling thread to `cpu`; `false` if refused.
 fn pin(cpu: usize) -> bool {
-    // SAFETY: as in `allowed_cpus`.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE (checked by the caller's source of CPU numbers).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid `cpu_set_t`; pid 0 is the calling thread only.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+    crate::sys::bind_thread(&[cpu])
 }
 
 /// Two distinct CPUs for the two threads: the first two this process may use, else (a
 /// rank bound to one CPU) that one and the next online CPU.
 fn pick_cpus() -> Option<(usize, usize)> {
-    let a = allowed_cpus();
+    let a = crate::sys::thread_cpus().unwrap_or_default();
     match a.len() {
         0 => None,
         1 => {
-            // SAFETY: sysconf has no memory effects.
-            let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-            let n = usize::try_from(n).unwrap_or(1);
+            let n = crate::sys::online_cpus();
             (n > 1).then(|| (a[0], (a[0] + 1) % n.min(libc::CPU_SETSIZE as usize)))
         }
         _ => Some((a[0], a[1])),
@@ -983,14 +961,13 @@ impl CacheKey {
             })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
-        // SAFETY: sysconf has no memory effects.
-        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let n = crate::sys::online_cpus();
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".into());
         CacheKey {
             cpu_model,
-            cores: usize::try_from(n).unwrap_or(0),
+            cores: n,
             kernel,
         }
     }

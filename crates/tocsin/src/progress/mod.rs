@@ -8,9 +8,9 @@
 //! [`LIVENESS_PERIOD`] while a wait lasts.
 //!
 //! - `poll`: `wait` calls [`Engine::progress_once`] in a loop.
-//! - `block`: `wait` spins [`Engine::spin_budget`] (see [`spin`]), then arms (`sleepers += 1`), re-polls, and
-//!   sleeps on its doorbell futex; senders ring it only when armed, so the fast path has no
-//!   system call.
+//! - `block`: `wait` spins [`Engine::spin_budget`] (see [`spin`]), then arms
+//!   (`sleepers += 1`), re-polls, and sleeps on its doorbell futex; senders ring it only
+//!   when armed, so the fast path has no system call.
 //! - `thread`: `block`, plus a progress thread ([`thread`]).
 //! - `signal` / `uintr`: `block`, plus: while no thread of the rank polls or sleeps, senders
 //!   interrupt its registered thread, whose handler runs [`Engine::on_interrupt`].
@@ -1033,13 +1033,8 @@ impl Engine {
             // dead for the whole node), to the next rank still running.
             while let Some((r, live)) = &w.target {
                 let r = *r;
-                let finished = self.bells.finished(r);
-                if !finished && !live.exited() {
+                if !self.node_peer_gone(n, r, live) {
                     break;
-                }
-                // Re-read after the exit: `finished` is published before the process ends.
-                if !self.bells.finished(r) {
-                    n.mark_gone(r);
                 }
                 w.target = n
                     .next_local(r)
@@ -1053,12 +1048,8 @@ impl Engine {
                 .core
                 .waited_peers(&mut waited, DIRECT_PROBES);
             for r in waited {
-                if self.bells.route(r) == Route::Shm
-                    && !self.bells.finished(r)
-                    && Liveness::open(self.pids[r as usize]).exited()
-                    && !self.bells.finished(r)
-                {
-                    n.mark_gone(r);
+                if self.bells.route(r) == Route::Shm && !self.bells.finished(r) {
+                    self.node_peer_gone(n, r, &Liveness::open(self.pids[r as usize]));
                 }
             }
             let e = n.gone_epoch();
@@ -1120,6 +1111,22 @@ impl Engine {
         }
         self.ring_bells(&mut g);
         self.unlock(g);
+    }
+
+    /// `true` if node peer `r` is gone: finished, or exited (watched through `live`), in
+    /// which case it is marked dead in the node's gone bitmap unless it had finished.
+    fn node_peer_gone(&self, n: &ShmNode, r: Rank, live: &Liveness) -> bool {
+        if self.bells.finished(r) {
+            return true;
+        }
+        if !live.exited() {
+            return false;
+        }
+        // Re-read after the exit: `finished` is published before the process ends.
+        if !self.bells.finished(r) {
+            n.mark_gone(r);
+        }
+        true
     }
 
     /// Handles every record `peer` published, without the per-pass batch limit (ordinary
@@ -1564,7 +1571,5 @@ fn detect_oversubscription() -> bool {
     let local: Option<usize> = std::env::var("MPI_LOCALNRANKS")
         .ok()
         .and_then(|v| v.parse().ok());
-    // SAFETY: sysconf with a valid name has no preconditions.
-    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    matches!(local, Some(l) if cpus > 0 && l > cpus as usize)
+    matches!(local, Some(l) if l > crate::sys::online_cpus())
 }

@@ -168,23 +168,9 @@ fn current_cpu() -> Option<usize> {
 /// Moves the calling thread to an online CPU other than `cpu`, if there is one it may use
 /// (a failure leaves it where it is: the measurement is then that of a same-CPU wake-up).
 fn move_off(cpu: usize) {
-    // SAFETY: sysconf with a valid name has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    let n = usize::try_from(n).unwrap_or(1);
-    if n < 2 {
-        return;
-    }
-    let other = (cpu + 1) % n;
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it (`other` <
-    // CPU_SETSIZE is checked); sched_setaffinity(0, ..) applies to the calling thread and
-    // only reads the set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if other >= libc::CPU_SETSIZE as usize {
-            return;
-        }
-        libc::CPU_SET(other, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    let n = crate::sys::online_cpus();
+    if n >= 2 {
+        crate::sys::bind_thread(&[(cpu + 1) % n]);
     }
 }
 

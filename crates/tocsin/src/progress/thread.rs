@@ -91,7 +91,9 @@ pub(crate) fn bind_current_thread(core: usize) -> Result<()> {
 /// wait, say) rather than always on the core its rank computes on. Without NUMA information,
 /// every online CPU. Failures leave the binding as it was.
 fn widen_to_node() {
-    let Some(mine) = current_cpus() else { return };
+    let Some(mine) = crate::sys::thread_cpus() else {
+        return;
+    };
     let mut want: Vec<usize> = Vec::new();
     match std::fs::read_dir("/sys/devices/system/node") {
         Ok(dir) => {
@@ -110,43 +112,13 @@ fn widen_to_node() {
                 }
             }
         }
-        Err(_) => {
-            // SAFETY: sysconf with a valid name has no preconditions.
-            let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-            want.extend(0..usize::try_from(n).unwrap_or(0));
-        }
+        Err(_) => want.extend(0..crate::sys::online_cpus()),
     }
     want.retain(|&c| c < libc::CPU_SETSIZE as usize);
     if want.len() <= mine.len() {
         return;
     }
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it (every index is
-    // below CPU_SETSIZE); sched_setaffinity(0, ..) applies to the calling thread and only
-    // reads the set (the kernel drops CPUs the cgroup forbids).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in &want {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// The CPUs the calling thread may run on.
-fn current_cpus() -> Option<Vec<usize>> {
-    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity writes at most its size, and
-    // CPU_ISSET reads inside it (indices below CPU_SETSIZE).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
-        }
-        Some(
-            (0..libc::CPU_SETSIZE as usize)
-                .filter(|&c| libc::CPU_ISSET(c, &set))
-                .collect(),
-        )
-    }
+    crate::sys::bind_thread(&want);
 }
 
 /// Parses a kernel CPU list (`0-3,8,10-11`); malformed items are skipped.
@@ -225,9 +197,9 @@ mod tests {
         // Outcome: the thread may still run where it could before (run in a thread of its
         // own: the test harness's threads keep their binding).
         std::thread::spawn(|| {
-            let before = current_cpus().unwrap();
+            let before = crate::sys::thread_cpus().unwrap();
             widen_to_node();
-            let after = current_cpus().unwrap();
+            let after = crate::sys::thread_cpus().unwrap();
             assert!(
                 before.iter().all(|c| after.contains(c)),
                 "{before:?} -> {after:?}"

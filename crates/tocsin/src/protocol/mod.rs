@@ -499,9 +499,9 @@ impl Core {
         {
             return false;
         }
-        if buf.len() + EAGER_HDR_LEN > drv.max_record(dest) {
+        if buf.len() > self.eager_limit(drv, dest) {
             drv.grow(dest, buf.len() + EAGER_HDR_LEN);
-            if buf.len() + EAGER_HDR_LEN > drv.max_record(dest) {
+            if buf.len() > self.eager_limit(drv, dest) {
                 return false;
             }
         }
@@ -853,6 +853,14 @@ impl Core {
         self.peers[p].urgent = true;
     }
 
+    /// Largest eager message toward `peer` now: the threshold, capped by what the path
+    /// toward it carries whole (a node peer without a fast ring takes small records only).
+    fn eager_limit(&self, drv: &dyn Driver, peer: Rank) -> usize {
+        self.cfg
+            .eager_threshold
+            .min(drv.max_record(peer).saturating_sub(EAGER_HDR_LEN))
+    }
+
     /// Pushes as many queued records toward `peer` as its ring accepts, in order: control
     /// records first, then EAGER/RTS in post order, then DATA chunks.
     pub fn flush(&mut self, drv: &mut dyn Driver, peer: Rank) {
@@ -901,18 +909,12 @@ impl Core {
         }
         // Eager only what the path toward the peer carries whole (a node peer without a
         // fast ring takes small records only: ask for one first).
-        let mut eager = self
-            .cfg
-            .eager_threshold
-            .min(drv.max_record(peer).saturating_sub(EAGER_HDR_LEN));
+        let mut eager = self.eager_limit(drv, peer);
         while let Some(&tok) = self.peers[p].msgs.front() {
             let len = self.live(tok).len;
             if len > eager && len <= self.cfg.eager_threshold {
                 drv.grow(peer, len + EAGER_HDR_LEN);
-                eager = self
-                    .cfg
-                    .eager_threshold
-                    .min(drv.max_record(peer).saturating_sub(EAGER_HDR_LEN));
+                eager = self.eager_limit(drv, peer);
             }
             let cma_ok = self.peers[p].cma_ok;
             let r = self.live(tok);

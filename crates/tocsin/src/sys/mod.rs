@@ -1,6 +1,6 @@
 //! The few system calls tocsin needs, each wrapped once with its `unsafe` and its errors:
 //! futex wait/wake on shared memory, CMA (`process_vm_readv`/`writev`), memfd and POSIX
-//! shared memory, `mmap`, pidfds, `getrandom`, the host name.
+//! shared memory, `mmap`, pidfds, `getrandom`, the host name, CPU affinity.
 //!
 //! Owns nothing but these wrappers; it must not know about ranks, rings or protocols.
 
@@ -15,6 +15,51 @@ fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
         Err(io::Error::last_os_error())
     } else {
         Ok(r)
+    }
+}
+
+/// Online CPUs of the machine (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
+/// The CPUs the calling thread may run on (`sched_getaffinity`), ascending; `None` if the
+/// call fails.
+pub fn thread_cpus() -> Option<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid (empty) set; sched_getaffinity writes at most
+    // its size, and CPU_ISSET reads inside it (indices below CPU_SETSIZE).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        Some(
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect(),
+        )
+    }
+}
+
+/// Binds the calling thread to `cpus` (`sched_setaffinity`; indices at or above
+/// `CPU_SETSIZE` are ignored, and the kernel drops CPUs the cgroup forbids). `false` if
+/// refused or if no CPU is left.
+pub fn bind_thread(cpus: &[usize]) -> bool {
+    let max = libc::CPU_SETSIZE as usize;
+    if !cpus.iter().any(|&c| c < max) {
+        return false;
+    }
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it (every index is
+    // below CPU_SETSIZE); sched_setaffinity(0, ..) applies to the calling thread only and
+    // reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus.iter().filter(|&&c| c < max) {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 

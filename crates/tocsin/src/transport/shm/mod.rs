@@ -1038,23 +1038,27 @@ impl ShmTx {
     /// Appends one record toward `peer` (a node peer) through its fast ring or its inbox;
     /// `false` if there is no room now. Async-signal-safe.
     pub(crate) fn try_push(&mut self, peer: Rank, hdr: &Header, payload: &[u8]) -> bool {
-        let l = self.local(peer);
+        let Some(&path) = self.paths.get(peer as usize) else {
+            crate::diag::fatal("shm: a record pushed toward a rank outside the job");
+        };
         let hl = hdr.encoded_len();
         let len = hl + payload.len();
         let mut fill = |b: &mut [u8]| {
             hdr.encode(b);
             b[hl..].copy_from_slice(payload);
         };
-        match self.paths[peer as usize] {
+        // The ring path (every pair of a small node) needs nothing more than its producer.
+        match path {
             Path::Ring(_) => {}
             Path::Claimed(j) => {
-                let ib = self.view.inbox(l);
+                let ib = self.view.inbox(self.local(peer));
                 if !inbox::post(&ib, self.me_local, inbox::Kind::Switch, j, 0, &mut |_| {}) {
                     return false;
                 }
                 self.paths[peer as usize] = Path::Ring(j);
             }
             Path::Inbox { sent } => {
+                let l = self.local(peer);
                 if sent == FAST_AFTER && self.view.k > 0 && self.claim(peer, l) {
                     return self.try_push(peer, hdr, payload);
                 }
