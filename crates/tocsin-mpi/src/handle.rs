@@ -8,7 +8,7 @@
 //! communicators. Must not implement MPI semantics beyond lookup: the API modules do.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::abi::*;
@@ -67,9 +67,23 @@ static STATE: OnceLock<State> = OnceLock::new();
 /// 0: not initialized, 1: initialized, 2: finalized.
 pub(crate) static PHASE: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets the state once (MPI_Init).
+/// MPI_COMM_WORLD's object while MPI is initialized (set by [`set_state`], cleared by
+/// [`retire_world`]): the latency path's lookup ([`comm_fast`]) is one load.
+static WORLD: AtomicPtr<CommObj> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Sets the state once (MPI_Init) and publishes MPI_COMM_WORLD to [`comm_fast`].
 pub(crate) fn set_state(s: State) -> bool {
-    STATE.set(s).is_ok()
+    let ok = STATE.set(s).is_ok();
+    if let Some(st) = STATE.get() {
+        WORLD.store(std::ptr::from_ref(&st.world).cast_mut(), Ordering::Release);
+    }
+    ok
+}
+
+/// MPI_Finalize: [`comm_fast`] no longer finds MPI_COMM_WORLD (calls after it take the
+/// general path, which reports "called after MPI_Finalize").
+pub(crate) fn retire_world() {
+    WORLD.store(std::ptr::null_mut(), Ordering::Release);
 }
 
 /// The state, if MPI is initialized and not finalized.
@@ -125,6 +139,34 @@ pub unsafe fn comm<'a>(h: MPI_Comm) -> MpiResult<&'a CommObj> {
             Ok(unsafe { &*p })
         }
     }
+}
+
+/// The communicator behind `h` when MPI is initialized and `h` is MPI_COMM_WORLD or a
+/// live user communicator; `None` for anything else, which the caller's general path then
+/// looks up with [`comm`] to report what is wrong. The latency path of the blocking
+/// point-to-point calls: no error value is built, MPI_COMM_WORLD costs one load.
+///
+/// # Safety
+/// As [`comm`].
+#[inline(always)]
+pub unsafe fn comm_fast<'a>(h: MPI_Comm) -> Option<&'a CommObj> {
+    let v = h as usize;
+    if v == MPI_COMM_WORLD {
+        // SAFETY: non-null only between MPI_Init and MPI_Finalize, and then it points to
+        // the world communicator inside `STATE`, a static never dropped.
+        return unsafe { WORLD.load(Ordering::Acquire).as_ref() };
+    }
+    if v < 4096 || PHASE.load(Ordering::Acquire) != 1 {
+        return None;
+    }
+    let p = h as *const CommObj;
+    // SAFETY: as in `comm`: a user communicator handle is a pointer from `new_comm`, its
+    // magic word tells a live one from anything else readable.
+    if !p.is_aligned() || unsafe { (*p).magic } != COMM_MAGIC {
+        return None;
+    }
+    // SAFETY: checked above; freed only by `free_comm`, which clears the magic.
+    Some(unsafe { &*p })
 }
 
 /// A new user communicator handle.

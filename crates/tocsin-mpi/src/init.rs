@@ -78,6 +78,7 @@ pub unsafe extern "C" fn PMPI_Finalize() -> c_int {
     match handle::state() {
         Ok(s) => {
             s.world.comm.finalize();
+            handle::retire_world();
             PHASE.store(2, Ordering::Release);
             MPI_SUCCESS
         }

@@ -442,7 +442,7 @@ unsafe fn send_fast(
 ) -> Option<c_int> {
     let esz = crate::datatype::predefined::contiguous_size(dt as usize)?;
     // SAFETY: the caller's handle (looked up, magic-checked).
-    let c = unsafe { handle::comm(comm) }.ok()?;
+    let c = unsafe { handle::comm_fast(comm) }?;
     let dest = u32::try_from(dest).ok().filter(|&d| d < c.comm.size())?;
     let bytes = usize::try_from(count).ok()?.checked_mul(esz)?;
     if tag < 0 || (buf.is_null() && bytes > 0) {
@@ -476,7 +476,7 @@ unsafe fn recv_fast(
 ) -> Option<c_int> {
     let esz = crate::datatype::predefined::contiguous_size(dt as usize)?;
     // SAFETY: the caller's handle (looked up, magic-checked).
-    let c = unsafe { handle::comm(comm) }.ok()?;
+    let c = unsafe { handle::comm_fast(comm) }?;
     let src = match source {
         MPI_ANY_SOURCE => tocsin::ANY_SOURCE,
         s => u32::try_from(s).ok().filter(|&s| s < c.comm.size())?,
@@ -496,7 +496,15 @@ unsafe fn recv_fast(
         // SAFETY: `count` contiguous elements at `buf` (MPI's contract), non-null.
         unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, bytes) }
     };
-    let (st, r) = recv_outcome(c.comm.recv(s, src, tag));
+    let r = c.comm.recv(s, src, tag);
+    if let Ok(st) = &r {
+        if !status.is_null() {
+            // SAFETY: `status` is writable (MPI's contract), not MPI_STATUS_IGNORE.
+            unsafe { status::write(status, &status::St::from_tocsin(st), false) };
+        }
+        return Some(MPI_SUCCESS);
+    }
+    let (st, r) = recv_outcome(r);
     // SAFETY: `status` is MPI_STATUS_IGNORE or writable.
     unsafe { status::write(status, &st, false) };
     Some(match r {

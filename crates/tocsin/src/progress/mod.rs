@@ -1336,7 +1336,8 @@ impl Engine {
         // sharing the core run (and often send what we wait for) before we pay a sleep and
         // a doorbell, then sleep.
         let spin = self.spin_budget();
-        let every = if self.oversubscribed { 1 } else { 128 };
+        // A power of two: the test below is a mask, not a division in every pass.
+        let every: u32 = if self.oversubscribed { 1 } else { 128 };
         let mut n = 0u32;
         loop {
             self.progress_waiting(false);
@@ -1347,7 +1348,7 @@ impl Engine {
             if self.oversubscribed {
                 std::thread::yield_now();
             }
-            if n % every == 0 {
+            if n & (every - 1) == 0 {
                 let now = Instant::now();
                 self.maybe_check_peers();
                 if done() {

@@ -11,7 +11,9 @@
 //! line; the shared-memory driver keeps its producer's rarely written "space wanted" word at
 //! byte 8 of that line, outside this module's protocol) and a
 //! data area of `cap` bytes (a power of two). Positions are absolute byte counts (`u64`,
-//! never wrapping in practice); the offset of position `p` is `p % cap`.
+//! never wrapping in practice); the offset of position `p` is `p % cap` (computed as
+//! `p & (cap - 1)`: `cap` is a power of two, and a division would cost tens of cycles in
+//! every poll).
 //!
 //! Records start on 64-byte boundaries. The first 8 bytes of a record are its *record word*:
 //! `magic << 32 | body_len` for a message (the record spans `8 + body_len` rounded up to 64
@@ -59,6 +61,13 @@ pub const fn max_body(cap: usize) -> usize {
 
 const fn round_up(n: usize) -> usize {
     (n + LINE - 1) & !(LINE - 1)
+}
+
+/// The data-area offset of absolute position `pos` in a ring of `cap` bytes (a power of
+/// two, [`RingMem`]'s contract): `pos % cap` without a division.
+#[inline(always)]
+fn offset_of(pos: u64, cap: usize) -> usize {
+    (pos & (cap as u64 - 1)) as usize
 }
 
 /// A corrupted ring: the record word at `head` is neither zero nor a valid record.
@@ -211,18 +220,18 @@ impl<M: RingMem> Producer<M> {
         }
         let cap = self.mem.cap();
         let total = round_up(WORD + body_len);
-        let off = (self.tail % cap as u64) as usize;
+        let off = offset_of(self.tail, cap);
         let to_end = cap - off;
         let pad = if to_end < total { to_end } else { 0 };
         // Room for the pad, the record, and the line whose first word we zero after it.
         if !self.has_room((pad + total + LINE) as u64) {
             return false;
         }
-        let roff = (off + pad) % cap;
+        let roff = (off + pad) & (cap - 1);
         self.mem.fill(roff + WORD, body_len, fill);
         // The next record's word reads 0 until that record is published.
         self.mem
-            .word_store((roff + total) % cap, 0, Ordering::Relaxed);
+            .word_store((roff + total) & (cap - 1), 0, Ordering::Relaxed);
         self.mem
             .word_store(roff, MAGIC_MSG << 32 | body_len as u64, Ordering::Release);
         if pad > 0 {
@@ -251,7 +260,7 @@ impl<M: RingMem> Consumer<M> {
 
     /// `true` if no record is published at the head (one atomic load).
     pub fn is_empty(&self) -> bool {
-        let off = (self.head % self.mem.cap() as u64) as usize;
+        let off = offset_of(self.head, self.mem.cap());
         self.mem.word_load(off, Ordering::Relaxed) == 0
     }
 
@@ -278,7 +287,7 @@ impl<M: RingMem> Consumer<M> {
     ) -> Result<Option<R>, Corrupt> {
         let cap = self.mem.cap();
         loop {
-            let off = (self.head % cap as u64) as usize;
+            let off = offset_of(self.head, cap);
             let w = self.mem.word_load(off, Ordering::Acquire);
             if w == 0 {
                 return Ok(None);
