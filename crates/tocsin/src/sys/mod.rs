@@ -436,6 +436,31 @@ impl Mapping {
         })
     }
 
+    /// Pre-faults bytes `off..off + len` of the mapping for writing
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14): allocates the pages a shared mapping lacks and
+    /// maps them in this process, so the first pass over them costs no page fault. The range
+    /// is widened to whole pages and clipped to the mapping. Best effort: `false` if the
+    /// kernel refused (older kernel, no memory), in which case pages fault in on first use
+    /// as before.
+    pub fn populate(&self, off: usize, len: usize) -> bool {
+        const PAGE: usize = 4096;
+        let start = off / PAGE * PAGE;
+        let end = off.saturating_add(len).min(self.len).div_ceil(PAGE) * PAGE;
+        if start >= end {
+            return true;
+        }
+        let end = end.min(self.len.div_ceil(PAGE) * PAGE);
+        // SAFETY: a range of pages inside this mapping (clipped above); POPULATE_WRITE only
+        // faults pages in, it changes no content.
+        unsafe {
+            libc::madvise(
+                self.ptr.add(start) as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            ) == 0
+        }
+    }
+
     /// Base address (page aligned).
     pub fn ptr(&self) -> *mut u8 {
         self.ptr

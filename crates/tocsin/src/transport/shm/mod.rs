@@ -601,6 +601,13 @@ impl Segment {
         unsafe { &*(self.map.ptr().add(LINE + CTRL_BYTES * r as usize) as *const Control) }
     }
 
+    /// Pre-faults fast ring `j` toward local rank `l` in this process ([`Mapping::populate`],
+    /// best effort).
+    fn populate_ring(&self, l: u32, j: u32) {
+        let off = self.view().ring_off(l, j);
+        self.map.populate(off, ring::footprint(self.cap));
+    }
+
     /// Where the inboxes and rings are, for the transport's halves.
     pub(crate) fn view(&self) -> SegView {
         SegView {
@@ -949,6 +956,12 @@ impl ShmNode {
                 paths.push(Path::Ring(j as u16));
                 producers.push(Some(Producer::new(view.ring(l, j))));
                 let jr = static_slot(l, self.me_local);
+                // Both ends of every ring this rank uses, faulted in now rather than one
+                // page fault per 64 small records during the first lap (the first
+                // measured sizes of a latency benchmark). Static layout only (at most
+                // STATIC_MAX + 1 ranks): a dynamic layout's rings are claimed on use.
+                self.seg.populate_ring(l, j);
+                self.seg.populate_ring(self.me_local, jr);
                 rings[jr as usize] = Some((p, Consumer::new(view.ring(self.me_local, jr))));
                 ring_of[p as usize] = jr;
             } else {
