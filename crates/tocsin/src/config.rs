@@ -225,8 +225,39 @@ fn env_parse<T: std::str::FromStr>(
     }
 }
 
+/// Parses a byte count: digits, optionally followed by a binary suffix `K`, `M` or `G`
+/// (also `KiB`, `MiB`, `GiB`, any case): `65536`, `64K`, `1M`. `None` if malformed or too
+/// large for `usize`.
+fn parse_bytes(v: &str) -> Option<usize> {
+    let t = v.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let n: usize = num.parse().ok()?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1usize << shift)
+}
+
+/// A `TOCSIN_*` byte count ([`parse_bytes`]); `what` names the accepted values.
+fn env_bytes(get: Lookup<'_>, name: &'static str, what: &str) -> Result<Option<usize>> {
+    match env_parse::<String>(get, name, what)? {
+        None => Ok(None),
+        Some(v) => parse_bytes(&v).map(Some).ok_or_else(|| Error::Config {
+            name,
+            value: v,
+            reason: format!("expected {what} (digits, optionally with K, M or G: 64K, 1M)"),
+        }),
+    }
+}
+
 impl Config {
-    /// Defaults overridden by the environment:
+    /// Defaults overridden by the environment (byte counts accept a binary suffix: `64K`,
+    /// `1M`, `1G`):
     ///
     /// | variable | meaning | default |
     /// |---|---|---|
@@ -277,7 +308,7 @@ impl Config {
         )? {
             c.progress = p.parse()?;
         }
-        if let Some(v) = env_parse(
+        if let Some(v) = env_bytes(
             get,
             "TOCSIN_EAGER_THRESHOLD",
             &format!("a byte count in 0..={MAX_EAGER_THRESHOLD}"),
@@ -308,7 +339,7 @@ impl Config {
             }
             c.tcp_if = Some(v);
         }
-        if let Some(v) = env_parse(
+        if let Some(v) = env_bytes(
             get,
             "TOCSIN_RING_BYTES",
             &format!("a byte count, a power of two in {MIN_RING_BYTES}..={MAX_RING_BYTES}"),
@@ -336,7 +367,7 @@ impl Config {
         )? {
             c.spin_us = Some(v);
         }
-        if let Some(v) = env_parse(
+        if let Some(v) = env_bytes(
             get,
             "TOCSIN_CHUNK_BYTES",
             &format!("a byte count in {MIN_CHUNK_BYTES}..={MAX_CHUNK_BYTES}"),
@@ -836,5 +867,31 @@ mod tests {
         let c = Config::from_lookup(&get).unwrap();
         assert_eq!(c.ring_bytes, Some(MAX_RING_BYTES));
         assert_eq!(c.eager_threshold_bytes(), MAX_EAGER_THRESHOLD);
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        let get = lookup(&[
+            ("TOCSIN_RING_BYTES", "1M"),
+            ("TOCSIN_EAGER_THRESHOLD", "16k"),
+            ("TOCSIN_CHUNK_BYTES", "64KiB"),
+        ]);
+        let c = Config::from_lookup(&get).unwrap();
+        assert_eq!(c.ring_bytes, Some(1 << 20));
+        assert_eq!(c.eager_threshold_bytes(), 16 << 10);
+        assert_eq!(c.chunk_bytes, 64 << 10);
+        for pairs in [
+            &[("TOCSIN_RING_BYTES", "2X")][..],
+            &[("TOCSIN_RING_BYTES", "K")][..],
+            &[("TOCSIN_RING_BYTES", "1.5M")][..],
+            &[("TOCSIN_RING_BYTES", "-4K")][..],
+            &[("TOCSIN_RING_BYTES", "99999999999G")][..],
+        ] {
+            let typed = pairs[0].1;
+            let get = lookup(pairs);
+            let e = config_err(Config::from_lookup(&get), "TOCSIN_RING_BYTES");
+            assert!(e.contains(&format!("{typed:?}")), "{e}");
+            assert!(e.contains("64K, 1M"), "{e}");
+        }
     }
 }
