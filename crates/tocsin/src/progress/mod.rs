@@ -160,6 +160,8 @@ pub(crate) struct Engine {
     /// Peers found to send malformed data (possibly inside a handler), failed by the next
     /// ordinary pass.
     bad_peers: Vec<AtomicBool>,
+    /// Some flag of `bad_peers` may be set (the ordinary pass scans them only then).
+    any_bad: AtomicBool,
     /// A handler left a record it could not store without allocating; interrupts are
     /// suppressed (`irq_pending` kept at 1) until the next ordinary pass.
     stalled: AtomicBool,
@@ -458,6 +460,7 @@ impl Engine {
             }),
             pending: AtomicBool::new(false),
             bad_peers: (0..size).map(|_| AtomicBool::new(false)).collect(),
+            any_bad: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             pids,
             watch: Mutex::new(watch),
@@ -596,13 +599,18 @@ impl Engine {
             interrupts: self.cfg.progress.interrupts(),
             stalled: &self.stalled,
             bad_peers: &self.bad_peers,
+            any_bad: &self.any_bad,
             pending: &self.pending,
         };
         let mut out = rx.poll(core, tx, &self.bells, &cx);
         if !colls.is_empty() {
             out.did |= colls.advance(core, tx, handler);
         }
-        if !handler {
+        // Cleared before the scan: a flag set meanwhile sets it again for the next pass.
+        if !handler
+            && self.any_bad.load(Ordering::Relaxed)
+            && self.any_bad.swap(false, Ordering::Acquire)
+        {
             for (p, b) in self.bad_peers.iter().enumerate() {
                 if b.load(Ordering::Relaxed) && b.swap(false, Ordering::Relaxed) {
                     self.fail_malformed(core, p as Rank);

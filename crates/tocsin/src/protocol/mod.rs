@@ -330,6 +330,10 @@ pub struct Core {
     /// record whose handling would need memory the core has not reserved is left in its
     /// ring ([`Taken::LeftInRing`]).
     pub no_alloc: bool,
+    /// Some record may be waiting for ring space (set by every queueing, cleared by
+    /// [`Core::has_backlog`] when it finds none): a pass with nothing queued looks at no
+    /// peer's queues, whatever the rank count.
+    queued: bool,
 }
 
 // SAFETY: the raw buffer pointers in `Req` are lent by the API layer for the request's whole
@@ -378,6 +382,7 @@ impl Core {
                 .map(|_| Vec::with_capacity(cfg.eager_threshold))
                 .collect(),
             receiver_waiting: false,
+            queued: false,
             completions: 0,
             cma_failure: None,
             no_alloc: false,
@@ -472,11 +477,17 @@ impl Core {
         }
     }
 
-    /// `true` if some record is waiting for ring space.
-    pub fn has_backlog(&self) -> bool {
-        self.peers
+    /// `true` if some record is waiting for ring space. O(1) when nothing was queued since
+    /// the last call that found no backlog; else a scan of the peers' queues.
+    pub fn has_backlog(&mut self) -> bool {
+        if !self.queued {
+            return false;
+        }
+        self.queued = self
+            .peers
             .iter()
-            .any(|p| !p.ctrl.is_empty() || !p.msgs.is_empty() || !p.streams.is_empty())
+            .any(|p| !p.ctrl.is_empty() || !p.msgs.is_empty() || !p.streams.is_empty());
+        self.queued
     }
 
     /// Fast path of a blocking eager send: if `buf` is eager-sized, `dest` is another live
@@ -618,6 +629,7 @@ impl Core {
             self.send_to_self(tok);
         } else {
             self.peers[dest as usize].msgs.push_back(tok);
+            self.queued = true;
             self.flush(drv, dest);
         }
         shared
@@ -844,6 +856,7 @@ impl Core {
 
     fn queue_ctrl(&mut self, drv: &mut dyn Driver, peer: Rank, c: Ctrl) {
         self.peers[peer as usize].ctrl.push_back(c);
+        self.queued = true;
         self.flush(drv, peer);
     }
 
@@ -1163,6 +1176,7 @@ impl Core {
                 }
                 self.live(tok).st = St::Streaming;
                 self.peers[peer as usize].streams.push_back(tok);
+                self.queued = true;
                 self.flush(drv, peer);
             }
             Kind::Data => {

@@ -70,6 +70,8 @@ pub(crate) struct PollCx<'a> {
     pub stalled: &'a AtomicBool,
     /// Peers that sent something malformed, failed by the next ordinary pass.
     pub bad_peers: &'a [AtomicBool],
+    /// Set with any flag of `bad_peers`: the ordinary pass scans them only then.
+    pub any_bad: &'a AtomicBool,
     /// Set to have the lock holder run another pass.
     pub pending: &'a AtomicBool,
 }
@@ -80,6 +82,7 @@ impl PollCx<'_> {
     pub(crate) fn bad_peer(&self, p: Rank) {
         if let Some(b) = self.bad_peers.get(p as usize) {
             b.store(true, Ordering::Relaxed);
+            self.any_bad.store(true, Ordering::Release);
         }
         self.pending.store(true, Ordering::SeqCst);
     }
