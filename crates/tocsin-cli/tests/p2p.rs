@@ -434,13 +434,17 @@ p2p_tests! {
     /// The progress thread parks while its rank waits (here in a barrier) and is handed the
     /// watch back, without being woken, when the wait ends: the rendezvous that arrives
     /// while the rank then computes must still be answered by it (single-copy and
-    /// pipelined), also on an oversubscribed node (no spin at all). The computation (40 ms)
-    /// is shorter than a parked thread's longest sleep (50 ms): only the hand-off can make
-    /// the progress thread answer in time.
+    /// pipelined), also on an oversubscribed node (no spin at all; there the hand-off arms
+    /// it for records that ask the rank to act only). The computation (40 ms) is shorter
+    /// than a parked thread's longest sleep (50 ms): only the hand-off can make the progress
+    /// thread answer in time. Rank 1 waits 120 ms in the barrier when rank 0 enters it late:
+    /// long enough for its progress thread to park there.
     thread_mode_progress_after_a_wait: [
         run(2, "background", "thread", &[], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(2, "background", "thread", &[NO_CMA], &["--barrier", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(2, "background", "thread", &[OVERSUB], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(2, "background", "thread", &[OVERSUB], &["--barrier", "--barrier-late-ms", "120", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(2, "background", "thread", &[OVERSUB, NO_CMA], &["--barrier", "--barrier-late-ms", "120", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(3, "background", "thread", &[OVERSUB, NO_CMA], &["--barrier", "--len", "300000", "--count", "3"]),
     ];
     /// Thread mode, rank 1 exits after one send (same library bug as

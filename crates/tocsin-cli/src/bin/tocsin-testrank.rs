@@ -52,7 +52,7 @@
 //!   posted before the computation must complete during it.
 //! - `background` (≥2): rank 1 posts a receive and computes 400 ms while rank 0 sends; the
 //!   computation must not be starved, and in thread, signal and uintr modes the receive must
-//!   have completed meanwhile (`--len`, `--count`, `--barrier`).
+//!   have completed meanwhile (`--len`, `--count`, `--barrier`, `--barrier-late-ms`).
 //! - `threads` (≥2): `--threads` (2) threads per rank communicate at once, each with
 //!   its own tags.
 //! - `threads-cross` (≥2): a thread blocked in a receive from its own rank is woken by
@@ -2214,12 +2214,12 @@ fn case_sleepy(comm: &Comm) -> R {
 /// The computation must not be starved by the library (under 2 s), and in thread, signal
 /// and uintr modes the posted receive must be complete when it ends, or after one progress
 /// pass (records that need no answer, EAGER and FIN, do not interrupt a computing rank). With
-/// `--barrier` both ranks first pass a barrier.
+/// `--barrier` both ranks first pass a barrier (rank 0 entering it `barrier` late).
 fn case_background(
     comm: &Comm,
     len: usize,
     count: usize,
-    barrier: bool,
+    barrier: Option<Duration>,
     send_after: Duration,
     compute: Duration,
 ) -> R {
@@ -2228,7 +2228,10 @@ fn case_background(
     let mode = comm.config().progress_mode();
     let msg = |i: usize| pattern(seed(&[32, i as u64]), len);
     let count = count.max(1);
-    if barrier {
+    if let Some(late) = barrier {
+        if me == 0 {
+            std::thread::sleep(late);
+        }
         comm.barrier().ctx("barrier")?;
     }
     if me == 0 {
@@ -2577,6 +2580,10 @@ enum Case {
         /// Both ranks pass a barrier first.
         #[arg(long)]
         barrier: bool,
+        /// With `--barrier`: how long rank 0 sleeps before entering it, ms (so that rank 1
+        /// waits that long in it: its progress thread parks).
+        #[arg(long, default_value_t = 0)]
+        barrier_late_ms: u64,
         /// How long rank 0 waits before sending, ms.
         #[arg(long, default_value_t = 100)]
         send_after_ms: u64,
@@ -2638,13 +2645,14 @@ fn run_case(case: Case, comm: &Comm) -> R {
             len,
             count,
             barrier,
+            barrier_late_ms,
             send_after_ms,
             compute_ms,
         } => case_background(
             comm,
             len,
             count,
-            barrier,
+            barrier.then_some(Duration::from_millis(barrier_late_ms)),
             Duration::from_millis(send_after_ms),
             Duration::from_millis(compute_ms),
         ),
