@@ -2214,11 +2214,13 @@ fn case_sleepy(comm: &Comm) -> R {
 /// The computation must not be starved by the library (under 2 s), and in thread, signal
 /// and uintr modes the posted receive must be complete when it ends, or after one progress
 /// pass (records that need no answer, EAGER and FIN, do not interrupt a computing rank). With
-/// `--barrier` both ranks first pass a barrier (rank 0 entering it `barrier` late).
+/// `--barrier` both ranks first pass a barrier (rank 0 entering it `barrier` late); with
+/// `--warmup`, rank 0 first sends rank 1 one message of `len` bytes (a nonblocking receive).
 fn case_background(
     comm: &Comm,
     len: usize,
     count: usize,
+    warmup: bool,
     barrier: Option<Duration>,
     send_after: Duration,
     compute: Duration,
@@ -2228,6 +2230,21 @@ fn case_background(
     let mode = comm.config().progress_mode();
     let msg = |i: usize| pattern(seed(&[32, i as u64]), len);
     let count = count.max(1);
+    if warmup {
+        step("background: warm-up message");
+        if me == 0 {
+            comm.send(&msg(0), 1, 2).ctx("warm-up send")?;
+        } else if me == 1 {
+            let mut buf = rbuf(len);
+            let st = comm.scope(|s| {
+                s.irecv(&mut buf[..len], 0, 2)
+                    .ctx("warm-up irecv")?
+                    .wait()
+                    .ctx("warm-up wait")
+            })?;
+            check_recv("warm-up message", &st, &buf, 0, 2, &msg(0))?;
+        }
+    }
     if let Some(late) = barrier {
         if me == 0 {
             std::thread::sleep(late);
@@ -2584,6 +2601,11 @@ enum Case {
         /// waits that long in it: its progress thread parks).
         #[arg(long, default_value_t = 0)]
         barrier_late_ms: u64,
+        /// First, rank 0 sends one message of `--len` bytes that rank 1 receives with a
+        /// nonblocking receive (in `thread` mode on an oversubscribed node, that starts the
+        /// progress thread: see `--barrier-late-ms`).
+        #[arg(long)]
+        warmup: bool,
         /// How long rank 0 waits before sending, ms.
         #[arg(long, default_value_t = 100)]
         send_after_ms: u64,
@@ -2646,12 +2668,14 @@ fn run_case(case: Case, comm: &Comm) -> R {
             count,
             barrier,
             barrier_late_ms,
+            warmup,
             send_after_ms,
             compute_ms,
         } => case_background(
             comm,
             len,
             count,
+            warmup,
             barrier.then_some(Duration::from_millis(barrier_late_ms)),
             Duration::from_millis(send_after_ms),
             Duration::from_millis(compute_ms),

@@ -494,7 +494,11 @@ impl Engine {
             eng.request_progress(false);
         }
         if eng.cfg.progress == ProgressMode::Thread {
-            eng.thread.start(eng.clone(), core_pin)?;
+            if eng.oversubscribed && eng.pt_may_park() {
+                eng.thread.defer(&eng, core_pin);
+            } else {
+                eng.thread.start(eng.clone(), core_pin)?;
+            }
         }
         Ok(eng)
     }
@@ -777,7 +781,25 @@ impl Engine {
         tag: Tag,
         ctx: u16,
     ) -> Result<ReqHandle> {
+        if len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
         Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
+    }
+
+    /// `thread` mode on an oversubscribed node: the rank posted something that may need
+    /// progress while it computes (a send or receive that may take the rendezvous, a
+    /// synchronous send, a nonblocking collective): starts the progress thread if its start
+    /// was deferred (see [`thread::ProgressThread::defer`]). Otherwise nothing (one atomic
+    /// load). Not with the engine lock held. If the thread cannot be started, the rank goes
+    /// on without it (its waits make the progress, as in `block` mode), saying so once.
+    pub(crate) fn background_progress(&self) {
+        if let Err(e) = self.thread.start_deferred() {
+            crate::diag::warn_once(
+                crate::diag::Warn::Other,
+                format_args!("thread mode: the progress thread could not be started: {e}"),
+            );
+        }
     }
 
     /// Shuts down (as when the last communicator goes) and leaves the launcher's job
@@ -839,6 +861,7 @@ impl Engine {
         tag: Tag,
         ctx: u16,
     ) -> Result<ReqHandle> {
+        self.background_progress();
         Ok(self.locked(|core, tx| core.post_ssend(tx, p, len, dest, tag, ctx)))
     }
 
@@ -861,6 +884,9 @@ impl Engine {
 
     /// Receives a message taken by a matched probe ([`Core::post_mrecv`]).
     pub(crate) fn post_mrecv(&self, msg: u64, p: *mut u8, len: usize) -> ReqHandle {
+        if len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
         self.locked(|core, tx| {
             core.receiver_waiting = true;
             core.post_mrecv(tx, msg, p, len)
@@ -895,6 +921,9 @@ impl Engine {
         ctx: u16,
         blocking: bool,
     ) -> Result<ReqHandle> {
+        if !blocking && len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
         Ok(self.locked(|core, tx| {
             core.receiver_waiting = blocking;
             core.post_recv(tx, p, len, src, tag, ctx)

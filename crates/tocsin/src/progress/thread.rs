@@ -43,7 +43,7 @@
 //! the doorbell and the sockets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
 use hwlocality::cpu::binding::CpuBindingFlags;
@@ -53,11 +53,17 @@ use hwlocality::Topology;
 use super::Engine;
 use crate::error::{Error, Result};
 
-/// A running progress thread.
+/// A progress thread: running, or deferred until the rank first needs it
+/// ([`ProgressThread::defer`]).
 #[derive(Debug, Default)]
 pub(crate) struct ProgressThread {
     stop: Arc<AtomicBool>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// A deferred start: the engine to run on and the core to bind to, until
+    /// [`ProgressThread::start_deferred`] (or `stop`) takes it.
+    deferred: Mutex<Option<(Weak<Engine>, Option<usize>)>>,
+    /// `deferred` holds a start (read without the lock on every post).
+    has_deferred: AtomicBool,
 }
 
 /// Binds the calling thread to core `core` (hwloc logical index among the cores this
@@ -170,9 +176,47 @@ impl ProgressThread {
         Ok(())
     }
 
-    /// Asks the thread to stop, wakes it, and joins it.
+    /// Defers the start of the thread on `eng` (bound to `core` if given) until
+    /// [`ProgressThread::start_deferred`]: on an oversubscribed node a second thread per
+    /// rank costs every rank's context switches even asleep (module docs), so it is started
+    /// only once the rank posts something that may need progress while it computes.
+    pub(crate) fn defer(&self, eng: &Arc<Engine>, core: Option<usize>) {
+        *self.deferred.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Arc::downgrade(eng), core));
+        self.has_deferred.store(true, Ordering::Release);
+    }
+
+    /// Starts the thread if its start was deferred and has not happened yet; otherwise
+    /// does nothing (one atomic load). Ordinary context only; not with the engine lock held.
+    ///
+    /// # Errors
+    /// As [`ProgressThread::start`].
+    pub(crate) fn start_deferred(&self) -> Result<()> {
+        if !self.has_deferred.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Held while starting, so that `stop` finds the handle once it gets the lock.
+        let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_deferred.store(false, Ordering::Release);
+        match d.take() {
+            Some((eng, core)) if !self.stop.load(Ordering::Acquire) => match eng.upgrade() {
+                Some(eng) => self.start(eng, core),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks the thread to stop, wakes it, and joins it (a deferred start is dropped).
     pub(crate) fn stop(&self, wake: impl FnOnce()) {
         self.stop.store(true, Ordering::Release);
+        self.has_deferred.store(false, Ordering::Release);
+        drop(
+            self.deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         wake();
         if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();
