@@ -1,28 +1,44 @@
 //! `thread` mode's progress thread (PIOMan-style): one per rank, so that requests progress
 //! while the application computes.
 //!
-//! Owns the thread's life (start, binding, stop, join); the loop body is the engine's
+//! Owns the thread's life (start, deferred start, binding, stop, join); the loop body is the engine's
 //! ([`super::Engine::progress_until`]). It must not touch protocol state directly.
 //!
 //! ## When the progress thread runs, and the trade-off
 //! A progress thread is a second runnable thread per rank: on a full node (as many ranks as
 //! cores) every cycle it spins is taken from a computing rank, and while its own rank waits
-//! in tocsin it only competes with the thread that already makes the progress. So:
+//! in tocsin it only competes with the thread that already makes the progress. It sleeps on
+//! a doorbell of its own (`pt_bell`, armed through `pt_watch`: see [`crate::interrupt`]), so
+//! the rings meant for its rank's waiting threads, and their wake-ups when it completes a
+//! request, never wake it. So:
 //! - **while an application thread of the rank waits in tocsin**, the progress thread
-//!   *parks* on the rank's doorbell futex without arming it (peers do not ring for it): the
-//!   waiting thread spins, then sleeps armed, as in `block` mode, and does the progress;
+//!   *parks* on its doorbell without arming it (peers do not ring it): the waiting thread
+//!   spins, then sleeps armed, as in `block` mode, and does the progress;
 //! - **when the last waiting thread leaves**, it hands the watch back without waking the
-//!   progress thread (no system call): it arms the doorbell on the parked thread's behalf
-//!   and re-polls once, so the next record a peer pushes rings the progress thread awake;
+//!   progress thread (no system call): it arms the thread's doorbell on its behalf and
+//!   re-polls once, so the next record a peer pushes rings the progress thread awake;
 //! - **while the application computes**, the woken progress thread makes progress, spins
 //!   the engine's adaptive budget ([`super::Engine::spin_budget`]: a few wake-up costs, at
-//!   most 250 µs) for what follows, then sleeps armed on the doorbell; on an oversubscribed
-//!   node it never spins.
+//!   most 250 µs) for what follows, then sleeps armed on its doorbell.
 //!
-//! - **on an oversubscribed node** there is no hand-off (each wake-up would take a core
-//!   from a rank, once per message of a halo exchange): the parked thread looks by itself
-//!   every millisecond instead, so a rendezvous that arrives while the rank computes is
-//!   answered within about 1 ms.
+//! **On an oversubscribed node** (more ranks than cores) a wake-up takes a core from a rank,
+//! and a progress thread woken per message of a halo exchange made `thread` mode 1.4–1.6×
+//! the serial time of the oversubscribed jacobi (`block`: 1.1–1.2×). There the thread:
+//! - is armed (handed the watch, or by itself) for the records that ask the rank to act
+//!   only — RTS, CTS, DATA, a collective's later rounds, space freed in a ring our records
+//!   wait for: the records that interrupt a computing rank in `signal` mode. EAGER data and
+//!   FIN wait for the rank's next call, as in `block` mode. A rendezvous that arrives while
+//!   the rank computes is answered as soon as the scheduler runs the woken thread (it used
+//!   to look every 1 ms instead);
+//! - never spins;
+//! - is started only with the rank's first post that may need it ([`ProgressThread::defer`]:
+//!   a send or nonblocking receive above the eager threshold, a synchronous send, a
+//!   nonblocking collective). A second thread per process, even one that never wakes, cost
+//!   about 10% of the oversubscribed jacobi (measured with a thread that only sleeps), so a
+//!   code that exchanges small messages only runs as in `block` mode. The price: until then,
+//!   a synchronous send or an oversized message matched by one of the rank's small posted
+//!   receives waits for its next call. With TCP peers the thread starts at `init` (it alone
+//!   watches the sockets).
 //!
 //! **Where it runs.** Unless `TOCSIN_PROGRESS_CORE` binds it, the thread may run on every
 //! CPU of its rank's NUMA node(s) (the launcher binds the rank to one core; the thread is
