@@ -448,10 +448,28 @@ p2p_tests! {
         run(2, "background", "thread", &[OVERSUB, NO_CMA], &["--warmup", "--barrier", "--barrier-late-ms", "120", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(3, "background", "thread", &[OVERSUB, NO_CMA], &["--barrier", "--len", "300000", "--count", "3"]),
     ];
+    /// Thread mode on a node declared oversubscribed: the progress thread starts with the
+    /// rank's first post that may need it and is rung only for the records that ask the
+    /// rank to act; everything still arrives, in order, and nothing waits forever.
+    thread_mode_oversubscribed: [
+        run(2, "sizes", "thread", &[OVERSUB], &[]),
+        run(2, "sizes", "thread", &[OVERSUB, NO_CMA], &[]),
+        run(2, "truncation", "thread", &[OVERSUB], &[]),
+        run(3, "flood", "thread", &[OVERSUB], &[]),
+        run(2, "threads-cross", "thread", &[OVERSUB], &[]),
+        run(4, "random", "thread", &[OVERSUB, TINY_RING, EAGER_900], &["--total", "4000"]),
+        run(2, "sleepy", "thread", &[OVERSUB], &[]),
+        run(2, "background", "thread", &[OVERSUB, TINY_RING, EAGER_900], &["--len", "900", "--count", "200"]),
+    ];
     /// Thread mode, rank 1 exits after one send (same library bug as
     /// `die_unexpected_message_survives_the_sender`: the progress thread has already moved
     /// the message to the unexpected queue when the death is noticed).
-    thread_mode_die: [run(3, "die", "thread", &[], &[])];
+    thread_mode_die: [
+        run(3, "die", "thread", &[], &[]),
+        // Oversubscribed: the rendezvous send to the dead rank starts the progress thread.
+        run(3, "die", "thread", &[OVERSUB], &[]),
+        run(2, "die-rendezvous", "thread", &[OVERSUB], &[]),
+    ];
     signal_mode_p2p: mode_p2p("signal");
     signal_mode_stress: concat(&mode_stress("signal"), &[run(3, "die", "signal", &[], &[])]);
     /// A receive posted before a computation must complete during it in signal mode.
