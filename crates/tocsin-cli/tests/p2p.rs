@@ -437,15 +437,17 @@ p2p_tests! {
     /// pipelined), also on an oversubscribed node (no spin at all; there the hand-off arms
     /// it for records that ask the rank to act only). The computation (40 ms) is shorter
     /// than a parked thread's longest sleep (50 ms): only the hand-off can make the progress
-    /// thread answer in time. Rank 1 waits 120 ms in the barrier when rank 0 enters it late:
-    /// long enough for its progress thread to park there (on an oversubscribed node the
-    /// thread starts with the rank's first transfer that may need it: the warm-up message).
+    /// thread answer in time. In the last two oversubscribed cases the progress thread
+    /// exists before the barrier (on an oversubscribed node it starts with the rank's first
+    /// transfer that may need it: the warm-up message) and parks there while rank 1 waits
+    /// 155 ms for rank 0: its parks time out 50, 100, 150, 200 ms after the warm-up, so
+    /// without the hand-off it would look next well after the 30 ms computation ended.
     thread_mode_progress_after_a_wait: [
         run(2, "background", "thread", &[], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(2, "background", "thread", &[NO_CMA], &["--barrier", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(2, "background", "thread", &[OVERSUB], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
-        run(2, "background", "thread", &[OVERSUB], &["--warmup", "--barrier", "--barrier-late-ms", "120", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
-        run(2, "background", "thread", &[OVERSUB, NO_CMA], &["--warmup", "--barrier", "--barrier-late-ms", "120", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(2, "background", "thread", &[OVERSUB], &["--warmup", "--barrier", "--barrier-late-ms", "155", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "30"]),
+        run(2, "background", "thread", &[OVERSUB, NO_CMA], &["--warmup", "--barrier", "--barrier-late-ms", "155", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "30"]),
         run(3, "background", "thread", &[OVERSUB, NO_CMA], &["--barrier", "--len", "300000", "--count", "3"]),
     ];
     /// Thread mode on a node declared oversubscribed: the progress thread starts with the
