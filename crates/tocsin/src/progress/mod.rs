@@ -1300,13 +1300,22 @@ impl Engine {
             c.pt_watch.fetch_sub(self.pt_level, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        if let Some(mut g) = self.inner.try_lock() {
-            g.core.receiver_waiting = false;
-            self.pass(&mut g);
-            let Inner { core, tx, .. } = &mut *g;
-            self.bells.ask_for_space(core, tx);
-            self.ring_bells(&mut g);
-            self.unlock(g);
+        // The re-poll; if another thread holds the lock, it runs one more pass when it
+        // releases it (`pending`, as in `request_progress`), so the re-poll is not lost.
+        loop {
+            if let Some(mut g) = self.inner.try_lock() {
+                g.core.receiver_waiting = false;
+                self.pass(&mut g);
+                let Inner { core, tx, .. } = &mut *g;
+                self.bells.ask_for_space(core, tx);
+                self.ring_bells(&mut g);
+                self.unlock(g);
+                return;
+            }
+            self.pending.store(true, Ordering::SeqCst);
+            if self.inner.is_locked() {
+                return;
+            }
         }
     }
 
