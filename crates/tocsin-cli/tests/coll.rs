@@ -73,6 +73,9 @@ fn nonblocking_collectives_progress_behind_the_back() {
         check(n, "icoll", mode, &[]);
     }
     check(2, "icoll", "signal", &TCP);
+    // Oversubscribed: the progress thread starts with the first nonblocking collective and
+    // is rung only for the records that ask the rank to act (a collective's later rounds).
+    check(4, "icoll", "thread", &[("TOCSIN_OVERSUBSCRIBED", "1")]);
 }
 
 #[test]

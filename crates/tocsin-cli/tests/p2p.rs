@@ -434,19 +434,44 @@ p2p_tests! {
     /// The progress thread parks while its rank waits (here in a barrier) and is handed the
     /// watch back, without being woken, when the wait ends: the rendezvous that arrives
     /// while the rank then computes must still be answered by it (single-copy and
-    /// pipelined), also on an oversubscribed node (no spin at all). The computation (40 ms)
-    /// is shorter than a parked thread's longest sleep (50 ms): only the hand-off can make
-    /// the progress thread answer in time.
+    /// pipelined), also on an oversubscribed node (no spin at all; there the hand-off arms
+    /// it for records that ask the rank to act only). The computation (40 ms) is shorter
+    /// than a parked thread's longest sleep (50 ms): only the hand-off can make the progress
+    /// thread answer in time. In the last two oversubscribed cases the progress thread
+    /// exists before the barrier (on an oversubscribed node it starts with the rank's first
+    /// transfer that may need it: the warm-up message) and parks there while rank 1 waits
+    /// 155 ms for rank 0: its parks time out 50, 100, 150, 200 ms after the warm-up, so
+    /// without the hand-off it would look next well after the 30 ms computation ended.
     thread_mode_progress_after_a_wait: [
         run(2, "background", "thread", &[], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(2, "background", "thread", &[NO_CMA], &["--barrier", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "40"]),
         run(2, "background", "thread", &[OVERSUB], &["--barrier", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "40"]),
+        run(2, "background", "thread", &[OVERSUB], &["--warmup", "--barrier", "--barrier-late-ms", "155", "--len", "1000000", "--send-after-ms", "1", "--compute-ms", "30"]),
+        run(2, "background", "thread", &[OVERSUB, NO_CMA], &["--warmup", "--barrier", "--barrier-late-ms", "155", "--len", "2000000", "--send-after-ms", "1", "--compute-ms", "30"]),
         run(3, "background", "thread", &[OVERSUB, NO_CMA], &["--barrier", "--len", "300000", "--count", "3"]),
+    ];
+    /// Thread mode on a node declared oversubscribed: the progress thread starts with the
+    /// rank's first post that may need it and is rung only for the records that ask the
+    /// rank to act; everything still arrives, in order, and nothing waits forever.
+    thread_mode_oversubscribed: [
+        run(2, "sizes", "thread", &[OVERSUB], &[]),
+        run(2, "sizes", "thread", &[OVERSUB, NO_CMA], &[]),
+        run(2, "truncation", "thread", &[OVERSUB], &[]),
+        run(3, "flood", "thread", &[OVERSUB], &[]),
+        run(2, "threads-cross", "thread", &[OVERSUB], &[]),
+        run(4, "random", "thread", &[OVERSUB, TINY_RING, EAGER_900], &["--total", "4000"]),
+        run(2, "sleepy", "thread", &[OVERSUB], &[]),
+        run(2, "background", "thread", &[OVERSUB, TINY_RING, EAGER_900], &["--len", "900", "--count", "200"]),
     ];
     /// Thread mode, rank 1 exits after one send (same library bug as
     /// `die_unexpected_message_survives_the_sender`: the progress thread has already moved
     /// the message to the unexpected queue when the death is noticed).
-    thread_mode_die: [run(3, "die", "thread", &[], &[])];
+    thread_mode_die: [
+        run(3, "die", "thread", &[], &[]),
+        // Oversubscribed: the rendezvous send to the dead rank starts the progress thread.
+        run(3, "die", "thread", &[OVERSUB], &[]),
+        run(2, "die-rendezvous", "thread", &[OVERSUB], &[]),
+    ];
     signal_mode_p2p: mode_p2p("signal");
     signal_mode_stress: concat(&mode_stress("signal"), &[run(3, "die", "signal", &[], &[])]);
     /// A receive posted before a computation must complete during it in signal mode.

@@ -52,7 +52,7 @@
 //!   posted before the computation must complete during it.
 //! - `background` (≥2): rank 1 posts a receive and computes 400 ms while rank 0 sends; the
 //!   computation must not be starved, and in thread, signal and uintr modes the receive must
-//!   have completed meanwhile (`--len`, `--count`, `--barrier`).
+//!   have completed meanwhile (`--len`, `--count`, `--barrier`, `--barrier-late-ms`).
 //! - `threads` (≥2): `--threads` (2) threads per rank communicate at once, each with
 //!   its own tags.
 //! - `threads-cross` (≥2): a thread blocked in a receive from its own rank is woken by
@@ -2214,12 +2214,14 @@ fn case_sleepy(comm: &Comm) -> R {
 /// The computation must not be starved by the library (under 2 s), and in thread, signal
 /// and uintr modes the posted receive must be complete when it ends, or after one progress
 /// pass (records that need no answer, EAGER and FIN, do not interrupt a computing rank). With
-/// `--barrier` both ranks first pass a barrier.
+/// `--barrier` both ranks first pass a barrier (rank 0 entering it `barrier` late); with
+/// `--warmup`, rank 0 first sends rank 1 one message of `len` bytes (a nonblocking receive).
 fn case_background(
     comm: &Comm,
     len: usize,
     count: usize,
-    barrier: bool,
+    warmup: bool,
+    barrier: Option<Duration>,
     send_after: Duration,
     compute: Duration,
 ) -> R {
@@ -2228,7 +2230,25 @@ fn case_background(
     let mode = comm.config().progress_mode();
     let msg = |i: usize| pattern(seed(&[32, i as u64]), len);
     let count = count.max(1);
-    if barrier {
+    if warmup {
+        step("background: warm-up message");
+        if me == 0 {
+            comm.send(&msg(0), 1, 2).ctx("warm-up send")?;
+        } else if me == 1 {
+            let mut buf = rbuf(len);
+            let st = comm.scope(|s| {
+                s.irecv(&mut buf[..len], 0, 2)
+                    .ctx("warm-up irecv")?
+                    .wait()
+                    .ctx("warm-up wait")
+            })?;
+            check_recv("warm-up message", &st, &buf, 0, 2, &msg(0))?;
+        }
+    }
+    if let Some(late) = barrier {
+        if me == 0 {
+            std::thread::sleep(late);
+        }
         comm.barrier().ctx("barrier")?;
     }
     if me == 0 {
@@ -2577,6 +2597,15 @@ enum Case {
         /// Both ranks pass a barrier first.
         #[arg(long)]
         barrier: bool,
+        /// With `--barrier`: how long rank 0 sleeps before entering it, ms (so that rank 1
+        /// waits that long in it: its progress thread parks).
+        #[arg(long, default_value_t = 0)]
+        barrier_late_ms: u64,
+        /// First, rank 0 sends one message of `--len` bytes that rank 1 receives with a
+        /// nonblocking receive (in `thread` mode on an oversubscribed node, that starts the
+        /// progress thread: see `--barrier-late-ms`).
+        #[arg(long)]
+        warmup: bool,
         /// How long rank 0 waits before sending, ms.
         #[arg(long, default_value_t = 100)]
         send_after_ms: u64,
@@ -2638,13 +2667,16 @@ fn run_case(case: Case, comm: &Comm) -> R {
             len,
             count,
             barrier,
+            barrier_late_ms,
+            warmup,
             send_after_ms,
             compute_ms,
         } => case_background(
             comm,
             len,
             count,
-            barrier,
+            warmup,
+            barrier.then_some(Duration::from_millis(barrier_late_ms)),
             Duration::from_millis(send_after_ms),
             Duration::from_millis(compute_ms),
         ),

@@ -349,6 +349,7 @@ impl Comm {
         send: *const u8,
         recv: *mut u8,
     ) -> Result<crate::RawRequest> {
+        self.eng.background_progress();
         let h = self.start_handle(c, send, recv)?;
         Ok(crate::RawRequest::new(self, h))
     }
@@ -1137,6 +1138,7 @@ fn len_mismatch(which: &'static str, got: usize, want: usize) -> Error {
 /// computes; in `thread` mode, in the progress thread).
 impl<'s, 'env> Scope<'s, 'env> {
     fn start_coll(&'s self, c: Collective, send: *const u8, recv: *mut u8) -> Result<Request<'s>> {
+        self.comm().eng.background_progress();
         let h = self.comm().start_handle(&c, send, recv)?;
         Ok(self.track(h))
     }

@@ -28,6 +28,15 @@
 //! sender sees the state that makes it ring or interrupt (Dekker). Interrupts coalesce: the
 //! sender interrupts only if it flips `irq_pending` from 0 to 1, and the handler clears it
 //! *before* draining, so a record published after the drain started finds it clear.
+//!
+//! ## `thread` mode's progress thread: a doorbell of its own
+//! The progress thread sleeps on a second futex word (`pt_bell`), armed through `pt_watch`
+//! rather than `sleepers`, so that the doorbells rung for the rank's waiting threads (and
+//! the wake-ups of those threads when a request completes) never wake it. It arms with
+//! [`WATCH_ANY`] (every record rings it) or, on an oversubscribed node, [`WATCH_URGENT`]
+//! (only the records listed above as worth an interrupt ring it: the same records a
+//! computing rank of `signal` mode is interrupted for). The sender reads `pt_watch` after
+//! the same fence and decides with [`watcher_rings`]; the same Dekker argument applies.
 
 #![cfg_attr(
     not(test),
@@ -60,6 +69,19 @@ pub fn decide(sleeps: bool, interrupts: bool, sleepers: u32, polling: u32) -> No
     } else {
         Notify::Nothing
     }
+}
+
+/// `pt_watch` increment of a progress thread that wants every record rung.
+pub const WATCH_ANY: u32 = 1;
+/// `pt_watch` increment of a progress thread that wants only the records that ask the rank
+/// to act (RTS, CTS, DATA, a collective's later rounds, a full ring: see the module docs).
+pub const WATCH_URGENT: u32 = 1 << 16;
+
+/// Whether a sender that pushed records (`urgent`: one of them asks the peer to act) rings
+/// the peer's progress-thread doorbell, from the peer's `pt_watch` word (read after a
+/// `SeqCst` fence): a sum of [`WATCH_ANY`] and [`WATCH_URGENT`] increments.
+pub fn watcher_rings(watch: u32, urgent: bool) -> bool {
+    watch & (WATCH_URGENT - 1) != 0 || (urgent && watch != 0)
 }
 
 /// Claims the right to interrupt: `true` if no interrupt was pending (the caller must then
@@ -162,6 +184,22 @@ mod tests {
     }
 
     #[test]
+    fn watcher_decisions() {
+        // not armed: never
+        assert!(!watcher_rings(0, false));
+        assert!(!watcher_rings(0, true));
+        // armed for every record
+        assert!(watcher_rings(WATCH_ANY, false));
+        assert!(watcher_rings(WATCH_ANY, true));
+        // armed for urgent records only (oversubscribed node)
+        assert!(!watcher_rings(WATCH_URGENT, false));
+        assert!(watcher_rings(WATCH_URGENT, true));
+        // two arms (a hand-off not yet taken back, and the thread's own)
+        assert!(!watcher_rings(2 * WATCH_URGENT, false));
+        assert!(watcher_rings(WATCH_URGENT + WATCH_ANY, false));
+    }
+
+    #[test]
     fn interrupts_coalesce_until_acknowledged() {
         let w = AtomicU32::new(0);
         assert!(claim_interrupt(&w));
@@ -234,6 +272,43 @@ mod loom_tests {
             let interrupted = sender.join().unwrap();
             assert!(seen || interrupted, "record neither seen nor notified");
         });
+    }
+
+    /// `thread` mode on an oversubscribed node: the application thread leaving its wait
+    /// arms `pt_watch` (urgent records only) on behalf of the parked progress thread, then
+    /// re-polls once, while a sender publishes an urgent record and reads `pt_watch`. Either
+    /// the re-poll sees the record or the sender rings the progress thread's doorbell (the
+    /// thread, parked on `pt_bell` since before, then wakes). The progress thread's own
+    /// armed sleep is the same exchange (it reads `pt_bell`, arms, re-polls, then sleeps
+    /// only while `pt_bell` has not moved).
+    #[test]
+    fn loom_urgent_record_reaches_the_handed_off_progress_thread() {
+        // (arming level, the record is urgent): oversubscribed, and a full node's `WATCH_ANY`
+        // with a plain EAGER record.
+        for (level, urgent) in [(WATCH_URGENT, true), (WATCH_ANY, false)] {
+            loom::model(move || {
+                let record = Arc::new(AtomicBool::new(false));
+                let watch = Arc::new(AtomicU32::new(0));
+                let pt_bell = Arc::new(AtomicU32::new(0));
+                let (r2, w2, b2) = (record.clone(), watch.clone(), pt_bell.clone());
+                // the progress thread parked: it read its doorbell before the hand-off
+                let seq = pt_bell.load(Ordering::Acquire);
+                let sender = loom::thread::spawn(move || {
+                    r2.store(true, Ordering::Release);
+                    fence(Ordering::SeqCst);
+                    if watcher_rings(w2.load(Ordering::Relaxed), urgent) {
+                        b2.fetch_add(1, Ordering::Release);
+                    }
+                });
+                // the last application thread leaves: hand-off, then one re-poll
+                watch.fetch_add(level, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                let seen = record.load(Ordering::Acquire);
+                sender.join().unwrap();
+                let rung = pt_bell.load(Ordering::Acquire) != seq;
+                assert!(seen || rung, "record neither seen nor rung");
+            });
+        }
     }
 
     /// The "space freed" bell (`Segment::space_freed` / the engine's sleep): a producer with

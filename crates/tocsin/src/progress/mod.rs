@@ -51,10 +51,6 @@ pub const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 const DIRECT_PROBES: usize = 16;
 /// Longest single sleep on the doorbell (then liveness is re-checked).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
-/// `thread` mode on an oversubscribed node: longest park of the progress thread (which gets
-/// no hand-off there, see [`Engine::app_leaves`]): how late a rendezvous that arrives while
-/// the rank computes may be answered, at the cost of one look per period.
-const PARK_OVERSUBSCRIBED: Duration = Duration::from_millis(1);
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
@@ -149,9 +145,13 @@ pub(crate) struct Engine {
     app_waiting: AtomicU32,
     /// `thread` mode: the progress thread is parked (or about to).
     pt_parked: AtomicBool,
-    /// `thread` mode: `sleepers` was raised on behalf of the parked progress thread by the
-    /// application thread that left its wait last (whoever clears this lowers it again).
+    /// `thread` mode: `pt_watch` was raised (by `pt_level`) on behalf of the parked progress
+    /// thread by the application thread that left its wait last (whoever clears this lowers
+    /// it again).
     pt_armed: AtomicBool,
+    /// `thread` mode: what the progress thread arms `pt_watch` with:
+    /// [`interrupt::WATCH_ANY`], or [`interrupt::WATCH_URGENT`] on an oversubscribed node.
+    pt_level: u32,
     me: Rank,
     size: u32,
     inner: SpinLock<Inner>,
@@ -450,6 +450,11 @@ impl Engine {
             app_waiting: AtomicU32::new(0),
             pt_parked: AtomicBool::new(false),
             pt_armed: AtomicBool::new(false),
+            pt_level: if oversubscribed {
+                interrupt::WATCH_URGENT
+            } else {
+                interrupt::WATCH_ANY
+            },
             me,
             size,
             inner: SpinLock::new(Inner {
@@ -492,7 +497,11 @@ impl Engine {
             eng.request_progress(false);
         }
         if eng.cfg.progress == ProgressMode::Thread {
-            eng.thread.start(eng.clone(), core_pin)?;
+            if eng.oversubscribed && eng.pt_may_park() {
+                eng.thread.defer(&eng, core_pin);
+            } else {
+                eng.thread.start(eng.clone(), core_pin)?;
+            }
         }
         Ok(eng)
     }
@@ -509,7 +518,10 @@ impl Engine {
         if self.multi {
             self.wait_until(|| !self.inner.lock().core.has_backlog(), None);
         }
-        self.thread.stop(|| self.bells.wake_me());
+        self.thread.stop(|| {
+            self.bells.wake_me();
+            self.bells.wake_me_pt();
+        });
         if self.cfg.progress.interrupts() {
             interrupt::unregister_target();
         }
@@ -558,9 +570,10 @@ impl Engine {
     fn ring_bells(&self, inner: &mut Inner) {
         let mode = self.cfg.progress;
         if mode.sleeps() {
-            inner
-                .core
-                .take_touched(|p, urgent| self.bells.notify(p, true, mode.interrupts() && urgent))
+            inner.core.take_touched(|p, urgent| {
+                self.bells
+                    .notify(p, true, mode.interrupts() && urgent, urgent)
+            })
         } else {
             inner.core.take_touched(|_, _| {})
         }
@@ -655,11 +668,10 @@ impl Engine {
         // thread completing the application's receive, or a send whose last chunk left in
         // a pass that received nothing): wake them, or a completed request would wait for
         // the end of their sleep.
-        // (Not for a progress thread parked with `sleepers` raised on its behalf: it needs
-        // no completion, only the next record.)
+        // (A progress thread that parks sleeps on a doorbell of its own, `pt_bell`, and is
+        // not counted in `sleepers`: it needs no completion, only the records it watches.)
         if (out.did || inner.core.completions != completed_before)
-            && self.bells.me().sleepers.load(Ordering::Relaxed)
-                > u32::from(self.pt_armed.load(Ordering::Relaxed))
+            && self.bells.me().sleepers.load(Ordering::Relaxed) > 0
         {
             self.bells.wake_me();
         }
@@ -777,7 +789,25 @@ impl Engine {
         tag: Tag,
         ctx: u16,
     ) -> Result<ReqHandle> {
+        if len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
         Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
+    }
+
+    /// `thread` mode on an oversubscribed node: the rank posted something that may need
+    /// progress while it computes (a send or receive that may take the rendezvous, a
+    /// synchronous send, a nonblocking collective): starts the progress thread if its start
+    /// was deferred (see [`thread::ProgressThread::defer`]). Otherwise nothing (one atomic
+    /// load). Not with the engine lock held. If the thread cannot be started, the rank goes
+    /// on without it (its waits make the progress, as in `block` mode), saying so once.
+    pub(crate) fn background_progress(&self) {
+        if let Err(e) = self.thread.start_deferred() {
+            crate::diag::warn_once(
+                crate::diag::Warn::Other,
+                format_args!("thread mode: the progress thread could not be started: {e}"),
+            );
+        }
     }
 
     /// Shuts down (as when the last communicator goes) and leaves the launcher's job
@@ -839,6 +869,7 @@ impl Engine {
         tag: Tag,
         ctx: u16,
     ) -> Result<ReqHandle> {
+        self.background_progress();
         Ok(self.locked(|core, tx| core.post_ssend(tx, p, len, dest, tag, ctx)))
     }
 
@@ -861,6 +892,9 @@ impl Engine {
 
     /// Receives a message taken by a matched probe ([`Core::post_mrecv`]).
     pub(crate) fn post_mrecv(&self, msg: u64, p: *mut u8, len: usize) -> ReqHandle {
+        if len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
         self.locked(|core, tx| {
             core.receiver_waiting = true;
             core.post_mrecv(tx, msg, p, len)
@@ -895,6 +929,9 @@ impl Engine {
         ctx: u16,
         blocking: bool,
     ) -> Result<ReqHandle> {
+        if !blocking && len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
         Ok(self.locked(|core, tx| {
             core.receiver_waiting = blocking;
             core.post_recv(tx, p, len, src, tag, ctx)
@@ -1236,65 +1273,78 @@ impl Engine {
     }
 
     /// `thread` mode, an application thread entering a wait: it progresses the rank itself
-    /// from now on; if the parked progress thread was armed on the doorbell on its behalf,
-    /// disarm it (peers need not ring while we poll).
+    /// from now on; if the parked progress thread was armed on its doorbell on its behalf,
+    /// disarm it (peers need not ring it while we poll).
     fn app_enters(&self) {
         self.app_waiting.fetch_add(1, Ordering::SeqCst);
         if self.pt_armed.load(Ordering::Relaxed) && self.pt_armed.swap(false, Ordering::SeqCst) {
-            self.bells.me().sleepers.fetch_sub(1, Ordering::SeqCst);
+            self.bells
+                .me()
+                .pt_watch
+                .fetch_sub(self.pt_level, Ordering::SeqCst);
         }
     }
 
     /// `thread` mode, an application thread leaving a wait. The last one out hands the
     /// watch back to the progress thread without waking it (no system call): it raises
-    /// `sleepers` on the parked thread's behalf, so that the next record a peer pushes rings
-    /// the doorbell it is parked on, then re-polls once so that a record published before
-    /// the peers could see it is not left behind (Dekker with the producers' check of
-    /// `sleepers`). Dekker with [`Engine::park`] on `app_waiting` / `pt_parked`: either the
-    /// progress thread sees no waiter and does not park, or this sees it parked.
-    ///
-    /// On an oversubscribed node there is no hand-off: every wake-up of the progress thread
-    /// takes a core from a rank, and a halo exchange would wake it once per message. The
-    /// parked thread then looks by itself every [`PARK_OVERSUBSCRIBED`] instead.
+    /// `pt_watch` on the parked thread's behalf (by `pt_level`), so that the next record a
+    /// peer pushes (on an oversubscribed node: the next record that asks this rank to act,
+    /// see [`interrupt::watcher_rings`]) rings the doorbell it is parked on (`pt_bell`), then
+    /// re-polls once so that a record published before the peers could see it is not left
+    /// behind (Dekker with the producers' check of `pt_watch`), and asks the consumers of
+    /// rings our records wait for to say when they free space (that rings it too). Dekker
+    /// with [`Engine::park`] on `app_waiting` / `pt_parked`: either the progress thread sees
+    /// no waiter and does not park, or this sees it parked.
     fn app_leaves(&self) {
         if self.app_waiting.fetch_sub(1, Ordering::SeqCst) != 1
-            || self.oversubscribed
             || !self.pt_parked.load(Ordering::SeqCst)
         {
             return;
         }
         let c = self.bells.me();
-        c.sleepers.fetch_add(1, Ordering::SeqCst);
+        c.pt_watch.fetch_add(self.pt_level, Ordering::SeqCst);
         if self.pt_armed.swap(true, Ordering::SeqCst) {
             // Already armed (a hand-off nobody took back yet): one count is enough.
-            c.sleepers.fetch_sub(1, Ordering::SeqCst);
+            c.pt_watch.fetch_sub(self.pt_level, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        let _ = self.progress_once();
+        // The re-poll; if another thread holds the lock, it runs one more pass when it
+        // releases it (`pending`, as in `request_progress`), so the re-poll is not lost.
+        loop {
+            if let Some(mut g) = self.inner.try_lock() {
+                g.core.receiver_waiting = false;
+                self.pass(&mut g);
+                let Inner { core, tx, .. } = &mut *g;
+                self.bells.ask_for_space(core, tx);
+                self.ring_bells(&mut g);
+                self.unlock(g);
+                return;
+            }
+            self.pending.store(true, Ordering::SeqCst);
+            if self.inner.is_locked() {
+                return;
+            }
+        }
     }
 
-    /// `thread` mode's progress thread: parks on the doorbell futex, *not* armed (peers do
-    /// not ring for it), while application threads of the rank wait in tocsin: they make
-    /// the progress then, and a progress thread that spun or woke beside them would take a
-    /// core from them (or from another rank on a full node). Leaves when none waits any
-    /// more (the last one out armed the doorbell for it: the next record rings it awake), at
-    /// `stop()`, or after [`MAX_SLEEP`] ([`PARK_OVERSUBSCRIBED`] on an oversubscribed node).
+    /// `thread` mode's progress thread: parks on its own doorbell futex (`pt_bell`), *not*
+    /// armed (peers do not ring it; the rings and completions meant for the rank's waiting
+    /// threads do not reach it), while application threads of the rank wait in tocsin: they
+    /// make the progress then, and a progress thread that spun or woke beside them would
+    /// take a core from them (or from another rank on a full node). Leaves when a peer rings
+    /// it once none waits any more (the last one out armed the doorbell for it), at
+    /// `stop()`, or after [`MAX_SLEEP`].
     fn park(&self, stop: &dyn Fn() -> bool) {
         let c = self.bells.me();
-        let seq = c.bell.load(Ordering::Acquire);
+        let seq = c.pt_bell.load(Ordering::Acquire);
         self.pt_parked.store(true, Ordering::SeqCst);
         if !stop() && self.app_waiting.load(Ordering::SeqCst) > 0 {
             stats::bump(stats::Counter::Sleeps);
-            let max = if self.oversubscribed {
-                PARK_OVERSUBSCRIBED
-            } else {
-                MAX_SLEEP
-            };
-            self.bells.sleep(seq, max, false);
+            self.bells.sleep_pt(seq, MAX_SLEEP);
         }
         self.pt_parked.store(false, Ordering::SeqCst);
         if self.pt_armed.swap(false, Ordering::SeqCst) {
-            c.sleepers.fetch_sub(1, Ordering::SeqCst);
+            c.pt_watch.fetch_sub(self.pt_level, Ordering::SeqCst);
         }
     }
 
@@ -1315,7 +1365,8 @@ impl Engine {
 
     /// `thread` mode's loop until `stop()`: while application threads of the rank wait in
     /// tocsin, park ([`Engine::park`]); otherwise progress as a wait does (spin the
-    /// [`Engine::spin_budget`], none when oversubscribed, then sleep on the doorbell).
+    /// [`Engine::spin_budget`], none when oversubscribed, then sleep armed on its own
+    /// doorbell: [`Engine::sleep_watching`]).
     pub(crate) fn progress_until(&self, stop: &dyn Fn() -> bool) {
         PROGRESS_THREAD.with(|p| p.set(true));
         if !self.pt_may_park() {
@@ -1384,6 +1435,10 @@ impl Engine {
             std::thread::sleep(Duration::from_micros(100));
             return;
         }
+        if self.pt_may_park() && PROGRESS_THREAD.with(|p| p.get()) {
+            self.sleep_watching(done);
+            return;
+        }
         let c = self.bells.me();
         let seq = c.bell.load(Ordering::Acquire);
         // Armed before we stop polling: a sender always sees one of the two.
@@ -1410,6 +1465,26 @@ impl Engine {
             c.polling.fetch_add(1, Ordering::SeqCst);
         }
         c.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// `thread` mode's progress thread (when it parks, see [`Engine::pt_may_park`]): arms its
+    /// own doorbell (`pt_watch += pt_level`: every record, or on an oversubscribed node only
+    /// those that ask this rank to act), re-polls (asking for ring space), sleeps on
+    /// `pt_bell` until rung (or [`MAX_SLEEP`]), disarms. Same Dekker as [`Engine::sleep`],
+    /// on `pt_watch`; the rings meant for the rank's waiting threads do not wake it.
+    fn sleep_watching(&self, done: &mut impl FnMut() -> bool) {
+        let c = self.bells.me();
+        let seq = c.pt_bell.load(Ordering::Acquire);
+        c.pt_watch.fetch_add(self.pt_level, Ordering::SeqCst);
+        match self.progress_waiting(true) {
+            Found::Ran { unread: false, .. } if !done() => {
+                stats::bump(stats::Counter::Sleeps);
+                self.bells.sleep_pt(seq, MAX_SLEEP);
+            }
+            Found::Busy => std::thread::yield_now(),
+            _ => {}
+        }
+        c.pt_watch.fetch_sub(self.pt_level, Ordering::SeqCst);
     }
 
     /// One progress pass; `Some(())` if `h` has completed. Also checks peers (at most every

@@ -1,28 +1,44 @@
 //! `thread` mode's progress thread (PIOMan-style): one per rank, so that requests progress
 //! while the application computes.
 //!
-//! Owns the thread's life (start, binding, stop, join); the loop body is the engine's
+//! Owns the thread's life (start, deferred start, binding, stop, join); the loop body is the engine's
 //! ([`super::Engine::progress_until`]). It must not touch protocol state directly.
 //!
 //! ## When the progress thread runs, and the trade-off
 //! A progress thread is a second runnable thread per rank: on a full node (as many ranks as
 //! cores) every cycle it spins is taken from a computing rank, and while its own rank waits
-//! in tocsin it only competes with the thread that already makes the progress. So:
+//! in tocsin it only competes with the thread that already makes the progress. It sleeps on
+//! a doorbell of its own (`pt_bell`, armed through `pt_watch`: see [`crate::interrupt`]), so
+//! the rings meant for its rank's waiting threads, and their wake-ups when it completes a
+//! request, never wake it. So:
 //! - **while an application thread of the rank waits in tocsin**, the progress thread
-//!   *parks* on the rank's doorbell futex without arming it (peers do not ring for it): the
-//!   waiting thread spins, then sleeps armed, as in `block` mode, and does the progress;
+//!   *parks* on its doorbell without arming it (peers do not ring it): the waiting thread
+//!   spins, then sleeps armed, as in `block` mode, and does the progress;
 //! - **when the last waiting thread leaves**, it hands the watch back without waking the
-//!   progress thread (no system call): it arms the doorbell on the parked thread's behalf
-//!   and re-polls once, so the next record a peer pushes rings the progress thread awake;
+//!   progress thread (no system call): it arms the thread's doorbell on its behalf and
+//!   re-polls once, so the next record a peer pushes rings the progress thread awake;
 //! - **while the application computes**, the woken progress thread makes progress, spins
 //!   the engine's adaptive budget ([`super::Engine::spin_budget`]: a few wake-up costs, at
-//!   most 250 µs) for what follows, then sleeps armed on the doorbell; on an oversubscribed
-//!   node it never spins.
+//!   most 250 µs) for what follows, then sleeps armed on its doorbell.
 //!
-//! - **on an oversubscribed node** there is no hand-off (each wake-up would take a core
-//!   from a rank, once per message of a halo exchange): the parked thread looks by itself
-//!   every millisecond instead, so a rendezvous that arrives while the rank computes is
-//!   answered within about 1 ms.
+//! **On an oversubscribed node** (more ranks than cores) a wake-up takes a core from a rank,
+//! and a progress thread woken per message of a halo exchange made `thread` mode 1.4–1.6×
+//! the serial time of the oversubscribed jacobi (`block`: 1.1–1.2×). There the thread:
+//! - is armed (handed the watch, or by itself) for the records that ask the rank to act
+//!   only — RTS, CTS, DATA, a collective's later rounds, space freed in a ring our records
+//!   wait for: the records that interrupt a computing rank in `signal` mode. EAGER data and
+//!   FIN wait for the rank's next call, as in `block` mode. A rendezvous that arrives while
+//!   the rank computes is answered as soon as the scheduler runs the woken thread (it used
+//!   to look every 1 ms instead);
+//! - never spins;
+//! - is started only with the rank's first post that may need it ([`ProgressThread::defer`]:
+//!   a send or nonblocking receive above the eager threshold, a synchronous send, a
+//!   nonblocking collective). A second thread per process, even one that never wakes, cost
+//!   about 10% of the oversubscribed jacobi (measured with a thread that only sleeps), so a
+//!   code that exchanges small messages only runs as in `block` mode. The price: until then,
+//!   a synchronous send or an oversized message matched by one of the rank's small posted
+//!   receives waits for its next call. With TCP peers the thread starts at `init` (it alone
+//!   watches the sockets).
 //!
 //! **Where it runs.** Unless `TOCSIN_PROGRESS_CORE` binds it, the thread may run on every
 //! CPU of its rank's NUMA node(s) (the launcher binds the rank to one core; the thread is
@@ -43,7 +59,7 @@
 //! the doorbell and the sockets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
 use hwlocality::cpu::binding::CpuBindingFlags;
@@ -53,11 +69,17 @@ use hwlocality::Topology;
 use super::Engine;
 use crate::error::{Error, Result};
 
-/// A running progress thread.
+/// A progress thread: running, or deferred until the rank first needs it
+/// ([`ProgressThread::defer`]).
 #[derive(Debug, Default)]
 pub(crate) struct ProgressThread {
     stop: Arc<AtomicBool>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// A deferred start: the engine to run on and the core to bind to, until
+    /// [`ProgressThread::start_deferred`] (or `stop`) takes it.
+    deferred: Mutex<Option<(Weak<Engine>, Option<usize>)>>,
+    /// `deferred` holds a start (read without the lock on every post).
+    has_deferred: AtomicBool,
 }
 
 /// Binds the calling thread to core `core` (hwloc logical index among the cores this
@@ -170,9 +192,47 @@ impl ProgressThread {
         Ok(())
     }
 
-    /// Asks the thread to stop, wakes it, and joins it.
+    /// Defers the start of the thread on `eng` (bound to `core` if given) until
+    /// [`ProgressThread::start_deferred`]: on an oversubscribed node a second thread per
+    /// rank costs every rank's context switches even asleep (module docs), so it is started
+    /// only once the rank posts something that may need progress while it computes.
+    pub(crate) fn defer(&self, eng: &Arc<Engine>, core: Option<usize>) {
+        *self.deferred.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Arc::downgrade(eng), core));
+        self.has_deferred.store(true, Ordering::Release);
+    }
+
+    /// Starts the thread if its start was deferred and has not happened yet; otherwise
+    /// does nothing (one atomic load). Ordinary context only; not with the engine lock held.
+    ///
+    /// # Errors
+    /// As [`ProgressThread::start`].
+    pub(crate) fn start_deferred(&self) -> Result<()> {
+        if !self.has_deferred.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Held while starting, so that `stop` finds the handle once it gets the lock.
+        let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_deferred.store(false, Ordering::Release);
+        match d.take() {
+            Some((eng, core)) if !self.stop.load(Ordering::Acquire) => match eng.upgrade() {
+                Some(eng) => self.start(eng, core),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks the thread to stop, wakes it, and joins it (a deferred start is dropped).
     pub(crate) fn stop(&self, wake: impl FnOnce()) {
         self.stop.store(true, Ordering::Release);
+        self.has_deferred.store(false, Ordering::Release);
+        drop(
+            self.deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         wake();
         if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();

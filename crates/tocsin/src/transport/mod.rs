@@ -369,11 +369,13 @@ impl Bells {
     }
 
     /// After pushing records to `peer`: ring it if it sleeps, interrupt it if it computes
-    /// and `urgent` (interrupt modes). Peers of other nodes need nothing: their kernel wakes
-    /// or signals them when the data arrives. Async-signal-safe.
-    pub(crate) fn notify(&self, peer: Rank, sleeps: bool, interrupts: bool) {
+    /// and `interrupts` (interrupt modes, urgent records), ring its progress thread if that
+    /// watches for them (`urgent`: a record asks the peer to act; see
+    /// [`crate::interrupt::watcher_rings`]). Peers of other nodes need nothing: their kernel
+    /// wakes or signals them when the data arrives. Async-signal-safe.
+    pub(crate) fn notify(&self, peer: Rank, sleeps: bool, interrupts: bool, urgent: bool) {
         if let (Route::Shm, Some(n)) = (self.route(peer), &self.node) {
-            n.notify(peer, sleeps, interrupts);
+            n.notify(peer, sleeps, interrupts, urgent);
         }
     }
 
@@ -416,6 +418,19 @@ impl Bells {
         match (self.route(peer), &self.node) {
             (Route::Shm, Some(n)) => n.control(peer).sleepers.load(Ordering::SeqCst) > 0,
             _ => false,
+        }
+    }
+
+    /// Rings this rank's progress-thread doorbell (`thread` mode: wakes the progress thread
+    /// if it sleeps on it, armed or parked).
+    pub(crate) fn wake_me_pt(&self) {
+        match &self.node {
+            Some(n) => n.wake_pt(self.me),
+            None => {
+                let c = self.me();
+                c.pt_bell.fetch_add(1, Ordering::Release);
+                crate::sys::futex_wake_all(&c.pt_bell);
+            }
         }
     }
 
@@ -493,5 +508,11 @@ impl Bells {
             }
             None => crate::sys::futex_wait(&self.me().bell, seq, max),
         }
+    }
+
+    /// `thread` mode's progress thread: sleeps until its own doorbell (`pt_bell`) moves from
+    /// `seq`, or `max` passes. Rings meant for the rank's other threads do not wake it.
+    pub(crate) fn sleep_pt(&self, seq: u32, max: Duration) {
+        crate::sys::futex_wait(&self.me().pt_bell, seq, max);
     }
 }

@@ -65,7 +65,7 @@ use crate::wire::Header;
 use crate::Rank;
 use inbox::{Popped, ShmInbox};
 
-const MAGIC: u64 = 0x7463_6f73_696e_0002; // "tcosin" + layout 2
+const MAGIC: u64 = 0x7463_6f73_696e_0003; // "tcosin" + layout 3
 const CTRL_BYTES: usize = 2 * LINE;
 
 /// Per-rank control block in the segment.
@@ -91,12 +91,21 @@ pub(crate) struct Control {
     /// 1 if this rank sleeps in `epoll_wait` (it has TCP peers) rather than on the futex:
     /// a sender that rings its doorbell also sends a datagram to its doorbell socket.
     pub bell_sock: AtomicU32,
-    _pad: [u8; LINE - 28],
+    /// `thread` mode: the progress thread is asleep on `pt_bell` and armed, a sum of
+    /// [`crate::interrupt::WATCH_ANY`] (ring for every record) and
+    /// [`crate::interrupt::WATCH_URGENT`] (only for records that ask the rank to act).
+    pub pt_watch: AtomicU32,
+    _pad: [u8; LINE - 32],
     /// The doorbell: a futex word bumped by senders that found `sleepers > 0`.
     pub bell: AtomicU32,
     /// 1 while an interrupt (signal or user interrupt) to this rank is outstanding.
     pub irq_pending: AtomicU32,
+    /// `thread` mode: the progress thread's doorbell, a futex word bumped by senders that
+    /// found `pt_watch` asking for their records ([`crate::interrupt::watcher_rings`]).
+    pub pt_bell: AtomicU32,
 }
+
+const _: () = assert!(std::mem::size_of::<Control>() <= CTRL_BYTES);
 
 impl Control {
     /// A control block with every word 0 (a rank alone, with no node segment).
@@ -109,9 +118,11 @@ impl Control {
             finished: AtomicU32::new(0),
             signo: AtomicI32::new(0),
             bell_sock: AtomicU32::new(0),
-            _pad: [0; LINE - 28],
+            pt_watch: AtomicU32::new(0),
+            _pad: [0; LINE - 32],
             bell: AtomicU32::new(0),
             irq_pending: AtomicU32::new(0),
+            pt_bell: AtomicU32::new(0),
         }
     }
 }
@@ -826,13 +837,18 @@ impl ShmNode {
 
     /// After pushing records to rank `r` of this node: what `r`'s published state asks for
     /// ([`crate::interrupt::decide`]): rings its doorbell, or interrupts it (coalesced on
-    /// `irq_pending`). The `SeqCst` fence pairs with `r`'s `SeqCst` updates of
-    /// `sleepers`/`polling` followed by a re-poll (Dekker): either `r` sees our records or we
-    /// see the state that makes us ring or interrupt it. Async-signal-safe.
-    pub(crate) fn notify(&self, r: Rank, sleeps: bool, interrupts: bool) {
-        use crate::interrupt::{claim_interrupt, decide, Notify};
+    /// `irq_pending`); and rings its progress thread's doorbell if that thread watches for
+    /// such records ([`crate::interrupt::watcher_rings`]; `urgent`: one of them asks `r` to
+    /// act). The `SeqCst` fence pairs with `r`'s `SeqCst` updates of
+    /// `sleepers`/`polling`/`pt_watch` followed by a re-poll (Dekker): either `r` sees our
+    /// records or we see the state that makes us ring or interrupt it. Async-signal-safe.
+    pub(crate) fn notify(&self, r: Rank, sleeps: bool, interrupts: bool, urgent: bool) {
+        use crate::interrupt::{claim_interrupt, decide, watcher_rings, Notify};
         let c = self.control(r);
         fence(Ordering::SeqCst);
+        if sleeps && watcher_rings(c.pt_watch.load(Ordering::Relaxed), urgent) {
+            self.wake_pt(r);
+        }
         match decide(
             sleeps,
             interrupts,
@@ -919,6 +935,15 @@ impl ShmNode {
                 }
             }
         }
+        crate::stats::bump(crate::stats::Counter::Doorbells);
+    }
+
+    /// Bumps rank `r`'s progress-thread doorbell and wakes the thread (`thread` mode: it
+    /// sleeps on that futex word only, never in `epoll_wait`). Async-signal-safe.
+    pub(crate) fn wake_pt(&self, r: Rank) {
+        let c = self.control(r);
+        c.pt_bell.fetch_add(1, Ordering::Release);
+        sys::futex_wake_all(&c.pt_bell);
         crate::stats::bump(crate::stats::Counter::Doorbells);
     }
 
@@ -1243,7 +1268,7 @@ impl ShmRx {
             // producer that asked is rung if it sleeps, interrupted if it computes (signal,
             // uintr), left alone if it polls.
             if popped && cx.sleeps && self.view.space_freed(self.me_local, j as u32) {
-                node.notify(p, true, cx.interrupts);
+                node.notify(p, true, cx.interrupts, true);
             }
         }
         if self.inbox.is_some() {
@@ -1318,7 +1343,7 @@ impl ShmRx {
             let ranks = &self.ranks;
             self.view.inbox(self.me_local).take_wanters(|s| {
                 if let Some(&p) = ranks.get(s as usize) {
-                    node.notify(p, true, cx.interrupts);
+                    node.notify(p, true, cx.interrupts, true);
                 }
             });
         }
