@@ -795,6 +795,27 @@ impl Engine {
         Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
     }
 
+    /// [`Engine::post_send`] for a blocking send: the caller waits for the request at once,
+    /// so its RTS may offer the receiver a CMA split (both copy).
+    pub(crate) fn post_send_blocking(
+        &self,
+        p: *const u8,
+        len: usize,
+        dest: Rank,
+        tag: Tag,
+        ctx: u16,
+    ) -> Result<ReqHandle> {
+        if len > self.cfg.eager_threshold {
+            self.background_progress();
+        }
+        Ok(self.locked(|core, tx| {
+            core.sender_waiting = true;
+            let h = core.post_send(tx, p, len, dest, tag, ctx);
+            core.sender_waiting = false;
+            h
+        }))
+    }
+
     /// `thread` mode on an oversubscribed node: the rank posted something that may need
     /// progress while it computes (a send or receive that may take the rendezvous, a
     /// synchronous send, a nonblocking collective): starts the progress thread if its start

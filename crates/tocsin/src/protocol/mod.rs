@@ -16,7 +16,15 @@
 //!     waits does the copy), or
 //!   - answers CTS with its buffer address and the bytes it accepts; the sender then
 //!     *writes* with CMA and sends FIN to the receiver, or, if CMA is off or fails, streams
-//!     DATA chunks through the ring (two copies, pipelined).
+//!     DATA chunks through the ring (two copies, pipelined);
+//!   - or, when both wait (the RTS carries [`FLAG_SENDER_WAITS`]: a blocking send) and the
+//!     message is large (`split_min`: 4 eager thresholds, at least 256 KiB), *splits* the
+//!     copy: a CTS with `offset` = the receiver's share (half, page-aligned) asks the sender
+//!     to write the rest, while the receiver reads its share; the receive completes with the
+//!     sender's FIN. Offered only once a CMA copy with that peer has succeeded; should the
+//!     sender's write fail it streams its share as DATA from `offset`, should the receiver's
+//!     read fail the receive fails ([`Fail::Malformed`]) when the sender's FIN comes, not
+//!     before (the sender may still be writing into the buffer).
 //! - A truncating receive accepts only its buffer's length; the rest is never transferred and
 //!   the receive completes with [`Fail::Truncated`]; the sender completes normally.
 //!
@@ -34,7 +42,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::matching::{Envelope, Pattern, PostedQueue, UnexpectedQueue};
-use crate::wire::{Header, Kind, EAGER_HDR_LEN, FLAG_CMA, FLAG_TO_RECEIVER, FULL_HDR_LEN};
+use crate::wire::{Header, Kind, EAGER_HDR_LEN, FLAG_CMA, FLAG_SENDER_WAITS, FLAG_TO_RECEIVER, FULL_HDR_LEN};
 use crate::{Rank, Tag, ANY_SOURCE};
 
 /// What a completed receive (or a probe) found: who sent it, with which tag, how many bytes.
@@ -251,7 +259,25 @@ struct Req {
     /// Its EAGER record asks the peer to act (a collective's later round: the peer's
     /// schedule waits for it while the application may compute).
     urgent: bool,
+    /// Send: posted by a blocking send, whose thread waits for it (its RTS says so, see
+    /// [`FLAG_SENDER_WAITS`]). Receive of a CMA split: this rank's read of its share
+    /// failed (errno); the receive fails when the sender's FIN comes (not before: the
+    /// sender may still be writing into the buffer).
+    waits: bool,
+    split_failed: Option<i32>,
 }
+
+/// A receive of at least this many bytes, by a waiting receiver, from a sender waiting in a
+/// blocking send, is copied by both (CMA split): half each, so that two idle cores copy.
+/// Expressed in eager thresholds (a measured value: where a single copy starts to beat the
+/// ring's two): the split costs one more CTS round trip and possibly a wake-up of the
+/// sender, repaid only when each half is itself several rendezvous-sized copies.
+const SPLIT_MIN_EAGERS: usize = 4;
+/// Smallest CMA split whatever the eager threshold, bytes.
+const SPLIT_MIN_BYTES: usize = 256 << 10;
+/// The receiver's share of a CMA split ends on this boundary (pages: each side pins and
+/// copies whole pages).
+const SPLIT_ALIGN: usize = 4096;
 
 #[derive(Debug)]
 struct Slot {
@@ -267,6 +293,9 @@ enum Ctrl {
         addr: u64,
         len: usize,
         cma: bool,
+        /// Where in the message the accepted bytes start (0; the receiver's share of a
+        /// CMA split otherwise).
+        offset: usize,
     },
     Fin {
         to_receiver: bool,
@@ -284,7 +313,8 @@ enum Unexp {
         sreq: u64,
         addr: u64,
         len: usize,
-        cma: bool,
+        /// The RTS's flags ([`FLAG_CMA`], [`FLAG_SENDER_WAITS`]).
+        flags: u8,
     },
     /// A rendezvous-size send to self, waiting for its receive.
     SelfSend(u64),
@@ -296,6 +326,9 @@ struct PeerQ {
     msgs: VecDeque<u64>,
     streams: VecDeque<u64>,
     cma_ok: bool,
+    /// A CMA copy with this peer succeeded: a split (in which this rank's read follows a
+    /// CTS it cannot take back) is offered only then.
+    cma_proven: bool,
     /// Gone: died, or finished cleanly (`finished`). Nothing more will come from it.
     dead: bool,
     finished: bool,
@@ -320,6 +353,12 @@ pub struct Core {
     /// Whether the rank is blocked waiting (then a matched RTS is read here rather than
     /// answered with a CTS). Set by the progress engine.
     pub receiver_waiting: bool,
+    /// Whether the send being posted is a blocking one (its thread waits for it, so its
+    /// RTS may offer a CMA split: [`FLAG_SENDER_WAITS`]). Set by the progress engine
+    /// around the post only.
+    pub sender_waiting: bool,
+    /// Smallest message copied by both sides when both wait (CMA split), bytes.
+    split_min: usize,
     /// Requests completed so far (wrapping): the engine wakes the rank's other sleeping
     /// threads after a pass that completed some.
     pub completions: u64,
@@ -372,6 +411,7 @@ impl Core {
                     msgs: VecDeque::with_capacity(q),
                     streams: VecDeque::with_capacity(16),
                     cma_ok: cfg.cma,
+                    cma_proven: false,
                     dead: false,
                     finished: false,
                     touched: false,
@@ -382,6 +422,11 @@ impl Core {
                 .map(|_| Vec::with_capacity(cfg.eager_threshold))
                 .collect(),
             receiver_waiting: false,
+            sender_waiting: false,
+            split_min: cfg
+                .eager_threshold
+                .saturating_mul(SPLIT_MIN_EAGERS)
+                .max(SPLIT_MIN_BYTES),
             queued: false,
             completions: 0,
             cma_failure: None,
@@ -448,10 +493,18 @@ impl Core {
             tag: r.tag,
             len: r.msg_len.min(r.len),
         };
-        let fail = (r.msg_len > r.len).then_some(Fail::Truncated {
-            message_len: r.msg_len,
-            buffer_len: r.len,
-        });
+        let fail = if r.split_failed.is_some() {
+            // Our share of a CMA split could not be read: the data is incomplete.
+            Some(Fail::Malformed {
+                rank: r.peer,
+                detail: "its buffer could not be read (CMA) for this rank's share of the message",
+            })
+        } else {
+            (r.msg_len > r.len).then_some(Fail::Truncated {
+                message_len: r.msg_len,
+                buffer_len: r.len,
+            })
+        };
         self.finish(tok, st, fail);
     }
 
@@ -624,6 +677,8 @@ impl Core {
             remote: 0,
             sync,
             urgent,
+            waits: self.sender_waiting,
+            split_failed: None,
         });
         if dest == me {
             self.send_to_self(tok);
@@ -746,6 +801,8 @@ impl Core {
             remote: 0,
             sync: false,
             urgent: false,
+            waits: false,
+            split_failed: None,
         });
         match self.unexpected.take_match(&pat) {
             None => self.posted.push(pat, tok),
@@ -764,8 +821,8 @@ impl Core {
                         sreq,
                         addr,
                         len,
-                        cma,
-                    } => self.start_rndv_recv(drv, tok, env.source, sreq, addr, len, cma),
+                        flags,
+                    } => self.start_rndv_recv(drv, tok, env.source, sreq, addr, len, flags),
                     Unexp::SelfSend(stok) => self.copy_local(stok, tok, env.source, env.tag),
                 }
             }
@@ -799,9 +856,10 @@ impl Core {
         sreq: u64,
         addr: u64,
         msg_len: usize,
-        sender_cma: bool,
+        flags: u8,
     ) {
         let waiting = self.receiver_waiting;
+        let sender_cma = flags & FLAG_CMA != 0;
         let cma_ok = self.peers[peer as usize].cma_ok;
         let (buf, accept) = {
             let r = self.live(tok);
@@ -812,10 +870,55 @@ impl Core {
             (r.buf, r.accept)
         };
         if sender_cma && cma_ok && waiting {
-            // SAFETY: `buf` is the live receive buffer, at least `accept` bytes.
-            let local = unsafe { std::slice::from_raw_parts_mut(buf, accept) };
+            // Both wait (the sender in a blocking send): split the copy, the sender writing
+            // the second half while this rank reads the first.
+            let split = flags & FLAG_SENDER_WAITS != 0
+                && self.peers[peer as usize].cma_proven
+                && accept >= self.split_min;
+            let mine = if split {
+                (accept / 2) & !(SPLIT_ALIGN - 1)
+            } else {
+                accept
+            };
+            if split {
+                {
+                    let r = self.live(tok);
+                    r.st = St::WaitFin;
+                    // Should the sender's CMA write fail, it streams its share as DATA
+                    // from here.
+                    r.done_bytes = mine;
+                }
+                self.queue_ctrl(
+                    drv,
+                    peer,
+                    Ctrl::Cts {
+                        sreq,
+                        rreq: tok,
+                        addr: buf as u64 + mine as u64,
+                        len: accept - mine,
+                        cma: true,
+                        offset: mine,
+                    },
+                );
+            }
+            // SAFETY: `buf` is the live receive buffer, at least `accept ≥ mine` bytes.
+            let local = unsafe { std::slice::from_raw_parts_mut(buf, mine) };
             match drv.cma_read(peer, addr, local) {
+                Ok(()) if split => {
+                    // The receive completes with the sender's FIN for its half.
+                    return;
+                }
+                Err(e) if split => {
+                    // The CTS is out: the sender writes its half and sends FIN; the
+                    // receive fails then (the buffer is not handed back before).
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    self.cma_failure.get_or_insert((peer, errno));
+                    self.peers[peer as usize].cma_ok = false;
+                    self.live(tok).split_failed = Some(errno);
+                    return;
+                }
                 Ok(()) => {
+                    self.peers[peer as usize].cma_proven = true;
                     let urgent = self.live(tok).ctx & 1 == 1;
                     self.queue_ctrl(
                         drv,
@@ -847,6 +950,7 @@ impl Core {
                 addr: buf as u64,
                 len: accept,
                 cma,
+                offset: 0,
             },
         );
         if !cma && accept == 0 {
@@ -887,12 +991,14 @@ impl Core {
                     addr,
                     len,
                     cma,
+                    offset,
                 } => {
                     let mut h = Header::new(Kind::Cts);
                     h.sreq = sreq;
                     h.rreq = rreq;
                     h.addr = addr;
                     h.len = len as u64;
+                    h.offset = offset as u64;
                     h.flags = if cma { FLAG_CMA } else { 0 };
                     h
                 }
@@ -945,6 +1051,9 @@ impl Core {
                 h.sreq = tok;
                 h.addr = r.buf as u64;
                 h.flags = if cma_ok { FLAG_CMA } else { 0 };
+                if r.waits {
+                    h.flags |= FLAG_SENDER_WAITS;
+                }
                 payload = &[];
             }
             h.ctx = r.ctx;
@@ -1103,7 +1212,7 @@ impl Core {
                                 h.sreq,
                                 h.addr,
                                 h.len as usize,
-                                h.flags & FLAG_CMA != 0,
+                                h.flags,
                             );
                         }
                     }
@@ -1118,7 +1227,7 @@ impl Core {
                                 sreq: h.sreq,
                                 addr: h.addr,
                                 len: h.len as usize,
-                                cma: h.flags & FLAG_CMA != 0,
+                                flags: h.flags,
                             }
                         };
                         self.unexpected.push(env, u);
@@ -1127,17 +1236,29 @@ impl Core {
             }
             Kind::Cts => {
                 let tok = h.sreq;
-                let ok = matches!(self.get(tok), Some(r) if r.send && r.peer == peer && r.st == St::WaitCts && h.len as usize <= r.len);
+                let accept = h.len as usize;
+                let offset = h.offset as usize;
+                let ok = matches!(self.get(tok), Some(r) if r.send && r.peer == peer && r.st == St::WaitCts
+                    && offset.checked_add(accept).is_some_and(|end| end <= r.len));
                 if !ok {
                     return Err(malformed("CTS for no send awaiting one"));
                 }
-                let cma = h.flags & FLAG_CMA != 0 && self.peers[peer as usize].cma_ok;
-                let accept = h.len as usize;
+                if offset > 0 && h.flags & FLAG_CMA == 0 {
+                    return Err(malformed("CTS with an offset but no CMA address"));
+                }
+                let split = offset > 0;
+                // A split's CTS asks for our share whatever we concluded of CMA since the
+                // RTS: the receiver reads its own share meanwhile and waits for our FIN.
+                let cma = h.flags & FLAG_CMA != 0 && (self.peers[peer as usize].cma_ok || split);
                 let buf = {
                     let r = self.live(tok);
-                    r.accept = accept;
+                    // Bytes `offset..offset + accept` of the message are ours to deliver
+                    // (by CMA, else streamed as DATA from `offset`).
+                    r.accept = offset + accept;
+                    r.done_bytes = offset;
                     r.remote = h.rreq;
-                    r.buf
+                    // SAFETY: `offset + accept ≤ len` (checked above): inside the send buffer.
+                    unsafe { r.buf.add(offset) }
                 };
                 if cma {
                     let res = if accept == 0 {
@@ -1150,6 +1271,7 @@ impl Core {
                     };
                     match res {
                         Ok(()) => {
+                            self.peers[peer as usize].cma_proven |= accept > 0;
                             let urgent = self.live(tok).ctx & 1 == 1;
                             self.queue_ctrl(
                                 drv,
@@ -1174,6 +1296,8 @@ impl Core {
                     self.finish_send(tok);
                     return Ok(Taken::Consumed);
                 }
+                // Our share streamed as DATA (a split's receiver, waiting for our FIN,
+                // takes DATA from its share's end: see `start_rndv_recv`).
                 self.live(tok).st = St::Streaming;
                 self.peers[peer as usize].streams.push_back(tok);
                 self.queued = true;
@@ -1311,6 +1435,8 @@ impl Core {
             remote: 0,
             sync: false,
             urgent: false,
+            waits: false,
+            split_failed: None,
         });
         match u {
             Unexp::Eager(data) => {
@@ -1321,8 +1447,8 @@ impl Core {
                 sreq,
                 addr,
                 len,
-                cma,
-            } => self.start_rndv_recv(drv, tok, env.source, sreq, addr, len, cma),
+                flags,
+            } => self.start_rndv_recv(drv, tok, env.source, sreq, addr, len, flags),
             Unexp::SelfSend(stok) => self.copy_local(stok, tok, env.source, env.tag),
         }
         shared

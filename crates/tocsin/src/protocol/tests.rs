@@ -620,3 +620,106 @@ fn a_receive_offered_for_a_cma_write_is_exposed_until_fin() {
     assert!(!p.c[1].exposed_to(0));
     assert_eq!(a, b);
 }
+
+/// One rendezvous of `n` bytes from a blocking send (0 → 1) to a waiting receive, posted
+/// first or after the RTS; returns (send, receive, the received bytes, CMA calls of each).
+fn blocking_rendezvous(
+    p: &mut Pair,
+    n: usize,
+    seed: u8,
+    recv_first: bool,
+) -> (Arc<ReqShared>, Arc<ReqShared>, Vec<u8>, Vec<u8>, [usize; 2]) {
+    let before = [p.d[0].cma_calls, p.d[1].cma_calls];
+    p.c[1].receiver_waiting = true;
+    let a = pattern(n, seed);
+    let mut b = vec![0u8; n];
+    let post_send = |p: &mut Pair, a: &[u8]| {
+        p.c[0].sender_waiting = true;
+        let s = p.send(0, a, 5);
+        p.c[0].sender_waiting = false;
+        s
+    };
+    let (s, r) = if recv_first {
+        let r = p.recv(1, &mut b, 0, 5);
+        (post_send(p, &a), r)
+    } else {
+        let s = post_send(p, &a);
+        p.pump();
+        (s, p.recv(1, &mut b, 0, 5))
+    };
+    p.pump();
+    let calls = [
+        p.d[0].cma_calls - before[0],
+        p.d[1].cma_calls - before[1],
+    ];
+    (s, r, a, b, calls)
+}
+
+#[test]
+fn both_waiting_split_the_cma_copy() {
+    let n = 300_003; // above the split minimum (256 KiB), not a multiple of a page
+    let mut p = Pair::new(64, true, true, 4);
+    // The first transfer proves CMA with the peer: the receiver reads it all.
+    let (s, r, a, b, calls) = blocking_rendezvous(&mut p, n, 1, true);
+    assert!(s.is_complete() && r.is_complete());
+    assert!(a == b, "payload differs");
+    assert_eq!(calls, [0, 1]);
+    // Then both copy: the receiver reads its half, the sender writes the rest.
+    for recv_first in [true, false] {
+        let (s, r, a, b, calls) = blocking_rendezvous(&mut p, n, 2, recv_first);
+        assert_eq!(calls, [1, 1], "recv_first {recv_first}");
+        assert!(a == b, "payload differs (recv_first {recv_first})");
+        let st = Status {
+            source: 0,
+            tag: 5,
+            len: n,
+        };
+        assert_eq!(r.outcome().unwrap(), (st, None));
+        assert_eq!(s.outcome().unwrap().1, None);
+    }
+    // A nonblocking send (its thread may compute) is never asked to copy.
+    let a = pattern(n, 3);
+    let mut b = vec![0u8; n];
+    let before = p.d[0].cma_calls;
+    let r = p.recv(1, &mut b, 0, 6);
+    let s = p.send(0, &a, 6);
+    p.pump();
+    assert!(s.is_complete() && r.is_complete() && a == b);
+    assert_eq!(p.d[0].cma_calls, before);
+    // Below the minimum, no split either.
+    let (_, _, a, b, calls) = blocking_rendezvous(&mut p, 100_000, 4, true);
+    assert!(a == b);
+    assert_eq!(calls, [0, 1]);
+    assert_eq!(p.c[0].live_requests() + p.c[1].live_requests(), 0);
+}
+
+#[test]
+fn a_split_whose_copy_fails_on_either_side_is_not_lost() {
+    let n = 300_003;
+    // The sender's write is refused after the proof: it streams its share as DATA.
+    let mut p = Pair::new(64, true, true, 4);
+    blocking_rendezvous(&mut p, n, 1, true);
+    p.d[0].cma = false;
+    let (s, r, a, b, calls) = blocking_rendezvous(&mut p, n, 2, true);
+    assert_eq!(calls, [0, 1]);
+    assert!(a == b, "payload differs after the sender's fallback");
+    assert_eq!(r.outcome().unwrap().1, None);
+    assert_eq!(s.outcome().unwrap().1, None);
+    assert_eq!(p.c[0].cma_failure.map(|f| f.0), Some(1));
+    // The receiver's read of its share is refused: the sender still writes its share and
+    // sends FIN, and only then does the receive fail (its buffer is not handed back while
+    // the sender may write into it).
+    let mut p = Pair::new(64, true, true, 4);
+    blocking_rendezvous(&mut p, n, 1, true);
+    p.d[1].cma = false;
+    let (s, r, a, b, calls) = blocking_rendezvous(&mut p, n, 2, true);
+    assert_eq!(calls, [1, 0]);
+    assert_eq!(s.outcome().unwrap().1, None);
+    assert!(matches!(
+        r.outcome().unwrap().1,
+        Some(Fail::Malformed { rank: 0, .. })
+    ));
+    let half = (n / 2) & !4095;
+    assert!(a[half..] == b[half..], "the sender's share differs");
+    assert_eq!(p.c[0].live_requests() + p.c[1].live_requests(), 0);
+}

@@ -16,7 +16,7 @@
 //! | 16 | `sreq: u64` | sender-side request token (RTS, CTS, FIN to sender) |
 //! | 24 | `rreq: u64` | receiver-side request token (CTS, DATA, FIN to receiver) |
 //! | 32 | `addr: u64` | RTS: sender buffer address; CTS: receiver buffer address (CMA) |
-//! | 40 | `offset: u64` | DATA: byte offset of the chunk in the message |
+//! | 40 | `offset: u64` | DATA: byte offset of the chunk in the message; CTS: byte offset of the part the sender writes (0, or the receiver's share of a CMA split) |
 //!
 //! An EAGER header stops after `len` (16 bytes) so that a small message and its header fit
 //! in one 64-byte cache line with the ring's record word; every other kind is 48 bytes.
@@ -55,7 +55,11 @@ impl Kind {
 pub const FLAG_CMA: u8 = 0x1;
 /// FIN: addressed to the receiver (`rreq`); without it, to the sender (`sreq`).
 pub const FLAG_TO_RECEIVER: u8 = 0x2;
-const KNOWN_FLAGS: u8 = FLAG_CMA | FLAG_TO_RECEIVER;
+/// RTS: the sender waits in a blocking send until this message is delivered, so a
+/// receiver that also waits may ask it (CTS with `offset > 0`) to copy part of the data
+/// itself while the receiver copies the rest: both idle cores copy (CMA split).
+pub const FLAG_SENDER_WAITS: u8 = 0x4;
+const KNOWN_FLAGS: u8 = FLAG_CMA | FLAG_TO_RECEIVER | FLAG_SENDER_WAITS;
 
 /// Encoded size of an EAGER header, bytes.
 pub const EAGER_HDR_LEN: usize = 16;
