@@ -320,7 +320,9 @@ impl Comm {
         if self.eng.try_send_eager_now(b, w, tag, ctx) {
             return Ok(());
         }
-        let h = self.eng.post_send_blocking(b.as_ptr(), b.len(), w, tag, ctx)?;
+        let h = self
+            .eng
+            .post_send_blocking(b.as_ptr(), b.len(), w, tag, ctx)?;
         self.eng.wait(&h).map(|_| ())
     }
 

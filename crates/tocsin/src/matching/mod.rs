@@ -42,6 +42,7 @@ pub struct Pattern {
 
 impl Pattern {
     /// `true` if a message with envelope `e` may be received by this pattern.
+    #[inline]
     pub fn matches(&self, e: &Envelope) -> bool {
         self.ctx == e.ctx
             && (self.source == ANY_SOURCE || self.source == e.source)
@@ -87,6 +88,7 @@ impl<K: Copy, T> Queue<K, T> {
         self.items.push_back((key, item));
     }
     /// Removes and returns the oldest item for which `pred(key, item)` holds.
+    #[inline]
     pub fn take_first(&mut self, mut pred: impl FnMut(&K, &T) -> bool) -> Option<(K, T)> {
         let i = self.items.iter().position(|(k, t)| pred(k, t))?;
         // The common case (the oldest matches: in-order traffic) without `remove`'s
@@ -123,6 +125,7 @@ pub type UnexpectedQueue<T> = Queue<Envelope, T>;
 
 impl<T> PostedQueue<T> {
     /// Removes the oldest posted receive that accepts envelope `e`.
+    #[inline]
     pub fn take_match(&mut self, e: &Envelope) -> Option<(Pattern, T)> {
         self.take_first(|p, _| p.matches(e))
     }
@@ -130,6 +133,7 @@ impl<T> PostedQueue<T> {
 
 impl<T> UnexpectedQueue<T> {
     /// Removes the oldest unexpected message accepted by pattern `p`.
+    #[inline]
     pub fn take_match(&mut self, p: &Pattern) -> Option<(Envelope, T)> {
         self.take_first(|e, _| p.matches(e))
     }

@@ -42,7 +42,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::matching::{Envelope, Pattern, PostedQueue, UnexpectedQueue};
-use crate::wire::{Header, Kind, EAGER_HDR_LEN, FLAG_CMA, FLAG_SENDER_WAITS, FLAG_TO_RECEIVER, FULL_HDR_LEN};
+use crate::wire::{
+    Header, Kind, EAGER_HDR_LEN, FLAG_CMA, FLAG_SENDER_WAITS, FLAG_TO_RECEIVER, FULL_HDR_LEN,
+};
 use crate::{Rank, Tag, ANY_SOURCE};
 
 /// What a completed receive (or a probe) found: who sent it, with which tag, how many bytes.
@@ -260,11 +262,12 @@ struct Req {
     /// schedule waits for it while the application may compute).
     urgent: bool,
     /// Send: posted by a blocking send, whose thread waits for it (its RTS says so, see
-    /// [`FLAG_SENDER_WAITS`]). Receive of a CMA split: this rank's read of its share
-    /// failed (errno); the receive fails when the sender's FIN comes (not before: the
-    /// sender may still be writing into the buffer).
+    /// [`FLAG_SENDER_WAITS`]).
     waits: bool,
-    split_failed: Option<i32>,
+    /// Receive of a CMA split: this rank's read of its share failed (the error is in
+    /// `cma_failure`); the receive fails when the sender's FIN comes (not before: the
+    /// sender may still be writing into the buffer).
+    split_failed: bool,
 }
 
 /// A receive of at least this many bytes, by a waiting receiver, from a sender waiting in a
@@ -471,19 +474,20 @@ impl Core {
 
     fn finish(&mut self, tok: u64, st: Status, fail: Option<Fail>) {
         let idx = tok_index(tok);
-        if let Some(req) = self.slots[idx].req.take() {
-            self.completions = self.completions.wrapping_add(1);
-            self.free.push(idx as u32); // capacity reserved in `alloc`: no allocation
-            let cell: *const ReqShared = Arc::as_ptr(&req.shared);
-            // Release the core's reference *before* publishing completion: the owner holds
-            // its own reference until it has seen DONE, so this never frees (no deallocation
-            // here, which may run in a handler), and once DONE is published the core no
-            // longer touches the cell.
-            drop(req);
-            // SAFETY: the owner's reference keeps the cell alive until it observes DONE,
-            // which happens only after (or during) this call.
-            unsafe { (*cell).complete(st, fail) };
-        }
+        let Some(req) = self.slots[idx].req.as_ref() else {
+            return;
+        };
+        let cell: *const ReqShared = Arc::as_ptr(&req.shared);
+        self.completions = self.completions.wrapping_add(1);
+        self.free.push(idx as u32); // capacity reserved in `alloc`: no allocation
+                                    // Release the core's reference *before* publishing completion: the owner holds its
+                                    // own reference until it has seen DONE, so this never frees (no deallocation here,
+                                    // which may run in a handler), and once DONE is published the core no longer
+                                    // touches the cell. Dropped in place (not moved out: a request is ~100 bytes).
+        self.slots[idx].req = None;
+        // SAFETY: the owner's reference keeps the cell alive until it observes DONE, which
+        // happens only after (or during) this call.
+        unsafe { (*cell).complete(st, fail) };
     }
 
     fn finish_recv(&mut self, tok: u64) {
@@ -493,7 +497,7 @@ impl Core {
             tag: r.tag,
             len: r.msg_len.min(r.len),
         };
-        let fail = if r.split_failed.is_some() {
+        let fail = if r.split_failed {
             // Our share of a CMA split could not be read: the data is incomplete.
             Some(Fail::Malformed {
                 rank: r.peer,
@@ -678,7 +682,7 @@ impl Core {
             sync,
             urgent,
             waits: self.sender_waiting,
-            split_failed: None,
+            split_failed: false,
         });
         if dest == me {
             self.send_to_self(tok);
@@ -802,7 +806,7 @@ impl Core {
             sync: false,
             urgent: false,
             waits: false,
-            split_failed: None,
+            split_failed: false,
         });
         match self.unexpected.take_match(&pat) {
             None => self.posted.push(pat, tok),
@@ -914,7 +918,7 @@ impl Core {
                     let errno = e.raw_os_error().unwrap_or(0);
                     self.cma_failure.get_or_insert((peer, errno));
                     self.peers[peer as usize].cma_ok = false;
-                    self.live(tok).split_failed = Some(errno);
+                    self.live(tok).split_failed = true;
                     return;
                 }
                 Ok(()) => {
@@ -1436,7 +1440,7 @@ impl Core {
             sync: false,
             urgent: false,
             waits: false,
-            split_failed: None,
+            split_failed: false,
         });
         match u {
             Unexp::Eager(data) => {

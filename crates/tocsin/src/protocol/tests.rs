@@ -648,10 +648,7 @@ fn blocking_rendezvous(
         (s, p.recv(1, &mut b, 0, 5))
     };
     p.pump();
-    let calls = [
-        p.d[0].cma_calls - before[0],
-        p.d[1].cma_calls - before[1],
-    ];
+    let calls = [p.d[0].cma_calls - before[0], p.d[1].cma_calls - before[1]];
     (s, r, a, b, calls)
 }
 
