@@ -451,7 +451,7 @@ impl Comm {
         let pending = if self.eng.try_send_eager_now(bytes, to, tag, ctx) {
             None
         } else {
-            Some(self.eng.post_send(out, len, to, tag, ctx)?)
+            Some(self.eng.post_send(out, len, to, tag, ctx, false)?)
         };
         let h = self.eng.post_recv_blocking(into, cap, from, tag, ctx);
         let got = self.eng.wait_coll_step(&h, members);

@@ -181,7 +181,8 @@ impl<'s, 'env> Persistent<'s, 'env> {
                 if sync {
                     c.eng.post_ssend(self.ptr, self.len, w, tag, c.info.ctx)?
                 } else {
-                    c.eng.post_send(self.ptr, self.len, w, tag, c.info.ctx)?
+                    c.eng
+                        .post_send(self.ptr, self.len, w, tag, c.info.ctx, false)?
                 }
             }
             Kind::Recv { source, tag } => c.eng.post_recv(

@@ -320,9 +320,7 @@ impl Comm {
         if self.eng.try_send_eager_now(b, w, tag, ctx) {
             return Ok(());
         }
-        let h = self
-            .eng
-            .post_send_blocking(b.as_ptr(), b.len(), w, tag, ctx)?;
+        let h = self.eng.post_send(b.as_ptr(), b.len(), w, tag, ctx, true)?;
         self.eng.wait(&h).map(|_| ())
     }
 
@@ -496,6 +494,7 @@ impl<'s, 'env> Scope<'s, 'env> {
             c.info.world_rank(dest),
             tag,
             c.info.ctx,
+            false,
         )?;
         Ok(self.track(h))
     }

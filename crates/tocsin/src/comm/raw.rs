@@ -108,9 +108,14 @@ impl Comm {
         tag: Tag,
     ) -> Result<RawRequest> {
         self.check_dest(dest, tag)?;
-        let h = self
-            .eng
-            .post_send(buf, len, self.info.world_rank(dest), tag, self.info.ctx)?;
+        let h = self.eng.post_send(
+            buf,
+            len,
+            self.info.world_rank(dest),
+            tag,
+            self.info.ctx,
+            false,
+        )?;
         Ok(RawRequest::new(self, h))
     }
 

@@ -781,6 +781,8 @@ impl Engine {
         }
     }
 
+    /// Posts a send. `blocking`: the caller waits for the request at once (a blocking
+    /// send), so its RTS may offer the receiver a CMA split (both copy).
     pub(crate) fn post_send(
         &self,
         p: *const u8,
@@ -788,28 +790,13 @@ impl Engine {
         dest: Rank,
         tag: Tag,
         ctx: u16,
-    ) -> Result<ReqHandle> {
-        if len > self.cfg.eager_threshold {
-            self.background_progress();
-        }
-        Ok(self.locked(|core, tx| core.post_send(tx, p, len, dest, tag, ctx)))
-    }
-
-    /// [`Engine::post_send`] for a blocking send: the caller waits for the request at once,
-    /// so its RTS may offer the receiver a CMA split (both copy).
-    pub(crate) fn post_send_blocking(
-        &self,
-        p: *const u8,
-        len: usize,
-        dest: Rank,
-        tag: Tag,
-        ctx: u16,
+        blocking: bool,
     ) -> Result<ReqHandle> {
         if len > self.cfg.eager_threshold {
             self.background_progress();
         }
         Ok(self.locked(|core, tx| {
-            core.sender_waiting = true;
+            core.sender_waiting = blocking;
             let h = core.post_send(tx, p, len, dest, tag, ctx);
             core.sender_waiting = false;
             h

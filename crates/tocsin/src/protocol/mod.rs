@@ -915,9 +915,7 @@ impl Core {
                 Err(e) if split => {
                     // The CTS is out: the sender writes its half and sends FIN; the
                     // receive fails then (the buffer is not handed back before).
-                    let errno = e.raw_os_error().unwrap_or(0);
-                    self.cma_failure.get_or_insert((peer, errno));
-                    self.peers[peer as usize].cma_ok = false;
+                    self.cma_refused(peer, &e);
                     self.live(tok).split_failed = true;
                     return;
                 }
@@ -936,11 +934,7 @@ impl Core {
                     self.finish_recv(tok);
                     return;
                 }
-                Err(e) => {
-                    self.cma_failure
-                        .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
-                    self.peers[peer as usize].cma_ok = false;
-                }
+                Err(e) => self.cma_refused(peer, &e),
             }
         }
         let cma = self.peers[peer as usize].cma_ok;
@@ -960,6 +954,13 @@ impl Core {
         if !cma && accept == 0 {
             self.finish_recv(tok);
         }
+    }
+
+    /// A CMA copy with `peer` failed: the pipelined path from now on, reported once.
+    fn cma_refused(&mut self, peer: Rank, e: &std::io::Error) {
+        self.cma_failure
+            .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
+        self.peers[peer as usize].cma_ok = false;
     }
 
     fn queue_ctrl(&mut self, drv: &mut dyn Driver, peer: Rank, c: Ctrl) {
@@ -1289,11 +1290,7 @@ impl Core {
                             self.finish_send(tok);
                             return Ok(Taken::Consumed);
                         }
-                        Err(e) => {
-                            self.cma_failure
-                                .get_or_insert((peer, e.raw_os_error().unwrap_or(0)));
-                            self.peers[peer as usize].cma_ok = false;
-                        }
+                        Err(e) => self.cma_refused(peer, &e),
                     }
                 }
                 if accept == 0 {

@@ -621,14 +621,13 @@ fn a_receive_offered_for_a_cma_write_is_exposed_until_fin() {
     assert_eq!(a, b);
 }
 
+/// What [`blocking_rendezvous`] did: both requests, the bytes sent and received, and the
+/// CMA calls each side made.
+type Rendezvous = (Arc<ReqShared>, Arc<ReqShared>, Vec<u8>, Vec<u8>, [usize; 2]);
+
 /// One rendezvous of `n` bytes from a blocking send (0 → 1) to a waiting receive, posted
-/// first or after the RTS; returns (send, receive, the received bytes, CMA calls of each).
-fn blocking_rendezvous(
-    p: &mut Pair,
-    n: usize,
-    seed: u8,
-    recv_first: bool,
-) -> (Arc<ReqShared>, Arc<ReqShared>, Vec<u8>, Vec<u8>, [usize; 2]) {
+/// first or after the RTS.
+fn blocking_rendezvous(p: &mut Pair, n: usize, seed: u8, recv_first: bool) -> Rendezvous {
     let before = [p.d[0].cma_calls, p.d[1].cma_calls];
     p.c[1].receiver_waiting = true;
     let a = pattern(n, seed);
