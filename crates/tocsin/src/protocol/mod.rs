@@ -892,18 +892,7 @@ impl Core {
                     // from here.
                     r.done_bytes = mine;
                 }
-                self.queue_ctrl(
-                    drv,
-                    peer,
-                    Ctrl::Cts {
-                        sreq,
-                        rreq: tok,
-                        addr: buf as u64 + mine as u64,
-                        len: accept - mine,
-                        cma: true,
-                        offset: mine,
-                    },
-                );
+                self.queue_cts(drv, peer, sreq, tok, buf, mine..accept, true);
             }
             // SAFETY: `buf` is the live receive buffer, at least `accept ≥ mine` bytes.
             let local = unsafe { std::slice::from_raw_parts_mut(buf, mine) };
@@ -939,21 +928,35 @@ impl Core {
         }
         let cma = self.peers[peer as usize].cma_ok;
         self.live(tok).st = if cma { St::WaitFin } else { St::WaitData };
-        self.queue_ctrl(
-            drv,
-            peer,
-            Ctrl::Cts {
-                sreq,
-                rreq: tok,
-                addr: buf as u64,
-                len: accept,
-                cma,
-                offset: 0,
-            },
-        );
+        self.queue_cts(drv, peer, sreq, tok, buf, 0..accept, cma);
         if !cma && accept == 0 {
             self.finish_recv(tok);
         }
+    }
+
+    /// Queues a CTS asking `peer`'s send `sreq` for bytes `part` of its message, for
+    /// receive `tok` whose buffer starts at `buf` (written there with CMA when `cma`, else
+    /// streamed as DATA).
+    #[allow(clippy::too_many_arguments)]
+    fn queue_cts(
+        &mut self,
+        drv: &mut dyn Driver,
+        peer: Rank,
+        sreq: u64,
+        tok: u64,
+        buf: *mut u8,
+        part: std::ops::Range<usize>,
+        cma: bool,
+    ) {
+        let c = Ctrl::Cts {
+            sreq,
+            rreq: tok,
+            addr: buf as u64 + part.start as u64,
+            len: part.len(),
+            cma,
+            offset: part.start,
+        };
+        self.queue_ctrl(drv, peer, c);
     }
 
     /// A CMA copy with `peer` failed: the pipelined path from now on, reported once.

@@ -449,7 +449,6 @@ impl Mapping {
         if start >= end {
             return true;
         }
-        let end = end.min(self.len.div_ceil(PAGE) * PAGE);
         // SAFETY: a range of pages inside this mapping (clipped above); POPULATE_WRITE only
         // faults pages in, it changes no content.
         unsafe {
